@@ -1,0 +1,46 @@
+# wasmts: containerd shim v2 for WASI preview1 modules, on node:wasi.
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib/wasmts
+BINDIR ?= $(PREFIX)/bin
+NODE ?= $(shell command -v node)
+TESTS ?= $(shell find test -name '*.test.ts' | sort)
+
+.PHONY: all deps build proto typecheck modules test install uninstall clean
+
+all: build
+
+deps:
+	@bash scripts/ensure-deps.sh
+
+node_modules: package.json
+	@if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
+	@touch node_modules
+
+build: node_modules
+	@node scripts/build.mjs
+
+proto: node_modules
+	npx buf generate
+
+typecheck: node_modules
+	npx tsc --noEmit -p .
+
+modules:
+	@bash scripts/build-modules.sh
+
+# Installs what the tests need (Debian packages, npm packages), builds, then runs every suite.
+test: deps build typecheck modules
+	node --import tsx --test --test-reporter=spec $(TESTS)
+
+# Copies the built shim to $(LIBDIR) and puts containerd-shim-wasmts-v1 on containerd's PATH.
+install: build
+	install -d $(LIBDIR)/dist $(BINDIR)
+	install -m 0644 dist/*.cjs $(LIBDIR)/dist/
+	printf '#!%s\nrequire("%s/dist/shim.cjs");\n' "$(NODE)" "$(LIBDIR)" > $(BINDIR)/containerd-shim-wasmts-v1
+	chmod 0755 $(BINDIR)/containerd-shim-wasmts-v1
+
+uninstall:
+	rm -rf $(LIBDIR) $(BINDIR)/containerd-shim-wasmts-v1
+
+clean:
+	rm -rf dist build test-output

@@ -1,0 +1,49 @@
+// Where a shim listens, computed exactly as containerd's shim library does,
+// so `start` for a second container of the same group finds the first daemon.
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+
+export const SOCKET_DIR = '/run/containerd/s';
+const GROUP_ANNOTATIONS = ['io.kubernetes.cri.sandbox-id', 'io.containerd.runc.v2.group'];
+
+export function socketPathFor(containerdAddress: string, namespace: string, grouping: string): string {
+  // Go's filepath.Join cleans the result; path.join does the same for these inputs.
+  const joined = path.join(containerdAddress, namespace, grouping);
+  return `${SOCKET_DIR}/${createHash('sha256').update(joined).digest('hex')}`;
+}
+
+export function groupingFor(id: string, annotations: Record<string, string> | undefined): string {
+  for (const key of GROUP_ANNOTATIONS) {
+    const value = annotations?.[key];
+    if (value) return value;
+  }
+  return id;
+}
+
+export function stripUnix(address: string): string {
+  return address.startsWith('unix://') ? address.slice('unix://'.length) : address;
+}
+
+/** Writes `<bundle>/<name>` atomically (temp file + rename), no trailing newline. */
+export function writeFileAtomic(file: string, content: string): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, content, { mode: 0o600 });
+  fs.renameSync(tmp, file);
+}
+
+/** True when something accepts connections on the unix socket `socketPath`. */
+export function canConnect(socketPath: string, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(socketPath);
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => done(false), timeoutMs);
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+}

@@ -1,0 +1,90 @@
+// Cleanup shared by the Delete RPC and the `delete` action: what a container
+// leaves on the host is its child processes and its mounts under the bundle.
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+export const PID_FILE = 'init.pid';
+/** Marks our Wasm child processes, so a recycled pid is never killed by mistake. */
+export const CHILD_MARKER = 'wasm-child';
+
+export function isOurChild(pid: number): boolean {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(CHILD_MARKER);
+  } catch {
+    return false;
+  }
+}
+
+/** Kills the container's child processes recorded in the bundle; returns the init pid (0 if unknown). */
+export function killLeftoverChildren(bundle: string): number {
+  let initPid = 0;
+  for (const name of pidFiles(bundle)) {
+    const pid = Number(readOr(path.join(bundle, name), ''));
+    if (!Number.isInteger(pid) || pid <= 0) continue;
+    if (name === PID_FILE) initPid = pid;
+    if (isOurChild(pid)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  }
+  return initPid;
+}
+
+function pidFiles(bundle: string): string[] {
+  try {
+    return fs.readdirSync(bundle).filter((n) => n === PID_FILE || /^exec-.*\.pid$/.test(n));
+  } catch {
+    return [];
+  }
+}
+
+function readOr(file: string, fallback: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8').trim();
+  } catch {
+    return fallback;
+  }
+}
+
+/** Mount points at or below `dir`, deepest first, from /proc/self/mountinfo. */
+export function mountsUnder(dir: string): string[] {
+  const prefix = dir.endsWith('/') ? dir : `${dir}/`;
+  let info = '';
+  try {
+    info = fs.readFileSync('/proc/self/mountinfo', 'utf8');
+  } catch {
+    return [];
+  }
+  const points = new Set<string>();
+  for (const line of info.split('\n')) {
+    const field = line.split(' ')[4];
+    if (!field) continue;
+    const point = field.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+    if (point === dir || point.startsWith(prefix)) points.add(point);
+  }
+  return [...points].sort((a, b) => b.length - a.length);
+}
+
+/** Unmounts everything at or below `<bundle>/rootfs`; lazily when busy, so cleanup never hangs. */
+export function unmountRootfs(bundle: string): void {
+  const rootfs = path.join(bundle, 'rootfs');
+  for (let round = 0; round < 4; round++) {
+    const points = mountsUnder(rootfs);
+    if (points.length === 0) return;
+    for (const point of points) {
+      try {
+        execFileSync('umount', [point], { stdio: 'ignore' });
+      } catch {
+        try {
+          execFileSync('umount', ['-l', point], { stdio: 'ignore' });
+        } catch {
+          // reported by the caller's leak checks; never throw from cleanup
+        }
+      }
+    }
+  }
+}

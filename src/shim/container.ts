@@ -1,0 +1,160 @@
+// A container in this daemon: its bundle, its mounted rootfs, the init
+// process and its execs. Creating one turns the bundle into a prepared Wasm
+// child; anything that fails on the way is undone before the error goes back.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Engine, ExitInfo, ModuleSpec } from '../wasm/engine.js';
+import { ModuleError } from '../wasm/engine.js';
+import { Code, TtrpcError } from '../ttrpc/status.js';
+import { PID_FILE, unmountRootfs } from './cleanup.js';
+import { resolveEntrypoint } from './entrypoint.js';
+import { Process } from './process.js';
+import { bindMountsOf, mountBinds, mountSnapshot, type SnapshotMount } from './rootfs.js';
+import { checkProcess, readSpec, SpecError, type OciProcess, type OciSpec } from './spec.js';
+import { checkStdio, openStdin, type StdioPaths } from './stdio.js';
+
+export interface CreateParams {
+  id: string;
+  bundle: string;
+  rootfs: SnapshotMount[];
+  stdio: StdioPaths;
+  traceparent?: string;
+}
+
+export interface ExecParams {
+  execId: string;
+  stdio: StdioPaths;
+  process: OciProcess;
+  traceparent?: string;
+}
+
+export type ExitListener = (container: Container, process: Process, exit: ExitInfo) => void;
+
+const SIGKILL = 9;
+
+/** Maps what went wrong while preparing into the ttrpc error containerd shows. */
+function asTtrpc(err: unknown, who: string): TtrpcError {
+  if (err instanceof TtrpcError) return err;
+  if (err instanceof SpecError || err instanceof ModuleError) return new TtrpcError(Code.InvalidArgument, `${who}: ${err.message}`);
+  return new TtrpcError(Code.Unknown, `${who}: ${(err as Error)?.message ?? String(err)}`);
+}
+
+export class Container {
+  readonly execs = new Map<string, Process>();
+  readonly annotations: Record<string, string>;
+  init!: Process;
+
+  private constructor(
+    readonly id: string,
+    readonly bundle: string,
+    readonly rootfs: string,
+    readonly spec: OciSpec,
+    private readonly engine: Engine,
+    private readonly onExit: ExitListener,
+  ) {
+    this.annotations = { ...(spec.annotations ?? {}) };
+  }
+
+  static async create(params: CreateParams, engine: Engine, onExit: ExitListener): Promise<Container> {
+    const who = `container ${params.id}`;
+    let container: Container | undefined;
+    let mounted = false;
+    try {
+      checkStdio(params.stdio, who);
+      const spec = readSpec(params.bundle);
+      const proc = checkProcess(spec.process, `${params.bundle}/config.json`);
+      const rootfs = path.resolve(params.bundle, spec.root?.path || 'rootfs');
+      container = new Container(params.id, params.bundle, rootfs, spec, engine, onExit);
+      mounted = true;
+      await mountSnapshot(rootfs, params.rootfs);
+      await mountBinds(rootfs, bindMountsOf(spec.mounts));
+      container.init = await container.spawn('', proc, params.stdio, params.traceparent);
+      fs.writeFileSync(path.join(params.bundle, PID_FILE), String(container.init.pid));
+      return container;
+    } catch (err) {
+      if (mounted) unmountRootfs(params.bundle);
+      throw asTtrpc(err, who);
+    }
+  }
+
+  async exec(params: ExecParams): Promise<Process> {
+    const who = `exec ${params.execId} in container ${this.id}`;
+    if (this.execs.has(params.execId)) throw new TtrpcError(Code.AlreadyExists, `${who}: exec id already exists`);
+    if (!this.init.alive) throw new TtrpcError(Code.FailedPrecondition, `${who}: container is not running`);
+    try {
+      checkStdio(params.stdio, who);
+      const proc = checkProcess(params.process, who);
+      const process = await this.spawn(params.execId, proc, params.stdio, params.traceparent);
+      if (this.execs.has(params.execId)) {
+        process.kill(SIGKILL);
+        throw new TtrpcError(Code.AlreadyExists, `${who}: exec id already exists`);
+      }
+      this.execs.set(params.execId, process);
+      fs.writeFileSync(path.join(this.bundle, `exec-${params.execId}.pid`), String(process.pid));
+      return process;
+    } catch (err) {
+      throw asTtrpc(err, who);
+    }
+  }
+
+  process(execId: string): Process {
+    if (!execId) return this.init;
+    const p = this.execs.get(execId);
+    if (!p) throw new TtrpcError(Code.NotFound, `exec ${execId} not found in container ${this.id}`);
+    return p;
+  }
+
+  /** Every process that may still run: init first. */
+  processes(): Process[] {
+    return [this.init, ...this.execs.values()];
+  }
+
+  removeExec(execId: string): void {
+    this.execs.delete(execId);
+    fs.rmSync(path.join(this.bundle, `exec-${execId}.pid`), { force: true });
+  }
+
+  /** Tears down what Create set up; the init process must be gone. */
+  destroy(): void {
+    for (const p of this.execs.values()) if (p.alive) safeKill(p);
+    unmountRootfs(this.bundle);
+    fs.rmSync(path.join(this.bundle, PID_FILE), { force: true });
+  }
+
+  private async spawn(execId: string, proc: OciProcess, stdio: StdioPaths, traceparent?: string): Promise<Process> {
+    const env = proc.env ?? [];
+    const cwd = proc.cwd || '/';
+    const entry = resolveEntrypoint(this.rootfs, proc.args[0]!, cwd, env);
+    const stdin = openStdin(stdio.stdin, `container ${this.id}`);
+    const spec: ModuleSpec = {
+      containerId: this.id,
+      execId,
+      modulePath: entry.hostPath,
+      exportName: entry.exportName,
+      args: [entry.guestPath, ...proc.args.slice(1)],
+      env,
+      cwd,
+      preopens: { '/': this.rootfs },
+      stdout: stdio.stdout,
+      stderr: stdio.stderr,
+      ...(stdin ? { stdin } : {}),
+      ...(proc.user && (proc.user.uid !== 0 || proc.user.gid !== 0 || proc.user.additionalGids?.length) ? { user: proc.user } : {}),
+      ...(traceparent ? { traceparent } : {}),
+    };
+    try {
+      const instance = await this.engine.prepare(spec);
+      return new Process(this.id, execId, stdio, instance, (p, exit) => this.onExit(this, p, exit));
+    } catch (err) {
+      stdin?.destroy();
+      throw err;
+    }
+  }
+}
+
+function safeKill(p: Process): void {
+  try {
+    p.kill(SIGKILL);
+  } catch {
+    // already finished
+  }
+}

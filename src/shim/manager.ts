@@ -1,0 +1,127 @@
+// The two short-lived actions containerd execs: `start` (find or launch the
+// daemon, print its address) and `delete` (clean up after a task, even when
+// the daemon is gone). Nothing else lives here: this is every container's
+// critical path, so it loads no protobuf descriptors and no task code.
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { BinaryWriter } from '@bufbuild/protobuf/wire';
+import { canConnect, groupingFor, socketPathFor, writeFileAtomic } from './address.js';
+import { parseStartInput } from './bootstrap.js';
+import type { ShimFlags } from './flags.js';
+import { readAnnotations } from './spec.js';
+import { killLeftoverChildren, unmountRootfs } from './cleanup.js';
+
+export interface StartEnv {
+  cwd: string;
+  stdin: Uint8Array;
+  /** The script that runs the daemon (`serve` action). */
+  daemonEntry: string;
+  env: NodeJS.ProcessEnv;
+}
+
+export async function startShim(flags: ShimFlags, startEnv: StartEnv): Promise<string> {
+  const input = parseStartInput(startEnv.stdin);
+  const namespace = flags.namespace || input.namespace || '';
+  const containerdAddress = flags.address || input.grpcAddress || '';
+  if (!namespace) throw new Error('start: -namespace is required');
+  if (!flags.id) throw new Error('start: -id is required');
+  if (!containerdAddress) throw new Error('start: -address is required');
+  const bundle = flags.bundle || startEnv.cwd;
+
+  const socketPath = socketPathFor(containerdAddress, namespace, groupingFor(flags.id, readAnnotations(bundle)));
+  const address = `unix://${socketPath}`;
+  fs.mkdirSync(path.dirname(socketPath), { recursive: true, mode: 0o711 });
+
+  let server: net.Server;
+  try {
+    server = await listen(socketPath);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+    if (await canConnect(socketPath)) {
+      // A live daemon already serves this group: share it.
+      writeFileAtomic(path.join(bundle, 'address'), address);
+      return address;
+    }
+    fs.rmSync(socketPath, { force: true }); // stale socket of a dead daemon
+    server = await listen(socketPath);
+  }
+  fs.chmodSync(socketPath, 0o600);
+
+  const fd = (server as unknown as { _handle: { fd: number } })._handle.fd;
+  const env = { ...startEnv.env };
+  if (!env.TTRPC_ADDRESS && input.ttrpcAddress) env.TTRPC_ADDRESS = input.ttrpcAddress;
+  const args = [
+    startEnv.daemonEntry,
+    '-namespace', namespace,
+    '-id', flags.id,
+    '-address', containerdAddress,
+    '-publish-binary', flags.publishBinary || input.containerdBinary || '',
+    '-socket', socketPath,
+    ...(flags.debug ? ['-debug'] : []),
+    'serve',
+  ];
+  const child = spawn(process.execPath, args, {
+    cwd: bundle,
+    env,
+    detached: true,
+    stdio: ['ignore', 'ignore', 'ignore', fd],
+  });
+  child.unref();
+  if (!child.pid) throw new Error('start: could not spawn the shim daemon');
+  writeFileAtomic(path.join(bundle, 'shim.pid'), String(child.pid));
+  writeFileAtomic(path.join(bundle, 'address'), address);
+  // Do not close `server`: libuv would unlink the socket file the daemon now owns.
+  return address;
+}
+
+function listen(socketPath: string): Promise<net.Server> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen({ path: socketPath, backlog: 128 }, () => {
+      server.removeListener('error', reject);
+      resolve(server);
+    });
+  });
+}
+
+const SIGKILL_STATUS = 128 + 9;
+
+/**
+ * containerd runs `delete` after every teardown and after a shim died. It must
+ * be idempotent: kill what a dead daemon left running, unmount the rootfs,
+ * remove a socket nobody serves, and report the task as killed.
+ */
+export async function deleteShim(flags: ShimFlags, cwd: string): Promise<Uint8Array> {
+  const bundle = flags.bundle || cwd;
+  const pid = killLeftoverChildren(bundle);
+  unmountRootfs(bundle);
+  const addressFile = path.join(bundle, 'address');
+  let address = '';
+  try {
+    address = fs.readFileSync(addressFile, 'utf8').trim();
+  } catch {
+    // already cleaned up
+  }
+  if (address) {
+    const socketPath = address.replace(/^unix:\/\//, '');
+    if (!(await canConnect(socketPath, 500))) fs.rmSync(socketPath, { force: true });
+    fs.rmSync(addressFile, { force: true });
+  }
+  return encodeDeleteResponse(pid, SIGKILL_STATUS, Date.now());
+}
+
+/** containerd.task.v2.DeleteResponse{pid 1, exit_status 2, exited_at 3}, by hand to keep `delete` light. */
+export function encodeDeleteResponse(pid: number, exitStatus: number, exitedAtMs: number): Uint8Array {
+  const ts = new BinaryWriter()
+    .tag(1, 0).int64(Math.floor(exitedAtMs / 1000))
+    .tag(2, 0).int32((exitedAtMs % 1000) * 1_000_000)
+    .finish();
+  const w = new BinaryWriter();
+  if (pid) w.tag(1, 0).uint32(pid);
+  w.tag(2, 0).uint32(exitStatus);
+  w.tag(3, 2).bytes(ts);
+  return w.finish();
+}

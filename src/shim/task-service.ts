@@ -1,0 +1,266 @@
+// The containerd.task.v2.Task service: a thin layer that maps each RPC onto a
+// container or process and publishes the events containerd expects.
+import { create, type MessageInitShape } from '@bufbuild/protobuf';
+import { anyPack, EmptySchema, timestampFromDate, type Empty } from '@bufbuild/protobuf/wkt';
+import * as pb from '../gen/containerd/task/v2/shim_pb.js';
+import * as ev from '../gen/containerd/events/task_pb.js';
+import { MetricsSchema } from '../gen/cgroups/v1/metrics_pb.js';
+import type { Engine, ExitInfo } from '../wasm/engine.js';
+import { Code, TtrpcError } from '../ttrpc/status.js';
+import { VERSION } from '../version.js';
+import { Container } from './container.js';
+import type { EventSink } from './events.js';
+import type { Logger } from './log.js';
+import type { Process } from './process.js';
+import type { OciProcess } from './spec.js';
+
+export interface TaskServiceDeps {
+  engine: Engine;
+  events: EventSink;
+  log: Logger;
+  /** Called after a Shutdown that found no container left. */
+  shutdown(now: boolean): void;
+  /** Traceparent for the child of a container's process (telemetry), if any. */
+  traceparentFor?(containerId: string, execId: string): string | undefined;
+}
+
+const PROCESS_SPEC_URL = 'types.containerd.io/opencontainers/runtime-spec/1/Process';
+
+type Reply<T extends import('@bufbuild/protobuf').DescMessage> = MessageInitShape<T>;
+
+export class TaskService {
+  readonly containers = new Map<string, Container>();
+  private readonly creating = new Set<string>();
+
+  constructor(private readonly deps: TaskServiceDeps) {}
+
+  private container(id: string): Container {
+    const c = this.containers.get(id);
+    if (!c) throw new TtrpcError(Code.NotFound, `container ${id} not found`);
+    return c;
+  }
+
+  async create(req: pb.CreateTaskRequest): Promise<Reply<typeof pb.CreateTaskResponseSchema>> {
+    if (!req.id || req.id.includes('/')) throw new TtrpcError(Code.InvalidArgument, `invalid container id "${req.id}"`);
+    if (!req.bundle) throw new TtrpcError(Code.InvalidArgument, `container ${req.id}: bundle path is required`);
+    if (req.checkpoint) throw new TtrpcError(Code.Unimplemented, `container ${req.id}: restoring a checkpoint is not supported for Wasm instances`);
+    if (this.containers.has(req.id) || this.creating.has(req.id)) {
+      throw new TtrpcError(Code.AlreadyExists, `container ${req.id} already exists`);
+    }
+    this.creating.add(req.id);
+    try {
+      const stdio = { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal };
+      const traceparent = this.deps.traceparentFor?.(req.id, '');
+      const container = await Container.create(
+        { id: req.id, bundle: req.bundle, rootfs: req.rootfs, stdio, ...(traceparent ? { traceparent } : {}) },
+        this.deps.engine,
+        (c, p, exit) => this.exited(c, p, exit),
+      );
+      this.containers.set(req.id, container);
+      this.deps.log.info('container created', { id: req.id, pid: container.init.pid });
+      this.deps.events.publish('/tasks/create', ev.TaskCreateSchema, create(ev.TaskCreateSchema, {
+        containerId: req.id,
+        bundle: req.bundle,
+        rootfs: req.rootfs,
+        io: { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal },
+        checkpoint: req.checkpoint,
+        pid: container.init.pid,
+      }));
+      return { pid: container.init.pid };
+    } catch (err) {
+      this.deps.log.error('create failed', { id: req.id, error: (err as Error).message });
+      throw err;
+    } finally {
+      this.creating.delete(req.id);
+    }
+  }
+
+  async start(req: pb.StartRequest): Promise<Reply<typeof pb.StartResponseSchema>> {
+    const c = this.container(req.id);
+    const p = c.process(req.execId);
+    p.start();
+    if (req.execId) {
+      this.deps.events.publish('/tasks/exec-started', ev.TaskExecStartedSchema, create(ev.TaskExecStartedSchema, { containerId: c.id, execId: req.execId, pid: p.pid }));
+    } else {
+      this.deps.events.publish('/tasks/start', ev.TaskStartSchema, create(ev.TaskStartSchema, { containerId: c.id, pid: p.pid }));
+    }
+    return { pid: p.pid };
+  }
+
+  async delete(req: pb.DeleteRequest): Promise<Reply<typeof pb.DeleteResponseSchema>> {
+    const c = this.container(req.id);
+    const p = c.process(req.execId);
+    const exit = await p.delete();
+    if (req.execId) {
+      c.removeExec(req.execId);
+    } else {
+      c.destroy();
+      this.containers.delete(c.id);
+      this.deps.events.publish('/tasks/delete', ev.TaskDeleteSchema, create(ev.TaskDeleteSchema, {
+        containerId: c.id, pid: p.pid, exitStatus: exit.status, exitedAt: timestampFromDate(exit.exitedAt),
+      }));
+      this.deps.log.info('container deleted', { id: c.id, exit_status: exit.status });
+    }
+    return { pid: p.pid, exitStatus: exit.status, exitedAt: timestampFromDate(exit.exitedAt) };
+  }
+
+  async pids(req: pb.PidsRequest): Promise<Reply<typeof pb.PidsResponseSchema>> {
+    const c = this.container(req.id);
+    return { processes: c.processes().filter((p) => p.alive).map((p) => ({ pid: p.pid })) };
+  }
+
+  async pause(req: pb.PauseRequest): Promise<Empty> {
+    const c = this.container(req.id);
+    c.init.pause();
+    for (const p of c.execs.values()) if (p.alive) tryTo(() => p.pause());
+    this.deps.events.publish('/tasks/paused', ev.TaskPausedSchema, create(ev.TaskPausedSchema, { containerId: c.id }));
+    return create(EmptySchema);
+  }
+
+  async resume(req: pb.ResumeRequest): Promise<Empty> {
+    const c = this.container(req.id);
+    c.init.resume();
+    for (const p of c.execs.values()) if (p.alive) tryTo(() => p.resume());
+    this.deps.events.publish('/tasks/resumed', ev.TaskResumedSchema, create(ev.TaskResumedSchema, { containerId: c.id }));
+    return create(EmptySchema);
+  }
+
+  async checkpoint(req: pb.CheckpointTaskRequest): Promise<Empty> {
+    this.container(req.id);
+    throw new TtrpcError(Code.Unimplemented, `container ${req.id}: checkpoint is not supported: a running Wasm instance's memory and host state cannot be captured by this shim`);
+  }
+
+  async kill(req: pb.KillRequest): Promise<Empty> {
+    const c = this.container(req.id);
+    if (req.all && !req.execId) {
+      const alive = c.processes().filter((p) => p.alive);
+      if (alive.length === 0) throw new TtrpcError(Code.NotFound, 'process already finished');
+      for (const p of alive) tryTo(() => p.kill(req.signal));
+    } else {
+      c.process(req.execId).kill(req.signal);
+    }
+    return create(EmptySchema);
+  }
+
+  async exec(req: pb.ExecProcessRequest): Promise<Empty> {
+    const c = this.container(req.id);
+    if (!req.execId) throw new TtrpcError(Code.InvalidArgument, `container ${req.id}: exec id is required`);
+    const spec = parseProcessSpec(req.spec, `exec ${req.execId} in container ${req.id}`);
+    const traceparent = this.deps.traceparentFor?.(req.id, req.execId);
+    await c.exec({
+      execId: req.execId,
+      stdio: { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal },
+      process: spec,
+      ...(traceparent ? { traceparent } : {}),
+    });
+    this.deps.events.publish('/tasks/exec-added', ev.TaskExecAddedSchema, create(ev.TaskExecAddedSchema, { containerId: c.id, execId: req.execId }));
+    return create(EmptySchema);
+  }
+
+  async resizePty(req: pb.ResizePtyRequest): Promise<Empty> {
+    this.container(req.id).process(req.execId);
+    throw new TtrpcError(Code.FailedPrecondition, `container ${req.id}: the process has no terminal to resize (terminals are not supported)`);
+  }
+
+  async closeIO(req: pb.CloseIORequest): Promise<Empty> {
+    const p = this.container(req.id).process(req.execId);
+    if (req.stdin) p.closeStdin();
+    return create(EmptySchema);
+  }
+
+  async update(req: pb.UpdateTaskRequest): Promise<Empty> {
+    const c = this.container(req.id);
+    Object.assign(c.annotations, req.annotations);
+    if (req.resources) {
+      this.deps.log.info('resource limits are not enforced for Wasm instances; kept as given', { id: c.id, type: req.resources.typeUrl });
+    }
+    return create(EmptySchema);
+  }
+
+  async wait(req: pb.WaitRequest): Promise<Reply<typeof pb.WaitResponseSchema>> {
+    const p = this.container(req.id).process(req.execId);
+    const exit = await p.wait();
+    return { exitStatus: exit.status, exitedAt: timestampFromDate(exit.exitedAt) };
+  }
+
+  async state(req: pb.StateRequest): Promise<Reply<typeof pb.StateResponseSchema>> {
+    const c = this.container(req.id);
+    const p = c.process(req.execId);
+    const exit = p.exit;
+    return {
+      id: req.execId || c.id,
+      bundle: c.bundle,
+      pid: p.pid,
+      status: p.state.status,
+      stdin: p.stdio.stdin,
+      stdout: p.stdio.stdout,
+      stderr: p.stdio.stderr,
+      terminal: p.stdio.terminal,
+      exitStatus: exit?.status ?? 0,
+      ...(exit ? { exitedAt: timestampFromDate(exit.exitedAt) } : {}),
+      execId: req.execId,
+    };
+  }
+
+  async stats(req: pb.StatsRequest): Promise<Reply<typeof pb.StatsResponseSchema>> {
+    const c = this.container(req.id);
+    let rss = 0, user = 0, kernel = 0, count = 0;
+    for (const p of c.processes()) {
+      const u = p.alive ? p.instance.usage() : undefined;
+      if (!u) continue;
+      rss += u.rssBytes; user += u.userNanos; kernel += u.kernelNanos; count++;
+    }
+    const metrics = create(MetricsSchema, {
+      pids: { current: BigInt(count) },
+      cpu: { usage: { total: BigInt(Math.round(user + kernel)), user: BigInt(Math.round(user)), kernel: BigInt(Math.round(kernel)) } },
+      memory: { rss: BigInt(rss), totalRss: BigInt(rss), usage: { usage: BigInt(rss) } },
+    });
+    const stats = anyPack(MetricsSchema, metrics);
+    stats.typeUrl = MetricsSchema.typeName; // containerd 1.6 resolves the bare name
+    return { stats };
+  }
+
+  async connect(req: pb.ConnectRequest): Promise<Reply<typeof pb.ConnectResponseSchema>> {
+    const c = this.containers.get(req.id);
+    return { shimPid: process.pid, taskPid: c?.init.pid ?? 0, version: VERSION };
+  }
+
+  async shutdown(req: pb.ShutdownRequest): Promise<Empty> {
+    if (this.containers.size > 0 || this.creating.size > 0) return create(EmptySchema);
+    setImmediate(() => this.deps.shutdown(req.now));
+    return create(EmptySchema);
+  }
+
+  private exited(c: Container, p: Process, exit: ExitInfo): void {
+    this.deps.log.info('process exited', { id: c.id, exec_id: p.execId, pid: p.pid, exit_status: exit.status });
+    this.deps.events.publish('/tasks/exit', ev.TaskExitSchema, create(ev.TaskExitSchema, {
+      containerId: c.id,
+      id: p.execId || c.id,
+      pid: p.pid,
+      exitStatus: exit.status,
+      exitedAt: timestampFromDate(exit.exitedAt),
+    }));
+    // When init goes, its execs go with it, as they would with their PID namespace under runc.
+    if (!p.execId) for (const e of c.execs.values()) if (e.alive) tryTo(() => e.kill(9));
+  }
+}
+
+function parseProcessSpec(spec: pb.ExecProcessRequest['spec'], who: string): OciProcess {
+  if (!spec || spec.value.length === 0) throw new TtrpcError(Code.InvalidArgument, `${who}: process spec is required`);
+  if (spec.typeUrl && !spec.typeUrl.endsWith(PROCESS_SPEC_URL)) {
+    throw new TtrpcError(Code.InvalidArgument, `${who}: process spec has type ${spec.typeUrl}, expected ${PROCESS_SPEC_URL}`);
+  }
+  try {
+    return JSON.parse(Buffer.from(spec.value).toString('utf8')) as OciProcess;
+  } catch (err) {
+    throw new TtrpcError(Code.InvalidArgument, `${who}: process spec is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+function tryTo(fn: () => void): void {
+  try {
+    fn();
+  } catch {
+    // one process in a group refusing must not stop the others
+  }
+}

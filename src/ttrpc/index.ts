@@ -1,0 +1,27 @@
+// Public API of the ttrpc library. It knows nothing about containerd tasks:
+// callers bring their own service descriptors (src/gen) and implementations.
+
+export { Code, TtrpcError, codeName, toStatus, fromStatus } from "./status.js";
+export {
+  FrameDecoder,
+  FrameType,
+  HEADER_LENGTH,
+  MAX_PAYLOAD,
+  decodeHeader,
+  encodeFrame,
+  type DecodeError,
+  type DecodeEvent,
+  type FrameHeader,
+} from "./frame.js";
+export { TtrpcServer, type ListenTarget, type ServerOptions } from "./server.js";
+export { TtrpcClient, createClient, socketPath, type ClientOptions } from "./client.js";
+export {
+  ServerError,
+  type CallContext,
+  type CallOptions,
+  type Handler,
+  type ServerErrorKind,
+  type ServerErrorLogger,
+  type ServiceClient,
+  type ServiceImpl,
+} from "./types.js";

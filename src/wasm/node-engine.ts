@@ -1,0 +1,148 @@
+// Engine implementation: one forked Node process per module, talking over IPC.
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import type { Engine, ExitInfo, ModuleSpec, ProcessUsage, WasmInstance } from './engine.js';
+import { ModuleError } from './engine.js';
+import type { ChildJob, FromChild, ToChild } from './protocol.js';
+
+export interface NodeEngineOptions {
+  /** Path of the bundled child entry (dist/wasm-child.cjs). */
+  childEntry: string;
+  /** Extra node flags for the child (heap limits and the like). */
+  nodeArgs?: string[];
+  onChildSpans?: (records: unknown[]) => void;
+}
+
+const SIGNALS = osConstants.signals as Record<string, number>;
+const CLK_TCK = 100; // Linux USER_HZ
+
+export class NodeEngine implements Engine {
+  constructor(private readonly options: NodeEngineOptions) {}
+
+  prepare(spec: ModuleSpec): Promise<WasmInstance> {
+    const env: NodeJS.ProcessEnv = {};
+    if (spec.traceparent) env.TRACECONTEXT = spec.traceparent;
+    const child = spawn(process.execPath, [...(this.options.nodeArgs ?? []), this.options.childEntry], {
+      stdio: [spec.stdin ? 'pipe' : 'ignore', 'ignore', 'ignore', 'ipc'],
+      env,
+      cwd: '/',
+    });
+    const job: ChildJob = {
+      modulePath: spec.modulePath,
+      exportName: spec.exportName,
+      args: spec.args,
+      env: spec.env,
+      cwd: spec.cwd,
+      preopens: spec.preopens,
+      stdout: spec.stdout,
+      stderr: spec.stderr,
+      containerId: spec.containerId,
+      execId: spec.execId,
+      ...(spec.user ? { user: spec.user } : {}),
+      ...(spec.traceparent ? { traceparent: spec.traceparent } : {}),
+    };
+    const instance = new ChildInstance(child, spec, this.options.onChildSpans);
+    return instance.prepare(job);
+  }
+}
+
+class ChildInstance implements WasmInstance {
+  readonly pid: number;
+  readonly exited: Promise<ExitInfo>;
+  private setupError: string | undefined;
+
+  constructor(
+    private readonly child: ChildProcess,
+    private readonly spec: ModuleSpec,
+    private readonly onSpans?: (records: unknown[]) => void,
+  ) {
+    if (!child.pid) throw new ModuleError(`could not start the Wasm child process for ${spec.containerId}`);
+    this.pid = child.pid;
+    this.exited = new Promise((resolve) => {
+      child.once('exit', (code, signal) => {
+        const status = signal ? 128 + (SIGNALS[signal] ?? 0) : (code ?? 255);
+        const exitedAt = new Date();
+        // Spans the child sent just before exiting may still be in the IPC pipe.
+        if (child.connected) {
+          const timer = setTimeout(() => resolve({ status, exitedAt }), 100);
+          child.once('disconnect', () => {
+            clearTimeout(timer);
+            resolve({ status, exitedAt });
+          });
+        } else {
+          resolve({ status, exitedAt });
+        }
+      });
+    });
+    child.on('error', () => undefined); // spawn/IPC errors surface through 'exit'
+    child.on('message', (message: FromChild) => {
+      if (message.t === 'spans') this.onSpans?.(message.records);
+      else if (message.t === 'error') this.setupError = message.message;
+    });
+    if (spec.stdin && child.stdin) {
+      child.stdin.on('error', () => undefined); // EPIPE once the module stops reading
+      spec.stdin.on('error', () => child.stdin?.end());
+      spec.stdin.pipe(child.stdin);
+    }
+  }
+
+  prepare(job: ChildJob): Promise<WasmInstance> {
+    return new Promise((resolve, reject) => {
+      const onMessage = (message: FromChild) => {
+        if (message.t === 'ready') {
+          cleanup();
+          resolve(this);
+        } else if (message.t === 'error') {
+          cleanup();
+          reject(new ModuleError(message.message));
+        }
+      };
+      const onExit = () => {
+        cleanup();
+        reject(new ModuleError(this.setupError ?? `the Wasm child for ${this.spec.containerId} exited during setup`));
+      };
+      const cleanup = () => {
+        this.child.removeListener('message', onMessage);
+        this.child.removeListener('exit', onExit);
+      };
+      this.child.on('message', onMessage);
+      this.child.once('exit', onExit);
+      this.post({ t: 'job', job });
+    });
+  }
+
+  run(): void {
+    this.post({ t: 'run' });
+  }
+
+  signal(signal: number): void {
+    process.kill(this.pid, signal);
+  }
+
+  closeStdin(): void {
+    this.spec.stdin?.unpipe();
+    this.child.stdin?.end();
+  }
+
+  usage(): ProcessUsage | undefined {
+    try {
+      const stat = fs.readFileSync(`/proc/${this.pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const status = fs.readFileSync(`/proc/${this.pid}/status`, 'utf8');
+      const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+      return {
+        rssBytes: rssKb * 1024,
+        userNanos: (Number(fields[11]) * 1e9) / CLK_TCK,
+        kernelNanos: (Number(fields[12]) * 1e9) / CLK_TCK,
+        threads: Number(fields[17]) || 1,
+      };
+    } catch {
+      return undefined;
+    }
+  }
+
+  private post(message: ToChild): void {
+    if (this.child.connected) this.child.send(message);
+  }
+}

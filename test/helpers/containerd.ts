@@ -1,0 +1,531 @@
+// A private containerd for end-to-end tests.
+//
+//   const c = await startContainerd({ shimDir: '/work/main/bin', name: 'e2e' });
+//   try {
+//     await c.importImage(tar);
+//     const r = await c.ctr(['run', '--rm', '--runtime', 'io.containerd.wasmts.v1', ref, 'id1']);
+//   } finally {
+//     await c.stop();
+//   }
+//
+// Everything lives in one temp dir (config, root, state, sockets, log), so
+// instances never share state with each other or with a system containerd.
+// Two things ARE shared between instances on one machine, because containerd
+// or runc put them at fixed places: runc's state (/run/containerd/runc/<ns>/<id>)
+// and the cgroup (/<ns>/<id>), both keyed by namespace + container id. So
+// tests that may run concurrently must use distinct container ids, or give
+// each instance its own `namespace`.
+
+import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync, mkdirSync } from 'node:fs';
+import { constants, tmpdir } from 'node:os';
+import * as path from 'node:path';
+
+export interface StartContainerdOptions {
+  /** Extra environment for containerd (and so for the shims it starts). */
+  env?: Record<string, string>;
+  /** Prepended to containerd's PATH so io.containerd.wasmts.v1 resolves to <shimDir>/containerd-shim-wasmts-v1. */
+  shimDir?: string;
+  /** Goes into the temp dir name, for humans. */
+  name?: string;
+  /** Default namespace for ctr(); default "default". */
+  namespace?: string;
+  /** 'auto' (default): overlayfs if an overlay mount works here, else native. */
+  snapshotter?: 'auto' | 'overlayfs' | 'native';
+  /** How long to wait for the socket to answer; default 15 s. */
+  startTimeoutMs?: number;
+}
+
+export interface CtrOptions {
+  input?: string | Buffer;
+  /** Default 30 s; on expiry ctr is killed and the promise rejects. */
+  timeoutMs?: number;
+  env?: Record<string, string>;
+  namespace?: string;
+}
+
+export interface CtrResult {
+  code: number;
+  /** Set when ctr was killed by a signal. */
+  signal?: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface Containerd {
+  readonly name: string;
+  /** The temp dir holding everything below. */
+  readonly tmp: string;
+  readonly root: string;
+  readonly state: string;
+  /** gRPC socket path (no unix:// prefix), what `ctr --address` takes. */
+  readonly address: string;
+  readonly ttrpcAddress: string;
+  readonly configPath: string;
+  readonly logPath: string;
+  readonly namespace: string;
+  /** 'overlayfs' or 'native': what ctr() uses (CONTAINERD_SNAPSHOTTER). */
+  readonly snapshotter: string;
+  /** containerd's pid (changes on restart()). */
+  readonly pid: number;
+  /** Run `ctr --address <sock> --namespace <ns> ...args`. Resolves with any exit code; rejects on timeout. */
+  ctr(args: string[], opts?: CtrOptions): Promise<CtrResult>;
+  /** Like ctr() but rejects when the exit code is not 0. */
+  ctrOk(args: string[], opts?: CtrOptions): Promise<CtrResult>;
+  /** Spawn ctr and hand back the child (for long-running `ctr run`); caller owns it. */
+  ctrSpawn(args: string[], opts?: { env?: Record<string, string>; namespace?: string; stdio?: SpawnOptions['stdio'] }): ChildProcess;
+  /** `ctr image import --all-platforms <tar>`; rejects on failure. */
+  importImage(tarPath: string, opts?: CtrOptions): Promise<CtrResult>;
+  /** SIGTERM containerd, wait, start it again with the same config (shims keep running). */
+  restart(): Promise<void>;
+  /** Kill and delete remaining tasks, stop containerd, kill leftover shims, unmount, remove the temp dir. Idempotent. */
+  stop(): Promise<void>;
+  /** containerd's log (stdout+stderr); the last tailBytes only if given. */
+  log(tailBytes?: number): string;
+}
+
+const CTR_TIMEOUT_MS = 30_000;
+const STOP_GRACE_MS = 5_000;
+const SOCKET_PATH_MAX = 107;
+
+// ---------------------------------------------------------------------------
+// leak-check helpers
+
+export interface ProcessInfo {
+  pid: number;
+  /** argv joined with spaces. */
+  cmdline: string;
+  argv: string[];
+}
+
+/** Processes (other than this one) whose command line matches pattern. */
+export function listProcesses(pattern: RegExp): ProcessInfo[] {
+  const out: ProcessInfo[] = [];
+  for (const ent of readdirSync('/proc')) {
+    if (!/^\d+$/.test(ent)) continue;
+    const pid = Number(ent);
+    if (pid === process.pid) continue;
+    let raw: Buffer;
+    try {
+      raw = readFileSync(`/proc/${ent}/cmdline`);
+    } catch {
+      continue; // gone, or a kernel thread we cannot read
+    }
+    if (raw.length === 0) continue; // kernel thread or zombie
+    const argv = raw.toString('utf8').replace(/\0$/, '').split('\0');
+    const cmdline = argv.join(' ');
+    pattern.lastIndex = 0;
+    if (pattern.test(cmdline)) out.push({ pid, cmdline, argv });
+  }
+  return out;
+}
+
+export interface MountInfo {
+  mountPoint: string;
+  fsType: string;
+  source: string;
+  options: string;
+}
+
+function unescapeMount(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+}
+
+/** Mounts (from /proc/self/mountinfo) at `under` or below it. */
+export function listMounts(under: string): MountInfo[] {
+  const base = path.resolve(under).replace(/\/+$/, '');
+  const out: MountInfo[] = [];
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    if (!line) continue;
+    const [left, right = ''] = line.split(' - ');
+    const f = left!.split(' ');
+    const mountPoint = unescapeMount(f[4] ?? '');
+    const [fsType = '', source = '', options = ''] = right.split(' ');
+    if (mountPoint === base || mountPoint.startsWith(base + '/')) {
+      out.push({ mountPoint, fsType, source: unescapeMount(source), options });
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// internals
+
+function escapeRe(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  // a zombie still answers kill(0); treat it as dead
+  try {
+    return !/^\S+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+function killQuiet(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    /* already gone */
+  }
+}
+
+/** Unmount everything at or below dir, deepest first (lazy unmount as a last resort). */
+function unmountAll(dir: string): void {
+  for (let round = 0; round < 5; round++) {
+    const mounts = listMounts(dir).sort((a, b) => b.mountPoint.length - a.mountPoint.length);
+    if (mounts.length === 0) return;
+    for (const m of mounts) {
+      const r = spawnSync('umount', [m.mountPoint], { stdio: 'ignore' });
+      if (r.status !== 0) spawnSync('umount', ['-l', m.mountPoint], { stdio: 'ignore' });
+    }
+  }
+}
+
+let overlayProbe: boolean | undefined;
+
+/** Can we mount overlayfs on the fs holding `dir`? (Fails e.g. on an overlay root in some sandboxes.) */
+export function overlayWorks(dir: string): boolean {
+  if (overlayProbe !== undefined) return overlayProbe;
+  const t = mkdtempSync(path.join(dir, 'overlay-probe-'));
+  try {
+    for (const d of ['lower', 'upper', 'work', 'merged']) mkdirSync(path.join(t, d));
+    writeFileSync(path.join(t, 'lower', 'f'), 'x');
+    const r = spawnSync('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${t}/lower,upperdir=${t}/upper,workdir=${t}/work`, `${t}/merged`], { stdio: 'ignore' });
+    overlayProbe = r.status === 0 && existsSync(path.join(t, 'merged', 'f'));
+    if (r.status === 0) spawnSync('umount', [`${t}/merged`], { stdio: 'ignore' });
+  } catch {
+    overlayProbe = false;
+  } finally {
+    unmountAll(t);
+    rmSync(t, { recursive: true, force: true });
+  }
+  return overlayProbe;
+}
+
+function tomlString(s: string): string {
+  return JSON.stringify(s); // TOML basic strings accept JSON escapes for our paths
+}
+
+const live = new Set<{ syncCleanup(): void }>();
+let exitHookInstalled = false;
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    for (const c of live) {
+      try {
+        c.syncCleanup();
+      } catch {
+        /* best effort */
+      }
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------
+
+export async function startContainerd(opts: StartContainerdOptions = {}): Promise<Containerd> {
+  const name = (opts.name ?? 'test').replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 24);
+  const tmp = mkdtempSync(path.join(tmpdir(), `wasmts-ctrd-${name}-`));
+  const root = path.join(tmp, 'root');
+  const state = path.join(tmp, 'state');
+  const address = path.join(tmp, 'containerd.sock');
+  const ttrpcAddress = `${address}.ttrpc`;
+  const configPath = path.join(tmp, 'config.toml');
+  const logPath = path.join(tmp, 'containerd.log');
+  const namespace = opts.namespace ?? 'default';
+  if (ttrpcAddress.length > SOCKET_PATH_MAX) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw new Error(`startContainerd: socket path ${ttrpcAddress} is longer than ${SOCKET_PATH_MAX} bytes; set TMPDIR to a shorter directory`);
+  }
+
+  let snapshotter: string;
+  if (opts.snapshotter === 'overlayfs' || opts.snapshotter === 'native') snapshotter = opts.snapshotter;
+  else snapshotter = overlayWorks(tmp) ? 'overlayfs' : 'native';
+
+  writeFileSync(configPath, [
+    'version = 2',
+    `root = ${tomlString(root)}`,
+    `state = ${tomlString(state)}`,
+    `temp = ${tomlString(path.join(tmp, 'temp'))}`,
+    'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
+    '',
+    '[grpc]',
+    `  address = ${tomlString(address)}`,
+    '',
+    '[ttrpc]',
+    `  address = ${tomlString(ttrpcAddress)}`,
+    '',
+    '[debug]',
+    '  level = "debug"',
+    '',
+    '[plugins]',
+    '  [plugins."io.containerd.internal.v1.opt"]',
+    `    path = ${tomlString(path.join(tmp, 'opt'))}`,
+    '',
+  ].join('\n'));
+  mkdirSync(path.join(tmp, 'temp'));
+
+  const basePath = process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+  const daemonEnv: NodeJS.ProcessEnv = {
+    ...process.env,
+    PATH: opts.shimDir ? `${path.resolve(opts.shimDir)}:${basePath}` : basePath,
+    ...opts.env,
+  };
+  // Our own client settings must not leak into the daemon's idea of things.
+  delete daemonEnv.CONTAINERD_ADDRESS;
+  delete daemonEnv.CONTAINERD_NAMESPACE;
+
+  let child: ChildProcess | undefined;
+  let exited: Promise<void> = Promise.resolve();
+  let stopped = false;
+
+  const ctrEnv = (extra?: Record<string, string>): NodeJS.ProcessEnv => {
+    const env: NodeJS.ProcessEnv = { ...process.env, CONTAINERD_SNAPSHOTTER: snapshotter, ...extra };
+    delete env.CONTAINERD_ADDRESS;
+    return env;
+  };
+
+  const ctr = (args: string[], o: CtrOptions = {}): Promise<CtrResult> => {
+    const ns = o.namespace ?? namespace;
+    const timeoutMs = o.timeoutMs ?? CTR_TIMEOUT_MS;
+    const full = ['--address', address, '--namespace', ns, ...args];
+    return new Promise((resolve, reject) => {
+      const p = spawn('ctr', full, { env: ctrEnv(o.env), stdio: [o.input !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      p.stdout!.on('data', (b: Buffer) => out.push(b));
+      p.stderr!.on('data', (b: Buffer) => err.push(b));
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        p.kill('SIGKILL');
+      }, timeoutMs);
+      p.on('error', (e) => {
+        clearTimeout(timer);
+        reject(new Error(`ctr ${args.join(' ')}: ${e.message}`));
+      });
+      p.on('close', (code, signal) => {
+        clearTimeout(timer);
+        const stdout = Buffer.concat(out).toString('utf8');
+        const stderr = Buffer.concat(err).toString('utf8');
+        if (timedOut) {
+          reject(new Error(`ctr ${args.join(' ')} timed out after ${timeoutMs} ms (killed)\nstdout: ${stdout.slice(-2000)}\nstderr: ${stderr.slice(-2000)}`));
+          return;
+        }
+        resolve({ code: code ?? (signal ? 128 + (constants.signals[signal] ?? 0) : -1), signal, stdout, stderr });
+      });
+      if (o.input !== undefined) {
+        p.stdin!.on('error', () => {}); // ctr may exit before reading it all
+        p.stdin!.end(o.input);
+      }
+    });
+  };
+
+  const ctrOk = async (args: string[], o?: CtrOptions): Promise<CtrResult> => {
+    const r = await ctr(args, o);
+    if (r.code !== 0) throw new Error(`ctr ${args.join(' ')} exited ${r.code}: ${r.stderr.trim() || r.stdout.trim()}`);
+    return r;
+  };
+
+  const ctrSpawn: Containerd['ctrSpawn'] = (args, o = {}) =>
+    spawn('ctr', ['--address', address, '--namespace', o.namespace ?? namespace, ...args], { env: ctrEnv(o.env), stdio: o.stdio ?? ['pipe', 'pipe', 'pipe'] });
+
+  const log = (tailBytes?: number): string => {
+    let s: string;
+    try {
+      s = readFileSync(logPath, 'utf8');
+    } catch {
+      return '';
+    }
+    return tailBytes !== undefined && s.length > tailBytes ? s.slice(-tailBytes) : s;
+  };
+
+  const launch = async (): Promise<void> => {
+    const fd = openSync(logPath, 'a');
+    let c: ChildProcess;
+    try {
+      c = spawn('containerd', ['--config', configPath], { env: daemonEnv, stdio: ['ignore', fd, fd] });
+    } finally {
+      closeSync(fd);
+    }
+    child = c;
+    let done = false;
+    let spawnError: Error | undefined;
+    exited = new Promise<void>((resolve) => {
+      c.on('exit', () => {
+        done = true;
+        resolve();
+      });
+      c.on('error', (e) => {
+        spawnError = e;
+        done = true;
+        resolve();
+      });
+    });
+    c.unref();
+    const deadline = Date.now() + (opts.startTimeoutMs ?? 15_000);
+    for (;;) {
+      if (done) throw new Error(`containerd exited during startup${spawnError ? `: ${spawnError.message}` : ''}\n--- containerd log ---\n${log(4000)}`);
+      if (existsSync(address)) {
+        const r = await ctr(['version'], { timeoutMs: 5_000 }).catch(() => undefined);
+        if (r?.code === 0) return;
+      }
+      if (Date.now() > deadline) {
+        killQuiet(c.pid!, 'SIGKILL');
+        throw new Error(`containerd did not answer on ${address} within ${opts.startTimeoutMs ?? 15_000} ms\n--- containerd log ---\n${log(4000)}`);
+      }
+      await sleep(50);
+    }
+  };
+
+  const terminate = async (): Promise<void> => {
+    const c = child;
+    if (!c || c.exitCode !== null || c.signalCode !== null || c.pid === undefined) return;
+    c.kill('SIGTERM');
+    const timer = setTimeout(() => c.kill('SIGKILL'), STOP_GRACE_MS);
+    await exited;
+    clearTimeout(timer);
+  };
+
+  /** Socket files of shims (from bundles' address files), so they can be removed. */
+  const shimSockets = (): string[] => {
+    const out: string[] = [];
+    const base = path.join(state, 'io.containerd.runtime.v2.task');
+    let nss: string[] = [];
+    try {
+      nss = readdirSync(base);
+    } catch {
+      return out;
+    }
+    for (const ns of nss) {
+      let ids: string[] = [];
+      try {
+        ids = readdirSync(path.join(base, ns));
+      } catch {
+        continue;
+      }
+      for (const id of ids) {
+        try {
+          const a = readFileSync(path.join(base, ns, id, 'address'), 'utf8').trim();
+          if (a.startsWith('unix://')) out.push(a.slice('unix://'.length));
+        } catch {
+          /* no address file */
+        }
+      }
+    }
+    return out;
+  };
+
+  const leftovers = () => listProcesses(new RegExp(`(^|\\s)-address ${escapeRe(address)}(\\s|$)|${escapeRe(tmp)}/`)).filter((p) => !(child && p.pid === child.pid));
+
+  const finalCleanup = (): void => {
+    const sockets = shimSockets();
+    for (const p of leftovers()) killQuiet(p.pid, 'SIGKILL');
+    unmountAll(tmp);
+    for (const s of sockets) {
+      try {
+        if (statSync(s).isSocket()) unlinkSync(s);
+      } catch {
+        /* gone */
+      }
+    }
+    rmSync(tmp, { recursive: true, force: true });
+  };
+
+  const handle = {
+    syncCleanup(): void {
+      if (child?.pid !== undefined && child.exitCode === null && child.signalCode === null) killQuiet(child.pid, 'SIGKILL');
+      finalCleanup();
+    },
+  };
+
+  const stop = async (): Promise<void> => {
+    if (stopped) return;
+    stopped = true;
+    live.delete(handle);
+    try {
+      if (child && child.exitCode === null && child.signalCode === null) {
+        // kill and delete whatever tasks remain, in every namespace
+        const nsr = await ctr(['namespaces', 'ls', '-q'], { timeoutMs: 5_000 }).catch(() => undefined);
+        const nss = nsr?.code === 0 ? nsr.stdout.split('\n').map((s) => s.trim()).filter(Boolean) : [namespace];
+        for (const ns of nss) {
+          const tr = await ctr(['tasks', 'ls', '-q'], { namespace: ns, timeoutMs: 5_000 }).catch(() => undefined);
+          const tasks = tr?.code === 0 ? tr.stdout.split('\n').map((s) => s.trim()).filter(Boolean) : [];
+          await Promise.all(tasks.map((t) => ctr(['tasks', 'kill', '--all', '-s', 'SIGKILL', t], { namespace: ns, timeoutMs: 5_000 }).catch(() => undefined)));
+          await Promise.all(tasks.map((t) => ctr(['tasks', 'delete', '--force', t], { namespace: ns, timeoutMs: 10_000 }).catch(() => undefined)));
+          const cr = await ctr(['containers', 'ls', '-q'], { namespace: ns, timeoutMs: 5_000 }).catch(() => undefined);
+          const cs = cr?.code === 0 ? cr.stdout.split('\n').map((s) => s.trim()).filter(Boolean) : [];
+          if (cs.length) await ctr(['containers', 'delete', ...cs], { namespace: ns, timeoutMs: 10_000 }).catch(() => undefined);
+        }
+      }
+      await terminate();
+      // shims of tasks we could not delete keep running without containerd
+      for (let i = 0; i < 20 && leftovers().length; i++) {
+        for (const p of leftovers()) killQuiet(p.pid, i < 5 ? 'SIGTERM' : 'SIGKILL');
+        await sleep(50);
+      }
+    } finally {
+      finalCleanup();
+    }
+  };
+
+  const restart = async (): Promise<void> => {
+    if (stopped) throw new Error('restart() after stop()');
+    await terminate();
+    await launch();
+  };
+
+  installExitHook();
+  live.add(handle);
+  try {
+    await launch();
+    if (snapshotter !== 'overlayfs') {
+      // Go clients other than ctr read the default snapshotter from this namespace label.
+      await ctr(['namespaces', 'create', namespace], { timeoutMs: 5_000 }).catch(() => undefined);
+      await ctr(['namespaces', 'label', namespace, `containerd.io/defaults/snapshotter=${snapshotter}`], { timeoutMs: 5_000 }).catch(() => undefined);
+    }
+  } catch (err) {
+    live.delete(handle);
+    stopped = true;
+    handle.syncCleanup();
+    throw err;
+  }
+
+  return {
+    name,
+    tmp,
+    root,
+    state,
+    address,
+    ttrpcAddress,
+    configPath,
+    logPath,
+    namespace,
+    snapshotter,
+    get pid() {
+      return child?.pid ?? -1;
+    },
+    ctr,
+    ctrOk,
+    ctrSpawn,
+    importImage: (tarPath, o) => ctrOk(['images', 'import', '--all-platforms', tarPath], o),
+    restart,
+    stop,
+    log,
+  };
+}
+
+export { alive as processAlive };
