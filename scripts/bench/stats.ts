@@ -1,0 +1,35 @@
+// Small statistics for benchmark reports: medians and per-pair ratios, so
+// noise on a shared machine hits both sides of a comparison alike.
+export function median(values: number[]): number {
+  if (values.length === 0) return NaN;
+  const s = [...values].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+export function percentile(values: number[], p: number): number {
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+}
+
+export interface PairSummary {
+  ours: { median: number; p90: number };
+  baseline: { median: number; p90: number };
+  /** Median of per-pair ratios ours/baseline. */
+  ratio: number;
+  pairs: number;
+}
+
+export function summarizePairs(ours: number[], baseline: number[]): PairSummary {
+  const ratios = ours.map((v, i) => v / baseline[i]!);
+  return {
+    ours: { median: median(ours), p90: percentile(ours, 90) },
+    baseline: { median: median(baseline), p90: percentile(baseline, 90) },
+    ratio: median(ratios),
+    pairs: ours.length,
+  };
+}
+
+export function ms(nanos: bigint): number {
+  return Number(nanos) / 1e6;
+}
