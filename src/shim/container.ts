@@ -7,7 +7,7 @@ import type { Engine, ExitInfo, ModuleSpec } from '../wasm/engine.js';
 import { ModuleError } from '../wasm/engine.js';
 import { Code, TtrpcError } from '../ttrpc/status.js';
 import { PID_FILE, unmountRootfs } from './cleanup.js';
-import { resolveEntrypoint } from './entrypoint.js';
+import { inRootfs, resolveEntrypoint } from './entrypoint.js';
 import { Process } from './process.js';
 import { bindMountsOf, mountBinds, mountSnapshot, type SnapshotMount } from './rootfs.js';
 import { checkProcess, readSpec, SpecError, type OciProcess, type OciSpec } from './spec.js';
@@ -134,7 +134,7 @@ export class Container {
       args: [entry.guestPath, ...proc.args.slice(1)],
       env,
       cwd,
-      preopens: { '/': this.rootfs },
+      preopens: preopensFor(this.rootfs, cwd),
       stdout: stdio.stdout,
       stderr: stdio.stderr,
       ...(stdin ? { stdin } : {}),
@@ -149,6 +149,18 @@ export class Container {
       throw err;
     }
   }
+}
+
+/**
+ * wasi-libc here starts every module with cwd "/" and ignores PWD, but it
+ * resolves relative paths through a "." preopen listed after "/". So the
+ * spec's cwd becomes that "." preopen (created if missing, as runc does).
+ */
+function preopensFor(rootfs: string, cwd: string): Record<string, string> {
+  if (cwd === '/') return { '/': rootfs };
+  const host = inRootfs(rootfs, cwd);
+  fs.mkdirSync(host, { recursive: true });
+  return { '/': rootfs, '.': host };
 }
 
 function safeKill(p: Process): void {

@@ -48,5 +48,7 @@ export async function runDaemon(flags: ShimFlags, options: DaemonOptions = {}): 
   server.registerService(Task, service);
   server.registerService(Task, service, { name: 'containerd.task.v3.Task' });
   await server.listen(options.listen ?? { fd: LISTEN_FD });
+  // Boot the first container's child while containerd is still sending Create.
+  engine.warm();
   log.info('serving', { id: flags.id, pid: process.pid, socket: flags.socket });
 }

@@ -108,10 +108,13 @@ export class TtrpcClient {
       timeoutNano = ns > INT64_MAX ? INT64_MAX : ns;
     }
 
-    const bytes = toBinary(
-      RequestSchema,
-      create(RequestSchema, { service, method, payload, timeoutNano, metadata: metadataList(opts.metadata) }),
-    );
+    let bytes: Uint8Array;
+    try {
+      bytes = toBinary(RequestSchema, create(RequestSchema, { service, method, payload, timeoutNano, metadata: metadataList(opts.metadata) }));
+    } catch (err) {
+      // only reachable from untyped callers (e.g. a non-string metadata value)
+      return Promise.reject(new TtrpcError(Code.InvalidArgument, `ttrpc: cannot encode request: ${errorMessage(err)}`));
+    }
     if (bytes.length > MAX_PAYLOAD) {
       return Promise.reject(
         new TtrpcError(Code.ResourceExhausted, `ttrpc: request of ${bytes.length} bytes exceeds maximum message size of ${MAX_PAYLOAD}`),

@@ -12,6 +12,7 @@ interface Prepared {
 }
 
 let prepared: Prepared | undefined;
+let running = false;
 
 function send(message: FromChild): Promise<void> {
   return new Promise((resolve) => {
@@ -46,10 +47,16 @@ async function prepare(job: ChildJob): Promise<Prepared> {
   } catch (err) {
     throw new Error(`${job.modulePath} does not compile: ${(err as Error).message}`);
   }
+  const env = envObject(job.env);
+  // The module sees exactly the spec's env, plus the trace context when tracing is on.
+  if (job.traceparent) {
+    env.TRACECONTEXT = job.traceparent;
+    process.env.TRACECONTEXT = job.traceparent;
+  }
   const wasi = new WASI({
     version: 'preview1',
     args: job.args,
-    env: envObject(job.env),
+    env,
     preopens: job.preopens,
     stdin: 0,
     stdout: stdoutFd,
@@ -121,11 +128,13 @@ process.on('message', (message: ToChild) => {
   } else if (message.t === 'run' && prepared) {
     const p = prepared;
     prepared = undefined;
+    running = true;
     // Leave the message handler first so the IPC callback stack is clear.
     setImmediate(() => void finish(runModule(p)));
   }
 });
-// The daemon going away must not leave an orphan waiting forever for `run`.
+// The daemon going away must not leave an orphan (a spare, or one waiting for
+// `run`) behind; a running module carries on, as a runc container would.
 process.on('disconnect', () => {
-  if (prepared) process.exit(SETUP_EXIT_STATUS);
+  if (!running) process.exit(SETUP_EXIT_STATUS);
 });

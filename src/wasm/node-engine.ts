@@ -18,16 +18,35 @@ const SIGNALS = osConstants.signals as Record<string, number>;
 const CLK_TCK = 100; // Linux USER_HZ
 
 export class NodeEngine implements Engine {
+  /** A child booted ahead of the first Create, so Node's start-up is off its path. */
+  private spare: ChildProcess | undefined;
+
   constructor(private readonly options: NodeEngineOptions) {}
 
-  prepare(spec: ModuleSpec): Promise<WasmInstance> {
-    const env: NodeJS.ProcessEnv = {};
-    if (spec.traceparent) env.TRACECONTEXT = spec.traceparent;
-    const child = spawn(process.execPath, [...(this.options.nodeArgs ?? []), this.options.childEntry], {
-      stdio: [spec.stdin ? 'pipe' : 'ignore', 'ignore', 'ignore', 'ipc'],
-      env,
+  /** Boots one spare child now (used by the next prepare). */
+  warm(): void {
+    if (this.spare) return;
+    const child = this.spawnChild();
+    child.once('exit', () => {
+      if (this.spare === child) this.spare = undefined;
+    });
+    this.spare = child;
+  }
+
+  private spawnChild(): ChildProcess {
+    // The env is empty: the module gets the spec's env through WASI, and
+    // TRACECONTEXT arrives with the job (a spare is booted before it is known).
+    return spawn(process.execPath, [...(this.options.nodeArgs ?? []), this.options.childEntry], {
+      stdio: ['pipe', 'ignore', 'ignore', 'ipc'],
+      env: {},
       cwd: '/',
     });
+  }
+
+  prepare(spec: ModuleSpec): Promise<WasmInstance> {
+    const spare = this.spare;
+    this.spare = undefined;
+    const child = spare && spare.exitCode === null && spare.signalCode === null && spare.connected ? spare : this.spawnChild();
     const job: ChildJob = {
       modulePath: spec.modulePath,
       exportName: spec.exportName,
@@ -80,10 +99,14 @@ class ChildInstance implements WasmInstance {
       if (message.t === 'spans') this.onSpans?.(message.records);
       else if (message.t === 'error') this.setupError = message.message;
     });
-    if (spec.stdin && child.stdin) {
+    if (child.stdin) {
       child.stdin.on('error', () => undefined); // EPIPE once the module stops reading
-      spec.stdin.on('error', () => child.stdin?.end());
-      spec.stdin.pipe(child.stdin);
+      if (spec.stdin) {
+        spec.stdin.on('error', () => child.stdin?.end());
+        spec.stdin.pipe(child.stdin);
+      } else {
+        child.stdin.end(); // no stdin: the module reads EOF
+      }
     }
   }
 
