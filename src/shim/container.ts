@@ -7,7 +7,7 @@ import type { Engine, ExitInfo, ModuleSpec } from '../wasm/engine.js';
 import { ModuleError } from '../wasm/engine.js';
 import { Code, TtrpcError } from '../ttrpc/status.js';
 import { PID_FILE, unmountRootfs } from './cleanup.js';
-import { inRootfs, resolveEntrypoint } from './entrypoint.js';
+import { resolveEntrypoint } from './entrypoint.js';
 import { Process } from './process.js';
 import { bindMountsOf, mountBinds, mountSnapshot, type SnapshotMount } from './rootfs.js';
 import { checkProcess, readSpec, SpecError, type OciProcess, type OciSpec } from './spec.js';
@@ -134,7 +134,7 @@ export class Container {
       args: [entry.guestPath, ...proc.args.slice(1)],
       env,
       cwd,
-      preopens: preopensFor(this.rootfs, cwd),
+      preopens: preopensFor(this.rootfs),
       stdout: stdio.stdout,
       stderr: stdio.stderr,
       ...(stdin ? { stdin } : {}),
@@ -152,15 +152,12 @@ export class Container {
 }
 
 /**
- * wasi-libc here starts every module with cwd "/" and ignores PWD, but it
- * resolves relative paths through a "." preopen listed after "/". So the
- * spec's cwd becomes that "." preopen (created if missing, as runc does).
+ * Only `/` is preopened. wasi-libc starts every module with cwd "/" and
+ * ignores PWD; a "." preopen would not help: it would capture absolute paths
+ * too. So process.cwd cannot be applied from outside (a module may chdir).
  */
-function preopensFor(rootfs: string, cwd: string): Record<string, string> {
-  if (cwd === '/') return { '/': rootfs };
-  const host = inRootfs(rootfs, cwd);
-  fs.mkdirSync(host, { recursive: true });
-  return { '/': rootfs, '.': host };
+function preopensFor(rootfs: string): Record<string, string> {
+  return { '/': rootfs };
 }
 
 function safeKill(p: Process): void {

@@ -17,7 +17,7 @@
 // each instance its own `namespace`.
 
 import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync, mkdirSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, unlinkSync, writeFileSync, mkdirSync } from 'node:fs';
 import { constants, tmpdir } from 'node:os';
 import * as path from 'node:path';
 
@@ -191,6 +191,57 @@ function unmountAll(dir: string): void {
       if (r.status !== 0) spawnSync('umount', ['-l', m.mountPoint], { stdio: 'ignore' });
     }
   }
+}
+
+/**
+ * runc keeps its state in /run/containerd/runc/<ns>/<id> and ctr puts cgroups
+ * at /<ns>/<id>; runc removes the <id> level but leaves the empty <ns> dirs.
+ * Remove those (rmdir only succeeds when empty) for namespaces other than
+ * "default", which other containerds on the machine are likely to share.
+ */
+function removeNamespaceDirs(namespaces: string[]): void {
+  let controllers: string[] = [];
+  try {
+    controllers = readdirSync('/sys/fs/cgroup');
+  } catch {
+    /* no cgroupfs */
+  }
+  for (const ns of namespaces) {
+    if (ns === 'default' || !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(ns)) continue;
+    for (const d of [`/run/containerd/runc/${ns}`, `/sys/fs/cgroup/${ns}`, ...controllers.map((c) => `/sys/fs/cgroup/${c}/${ns}`)]) {
+      try {
+        rmdirSync(d);
+      } catch {
+        /* absent, not empty, or not ours */
+      }
+    }
+  }
+}
+
+/** pids plus all their descendants (from /proc/<pid>/stat ppid). */
+export function descendants(pids: number[]): number[] {
+  const children = new Map<number, number[]>();
+  for (const ent of readdirSync('/proc')) {
+    if (!/^\d+$/.test(ent)) continue;
+    try {
+      const st = readFileSync(`/proc/${ent}/stat`, 'utf8');
+      const ppid = Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]);
+      const list = children.get(ppid) ?? [];
+      list.push(Number(ent));
+      children.set(ppid, list);
+    } catch {
+      /* gone */
+    }
+  }
+  const out = new Set<number>();
+  const queue = [...pids];
+  while (queue.length) {
+    const p = queue.pop()!;
+    if (out.has(p)) continue;
+    out.add(p);
+    queue.push(...(children.get(p) ?? []));
+  }
+  return [...out];
 }
 
 let overlayProbe: boolean | undefined;
@@ -400,9 +451,9 @@ export async function startContainerd(opts: StartContainerdOptions = {}): Promis
     clearTimeout(timer);
   };
 
-  /** Socket files of shims (from bundles' address files), so they can be removed. */
-  const shimSockets = (): string[] => {
-    const out: string[] = [];
+  /** Task bundles in our state dir: <state>/io.containerd.runtime.v2.task/<ns>/<id>. */
+  const bundles = (): { ns: string; id: string; dir: string; socket?: string }[] => {
+    const out: { ns: string; id: string; dir: string; socket?: string }[] = [];
     const base = path.join(state, 'io.containerd.runtime.v2.task');
     let nss: string[] = [];
     try {
@@ -418,26 +469,43 @@ export async function startContainerd(opts: StartContainerdOptions = {}): Promis
         continue;
       }
       for (const id of ids) {
+        const dir = path.join(base, ns, id);
+        let socket: string | undefined;
         try {
-          const a = readFileSync(path.join(base, ns, id, 'address'), 'utf8').trim();
-          if (a.startsWith('unix://')) out.push(a.slice('unix://'.length));
+          const a = readFileSync(path.join(dir, 'address'), 'utf8').trim();
+          if (a.startsWith('unix://')) socket = a.slice('unix://'.length);
         } catch {
           /* no address file */
         }
+        out.push({ ns, id, dir, ...(socket ? { socket } : {}) });
       }
     }
     return out;
   };
 
+  /** Shims (and anything else) still referring to our socket or temp dir. */
   const leftovers = () => listProcesses(new RegExp(`(^|\\s)-address ${escapeRe(address)}(\\s|$)|${escapeRe(tmp)}/`)).filter((p) => !(child && p.pid === child.pid));
 
+  /** Leftover shims plus all their descendants (task processes), collected before any signal so reparenting cannot hide them. */
+  const leftoverTree = (): number[] => descendants(leftovers().map((p) => p.pid));
+
   const finalCleanup = (): void => {
-    const sockets = shimSockets();
-    for (const p of leftovers()) killQuiet(p.pid, 'SIGKILL');
-    unmountAll(tmp);
-    for (const s of sockets) {
+    const bs = bundles();
+    for (const pid of leftoverTree()) killQuiet(pid, 'SIGKILL');
+    // runc state of our tasks (runc keeps it outside our temp dir); only when it names our bundle
+    for (const b of bs) {
+      const runcRoot = `/run/containerd/runc/${b.ns}`;
       try {
-        if (statSync(s).isSocket()) unlinkSync(s);
+        if (!readFileSync(path.join(runcRoot, b.id, 'state.json'), 'utf8').includes(`"bundle=${b.dir}"`)) continue;
+      } catch {
+        continue;
+      }
+      spawnSync('runc', ['--root', runcRoot, 'delete', '--force', b.id], { stdio: 'ignore', timeout: 10_000 });
+    }
+    unmountAll(tmp);
+    for (const b of bs) {
+      try {
+        if (b.socket && statSync(b.socket).isSocket()) unlinkSync(b.socket);
       } catch {
         /* gone */
       }
@@ -448,7 +516,9 @@ export async function startContainerd(opts: StartContainerdOptions = {}): Promis
   const handle = {
     syncCleanup(): void {
       if (child?.pid !== undefined && child.exitCode === null && child.signalCode === null) killQuiet(child.pid, 'SIGKILL');
+      const nss = [...new Set([namespace, ...bundles().map((b) => b.ns)])];
       finalCleanup();
+      removeNamespaceDirs(nss);
     },
   };
 
@@ -456,11 +526,12 @@ export async function startContainerd(opts: StartContainerdOptions = {}): Promis
     if (stopped) return;
     stopped = true;
     live.delete(handle);
+    let nss: string[] = [namespace];
     try {
       if (child && child.exitCode === null && child.signalCode === null) {
         // kill and delete whatever tasks remain, in every namespace
         const nsr = await ctr(['namespaces', 'ls', '-q'], { timeoutMs: 5_000 }).catch(() => undefined);
-        const nss = nsr?.code === 0 ? nsr.stdout.split('\n').map((s) => s.trim()).filter(Boolean) : [namespace];
+        if (nsr?.code === 0) nss = nsr.stdout.split('\n').map((s) => s.trim()).filter(Boolean);
         for (const ns of nss) {
           const tr = await ctr(['tasks', 'ls', '-q'], { namespace: ns, timeoutMs: 5_000 }).catch(() => undefined);
           const tasks = tr?.code === 0 ? tr.stdout.split('\n').map((s) => s.trim()).filter(Boolean) : [];
@@ -472,13 +543,18 @@ export async function startContainerd(opts: StartContainerdOptions = {}): Promis
         }
       }
       await terminate();
-      // shims of tasks we could not delete keep running without containerd
-      for (let i = 0; i < 20 && leftovers().length; i++) {
-        for (const p of leftovers()) killQuiet(p.pid, i < 5 ? 'SIGTERM' : 'SIGKILL');
-        await sleep(50);
+      // Shims of tasks we could not delete keep running without containerd:
+      // SIGTERM them, then SIGKILL them and everything they started.
+      const tree = leftoverTree();
+      if (tree.length) {
+        for (const p of leftovers()) killQuiet(p.pid, 'SIGTERM');
+        for (let i = 0; i < 5 && tree.some(alive); i++) await sleep(50);
+        for (const pid of tree) killQuiet(pid, 'SIGKILL');
       }
     } finally {
+      nss = [...new Set([...nss, ...bundles().map((b) => b.ns)])];
       finalCleanup();
+      removeNamespaceDirs(nss);
     }
   };
 

@@ -33,7 +33,8 @@
  *   escape [PATH...]    like open, over "../../etc/passwd", "/etc/hostname",
  *                       "/../../etc/passwd", "../etc/hostname" plus PATHs
  *   oom [CHUNK_MB]      malloc+touch CHUNK_MB (default 1) MiB chunks until malloc
- *                       fails, then print "oom: allocated N MiB" and exit 3
+ *                       fails, then print "oom: allocated N MiB (K chunks)",
+ *                       exit 3
  *                       (natively, with a memory limit, the kernel kills it)
  *   spin                burn CPU forever
  *

@@ -12,7 +12,7 @@ import { groupingFor, socketPathFor } from '../../src/shim/address.js';
 import { parseStartInput } from '../../src/shim/bootstrap.js';
 import { checkProcess, readSpec, SpecError } from '../../src/shim/spec.js';
 import { inRootfs, resolveEntrypoint } from '../../src/shim/entrypoint.js';
-import { CreatedState, RunningState, PausedState, StoppedState } from '../../src/shim/process-state.js';
+import { CreatedState, RunningState, PausedState, StoppedState, type ProcessState } from '../../src/shim/process-state.js';
 import { encodeDeleteResponse } from '../../src/shim/manager.js';
 import { DeleteResponseSchema } from '../../src/gen/containerd/task/v2/shim_pb.js';
 import { BootstrapParamsSchema } from '../../src/gen/containerd/runtime/bootstrap/v1/bootstrap_pb.js';
@@ -174,7 +174,7 @@ describe('process states', () => {
     assert.deepEqual(signals, [-1, 19, 18]);
     const stopped = resumed.exited(exit);
     assert.ok(stopped instanceof StoppedState);
-    assert.equal(code(() => stopped.kill(15)), Code.NotFound, 'kill of an exited process');
+    assert.equal(code(() => (stopped as ProcessState).kill(15)), Code.NotFound, 'kill of an exited process');
     assert.equal(code(() => stopped.start()), Code.FailedPrecondition);
     const deleted = stopped.delete();
     assert.equal(deleted.exit.status, 143);

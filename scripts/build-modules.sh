@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Build the C test modules in test/modules/ into build/modules/:
+#   <name>.wasm    clang --target=wasm32-wasi -O2   (WASI preview1 module)
+#   <name>.native  cc -O2 -static                   (for runc comparisons)
+# Only rebuilds an output when its source (or this script) is newer.
+# Usage: scripts/build-modules.sh [-f]   (-f forces a rebuild)
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+src_dir="$root/test/modules"
+out_dir="$root/build/modules"
+self="${BASH_SOURCE[0]}"
+force=0
+[[ "${1:-}" == "-f" ]] && force=1
+
+CLANG="${CLANG:-clang}"
+if [[ -z "${CC:-}" ]]; then
+  if command -v cc >/dev/null 2>&1; then CC=cc; else CC="$CLANG"; fi
+fi
+WASI_SYSROOT="${WASI_SYSROOT:-}"
+
+mkdir -p "$out_dir"
+
+stale() { # stale OUT SRC
+  [[ $force == 1 || ! -e "$1" || "$2" -nt "$1" || "$self" -nt "$1" ]]
+}
+
+build_one() { # build_one OUT CMD...
+  local out="$1"; shift
+  local tmp="$out.tmp.$$"
+  if ! "$@" -o "$tmp"; then
+    rm -f "$tmp"
+    echo "build-modules: failed: $* -o $out (missing toolchain? run scripts/ensure-deps.sh)" >&2
+    return 1
+  fi
+  mv -f "$tmp" "$out"
+  echo "build-modules: built ${out#$root/}"
+}
+
+sysroot_flag=()
+[[ -n "$WASI_SYSROOT" ]] && sysroot_flag=(--sysroot="$WASI_SYSROOT")
+
+shopt -s nullglob
+for src in "$src_dir"/*.c; do
+  name="$(basename "$src" .c)"
+  wasm="$out_dir/$name.wasm"
+  native="$out_dir/$name.native"
+  if stale "$wasm" "$src"; then
+    build_one "$wasm" "$CLANG" --target=wasm32-wasi "${sysroot_flag[@]}" -O2 -Wall "$src"
+  fi
+  if stale "$native" "$src"; then
+    build_one "$native" "$CC" -O2 -Wall -static "$src"
+  fi
+done
