@@ -1,14 +1,34 @@
 // The Wasm child: prepares one module (open stdio, compile, instantiate),
 // reports ready, runs it when told, and exits with its status. It loads
 // nothing but node:wasi and node:fs, because it sits on Create's path.
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { WASI } from 'node:wasi';
+import { SpanRecorder, type ActiveSpan, type SpanRecord } from '../telemetry/recorder.js';
+import { parseTraceparent } from '../telemetry/traceparent.js';
 import type { ChildJob, FromChild, ToChild } from './protocol.js';
 import { SETUP_EXIT_STATUS, TRAP_EXIT_STATUS } from './protocol.js';
 
 interface Prepared {
   run(): number;
   stderrFd: number;
+}
+
+/** Spans of this child (compile, instantiate, run), relayed to the daemon, which exports them. */
+const finished: SpanRecord[] = [];
+let recorder: SpanRecorder | undefined;
+let traceParent: ReturnType<typeof parseTraceparent>;
+let baseAttributes: Record<string, string | number> = {};
+
+function startSpan(name: string): ActiveSpan | undefined {
+  return recorder?.startSpan(name, { parent: traceParent ?? null, attributes: baseAttributes });
+}
+
+/** Hands finished spans to the daemon; bounded, so a stuck channel never holds up an exit. */
+function relaySpans(timeoutMs: number): Promise<void> {
+  if (finished.length === 0) return Promise.resolve();
+  const records = finished.splice(0);
+  return Promise.race([send({ t: 'spans', records }), new Promise<void>((r) => setTimeout(r, timeoutMs))]);
 }
 
 let prepared: Prepared | undefined;
@@ -38,15 +58,25 @@ function envObject(list: string[]): Record<string, string> {
 }
 
 async function prepare(job: ChildJob): Promise<Prepared> {
+  if (job.traceparent) {
+    traceParent = parseTraceparent(job.traceparent);
+    recorder = new SpanRecorder((rec) => finished.push(rec), { enabled: true, process: 'child', pid: process.pid });
+    baseAttributes = { 'container.id': job.containerId, ...(job.execId ? { 'wasmts.exec_id': job.execId } : {}), 'wasm.module.path': job.args[0] ?? job.modulePath };
+  }
   const stdoutFd = openOutput(job.stdout);
   const stderrFd = job.stderr === job.stdout && job.stdout ? stdoutFd : openOutput(job.stderr);
   const bytes = fs.readFileSync(job.modulePath);
+  const compileSpan = startSpan('wasm.compile');
+  compileSpan?.setAttributes({ 'wasm.module.size': bytes.length, 'wasm.module.sha256': createHash('sha256').update(bytes).digest('hex') });
   let module: WebAssembly.Module;
   try {
     module = await WebAssembly.compile(bytes);
   } catch (err) {
+    compileSpan?.recordException(err).end();
     throw new Error(`${job.modulePath} does not compile: ${(err as Error).message}`);
   }
+  compileSpan?.end();
+  const instantiateSpan = startSpan('wasm.instantiate');
   const env = envObject(job.env);
   // The module sees exactly the spec's env, plus the trace context when tracing is on.
   if (job.traceparent) {
@@ -67,8 +97,10 @@ async function prepare(job: ChildJob): Promise<Prepared> {
   try {
     instance = await WebAssembly.instantiate(module, wasi.getImportObject() as WebAssembly.Imports);
   } catch (err) {
+    instantiateSpan?.recordException(err).end();
     throw new Error(`${job.modulePath} cannot be instantiated: ${(err as Error).message}`);
   }
+  instantiateSpan?.end();
   const exported = instance.exports[job.exportName];
   if (typeof exported !== 'function') {
     throw new Error(`${job.modulePath} has no exported function "${job.exportName}"`);
@@ -95,9 +127,17 @@ function dropPrivileges(user: NonNullable<ChildJob['user']>): void {
 }
 
 function runModule(p: Prepared): number {
+  const span = startSpan('wasm.run');
+  const code = runGuarded(p, span);
+  span?.setAttribute('wasmts.exit_status', code).end();
+  return code;
+}
+
+function runGuarded(p: Prepared, span: ActiveSpan | undefined): number {
   try {
     return p.run() & 0xff;
   } catch (err) {
+    span?.recordException(err);
     const trap = err instanceof WebAssembly.RuntimeError;
     const text = trap ? `wasm trap: ${(err as Error).message}` : `wasm error: ${(err as Error)?.message ?? err}`;
     try {
@@ -110,18 +150,21 @@ function runModule(p: Prepared): number {
 }
 
 async function finish(code: number): Promise<never> {
+  await relaySpans(500);
   process.exit(code);
 }
 
 process.on('message', (message: ToChild) => {
   if (message.t === 'job') {
     prepare(message.job).then(
-      (p) => {
+      async (p) => {
         prepared = p;
-        return send({ t: 'ready' });
+        await send({ t: 'ready' });
+        await relaySpans(500);
       },
       async (err: unknown) => {
         await send({ t: 'error', message: err instanceof Error ? err.message : String(err) });
+        await relaySpans(500);
         process.exit(SETUP_EXIT_STATUS);
       },
     );
