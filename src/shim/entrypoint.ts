@@ -3,6 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SpecError } from './spec.js';
+import { resolveGuestPath } from '../wasm/root-path.js';
 
 export interface Entrypoint {
   /** Host path of the module. */
@@ -47,27 +48,10 @@ function searchPath(env: string[]): string[] {
 }
 
 /** Host path for a guest path, with symlinks resolved as if the rootfs were `/`. */
-export function inRootfs(rootfs: string, guestPath: string, depth = 0): string {
-  if (depth > 40) throw new SpecError(`too many symbolic links resolving ${guestPath}`);
-  const parts = path.posix.normalize(guestPath).split('/').filter(Boolean);
-  let current = '/';
-  for (let i = 0; i < parts.length; i++) {
-    const next = path.posix.join(current, parts[i]!);
-    const host = path.join(rootfs, next);
-    let target: string | undefined;
-    try {
-      target = fs.readlinkSync(host);
-    } catch {
-      target = undefined; // not a link (or missing): keep walking
-    }
-    if (target !== undefined) {
-      const rest = parts.slice(i + 1).join('/');
-      const resolved = target.startsWith('/') ? target : path.posix.join(current, target);
-      return inRootfs(rootfs, path.posix.join(resolved, rest), depth + 1);
-    }
-    current = next;
-  }
-  return path.join(rootfs, current);
+export function inRootfs(rootfs: string, guestPath: string): string {
+  const guest = resolveGuestPath(rootfs, '/', guestPath, { absoluteLinks: 'reroot', followLast: true });
+  if (guest === null) throw new SpecError(`too many symbolic links resolving ${guestPath}`);
+  return path.join(rootfs, guest);
 }
 
 function checkMagic(hostPath: string, guestPath: string): void {

@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import { WASI } from 'node:wasi';
 import { SpanRecorder, type ActiveSpan, type SpanRecord } from '../telemetry/recorder.js';
 import { parseTraceparent } from '../telemetry/traceparent.js';
+import { confinePaths } from './confine.js';
 import type { ChildJob, FromChild, ToChild } from './protocol.js';
 import { SETUP_EXIT_STATUS, TRAP_EXIT_STATUS } from './protocol.js';
 
@@ -93,9 +94,13 @@ async function prepare(job: ChildJob): Promise<Prepared> {
     stderr: stderrFd,
     returnOnExit: true,
   });
+  const imports = wasi.getImportObject() as { wasi_snapshot_preview1: Record<string, (...a: (number | bigint)[]) => number> };
+  const confinement = job.preopens['/']
+    ? confinePaths(imports.wasi_snapshot_preview1, job.preopens['/'], Object.keys(job.preopens))
+    : undefined;
   let instance: WebAssembly.Instance;
   try {
-    instance = await WebAssembly.instantiate(module, wasi.getImportObject() as WebAssembly.Imports);
+    instance = await WebAssembly.instantiate(module, imports as unknown as WebAssembly.Imports);
   } catch (err) {
     instantiateSpan?.recordException(err).end();
     throw new Error(`${job.modulePath} cannot be instantiated: ${(err as Error).message}`);
@@ -108,6 +113,7 @@ async function prepare(job: ChildJob): Promise<Prepared> {
   if (!(instance.exports.memory instanceof WebAssembly.Memory)) {
     throw new Error(`${job.modulePath} does not export its memory, which WASI needs`);
   }
+  confinement?.setMemory(instance.exports.memory);
   if (job.user) dropPrivileges(job.user);
   return {
     stderrFd,
