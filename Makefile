@@ -44,3 +44,13 @@ uninstall:
 
 clean:
 	rm -rf dist build test-output
+
+# Command 1: installs what is missing (apt, npm), builds, installs the shim, then runs the demo:
+# a private containerd, a Wasm container, its trace as a waterfall. Options: make demo DEMO_FLAGS="--no-keep".
+.PHONY: demo
+demo:
+	@if [ ! -x node_modules/.bin/tsx ]; then \
+	  echo "demo: installing the npm packages the demo script runs on (npm ci, about a minute)"; \
+	  if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error >/dev/null; else npm install --no-audit --no-fund --loglevel=error >/dev/null; fi; \
+	fi
+	@node --import tsx scripts/demo.ts --shim-dir $(BINDIR) $(DEMO_FLAGS)

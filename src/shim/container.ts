@@ -69,7 +69,7 @@ export class Container {
       await mountSnapshot(rootfs, params.rootfs);
       await mountBinds(rootfs, bindMountsOf(spec.mounts));
       container.init = await container.spawn('', proc, params.stdio, params.traceparent);
-      fs.writeFileSync(path.join(params.bundle, PID_FILE), String(container.init.pid));
+      fs.writeFileSync(path.join(params.bundle, PID_FILE), String(container.init.pid), { mode: 0o600 });
       return container;
     } catch (err) {
       if (mounted) unmountRootfs(params.bundle);
@@ -90,7 +90,7 @@ export class Container {
         throw new TtrpcError(Code.AlreadyExists, `${who}: exec id already exists`);
       }
       this.execs.set(params.execId, process);
-      fs.writeFileSync(path.join(this.bundle, `exec-${params.execId}.pid`), String(process.pid));
+      fs.writeFileSync(path.join(this.bundle, `exec-${params.execId}.pid`), String(process.pid), { mode: 0o600 });
       return process;
     } catch (err) {
       throw asTtrpc(err, who);
