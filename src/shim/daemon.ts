@@ -57,11 +57,13 @@ export async function runDaemon(flags: ShimFlags, options: DaemonOptions = {}): 
     if (exiting) return;
     exiting = true;
     log.info('shutting down');
+    // containerd waits for our connection to close: let it go before flushing
+    // anything, so a slow collector never holds up the container's teardown.
+    if (flags.socket) fs.rmSync(flags.socket, { force: true });
+    void server.close().catch(() => undefined);
     tracer?.endAll();
     await Promise.all([events.drain(now ? 0 : 2_000), telemetry.shutdown(now ? 0 : TELEMETRY_FLUSH_MS)]);
     events.close();
-    // Exiting closes every connection at once, which is what containerd waits for.
-    if (flags.socket) fs.rmSync(flags.socket, { force: true });
     process.exit(0);
   };
   const service = new TaskService({

@@ -1,0 +1,38 @@
+// Messages between the daemon (main thread) and the export worker. Types only.
+
+import type { EnabledTelemetryConfig } from './config.js';
+import type { SpanRecord } from './recorder.js';
+
+export interface WorkerInit {
+  config: EnabledTelemetryConfig;
+  shimPid: number;
+  scopeVersion?: string;
+}
+
+export interface WorkerStats {
+  /** Records received from the main thread. */
+  received: number;
+  /** Records rejected as malformed. */
+  invalid: number;
+  /** Spans the endpoint accepted. */
+  exported: number;
+  failedExports: number;
+  failedSpans: number;
+  lastError: string | undefined;
+}
+
+export type MainToWorker =
+  | { type: 'spans'; records: SpanRecord[] }
+  | { type: 'flush'; id: number }
+  | { type: 'stats'; id: number }
+  | { type: 'shutdown'; id: number }
+  /** Tests only: throw an uncaught exception and reject a promise inside the worker. */
+  | { type: 'selftest-throw' };
+
+export type WorkerToMain =
+  | { type: 'ready'; loadMs: number }
+  | { type: 'init-error'; error: string }
+  | { type: 'log'; level: 'info' | 'warn' | 'error' | 'debug'; msg: string }
+  | { type: 'flushed'; id: number; ok: boolean; error?: string; stats: WorkerStats }
+  | { type: 'stats'; id: number; stats: WorkerStats }
+  | { type: 'shutdown-done'; id: number; stats: WorkerStats };

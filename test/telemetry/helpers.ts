@@ -1,0 +1,168 @@
+// Test helpers for the telemetry suite.
+import http from 'node:http';
+import net from 'node:net';
+import zlib from 'node:zlib';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { LogLevel } from '../../src/telemetry/index.js';
+
+export interface CapturedRequest {
+  method: string;
+  url: string;
+  headers: http.IncomingHttpHeaders;
+  /** Decompressed body. */
+  body: Buffer;
+  rawLength: number;
+}
+
+export interface CaptureServer {
+  url: string;
+  requests: CapturedRequest[];
+  close(): Promise<void>;
+}
+
+/** A bare HTTP server that records every request and answers 200 with an empty body (after delayMs). */
+export async function startCaptureServer(opts: { delayMs?: number } = {}): Promise<CaptureServer> {
+  const requests: CapturedRequest[] = [];
+  const srv = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const raw = Buffer.concat(chunks);
+      let body = raw;
+      try {
+        if (req.headers['content-encoding'] === 'gzip') body = zlib.gunzipSync(raw);
+      } catch {
+        /* keep raw */
+      }
+      requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body, rawLength: raw.length });
+      const json = String(req.headers['content-type'] ?? '').includes('json');
+      setTimeout(() => {
+        res.writeHead(200, { 'content-type': json ? 'application/json' : 'application/x-protobuf' });
+        res.end(json ? '{}' : '');
+      }, opts.delayMs ?? 0);
+    });
+  });
+  const port = await listen(srv);
+  return {
+    url: `http://127.0.0.1:${port}`,
+    requests,
+    close: () =>
+      new Promise<void>((r) => {
+        srv.close(() => r());
+        srv.closeAllConnections();
+      }),
+  };
+}
+
+function listen(srv: net.Server | http.Server): Promise<number> {
+  return new Promise((resolve, reject) => {
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => resolve((srv.address() as net.AddressInfo).port));
+  });
+}
+
+export interface BadEndpoints {
+  /** Nothing listens there (connection refused). */
+  deadPort: number;
+  /** Accepts, writes "garbage\r\n\r\n" and closes. */
+  garbagePort: number;
+  /** Accepts and never answers. */
+  hangPort: number;
+  close(): Promise<void>;
+}
+
+export async function startBadEndpoints(): Promise<BadEndpoints> {
+  const sockets = new Set<net.Socket>();
+  const track = (s: net.Socket): void => {
+    sockets.add(s);
+    s.on('error', () => undefined);
+    s.on('close', () => sockets.delete(s));
+  };
+  const garbage = net.createServer((s) => {
+    track(s);
+    s.end('garbage\r\n\r\n');
+  });
+  const hang = net.createServer((s) => {
+    track(s);
+    s.resume();
+  });
+  const dead = net.createServer();
+  const [garbagePort, hangPort, deadPort] = await Promise.all([listen(garbage), listen(hang), listen(dead)]);
+  await new Promise<void>((r) => dead.close(() => r()));
+  return {
+    deadPort,
+    garbagePort,
+    hangPort,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await Promise.all([
+        new Promise<void>((r) => garbage.close(() => r())),
+        new Promise<void>((r) => hang.close(() => r())),
+      ]);
+    },
+  };
+}
+
+export interface LogLine {
+  level: LogLevel;
+  msg: string;
+}
+
+export function collectLogs(): { logs: LogLine[]; log: (level: LogLevel, msg: string) => void } {
+  const logs: LogLine[] = [];
+  return { logs, log: (level, msg) => logs.push({ level, msg }) };
+}
+
+export interface RunResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  wallMs: number;
+}
+
+/** Run a TypeScript fixture in a child Node process (with the same tsx loader as this one). */
+export function runFixture(
+  name: string,
+  args: string[],
+  env: Record<string, string | undefined>,
+  extraExecArgv: string[] = [],
+  timeoutMs = 20_000,
+): Promise<RunResult> {
+  const file = fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
+  const t0 = performance.now();
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [...process.execArgv, ...extraExecArgv, file, ...args], {
+      env: env as NodeJS.ProcessEnv,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => (stdout += d));
+    p.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+    p.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr, wallMs: performance.now() - t0 });
+    });
+  });
+}
+
+/** The process environment without any OTEL_* / TRACECONTEXT variables. */
+export function baseEnv(): Record<string, string | undefined> {
+  const env: Record<string, string | undefined> = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (k.startsWith('OTEL_') || k === 'TRACECONTEXT') continue;
+    env[k] = v;
+  }
+  return env;
+}
+
+export async function waitUntil(pred: () => boolean, timeoutMs: number, what = 'condition'): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!pred()) {
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

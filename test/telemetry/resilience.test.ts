@@ -1,0 +1,89 @@
+// A dead port, a port answering garbage and one that never answers: span calls
+// stay instant, nothing throws, shutdown is bounded (~2 s), the process exits
+// by itself with code 0. Each case runs in its own process.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { baseEnv, runFixture, startBadEndpoints, startCaptureServer, type BadEndpoints, type CaptureServer, type RunResult } from './helpers.js';
+
+let bad: BadEndpoints;
+let cap: CaptureServer;
+before(async () => {
+  bad = await startBadEndpoints();
+  cap = await startCaptureServer();
+});
+after(async () => {
+  await bad.close();
+  await cap.close();
+});
+
+interface RunOutput {
+  enabled: boolean;
+  state: string;
+  workerReadyMs?: number;
+  maxCallMs: number;
+  maxTickGapMs: number;
+  shutdownMs: number;
+  totalMs: number;
+  uptimeAtEndMs: number;
+  logs: { level: string; msg: string }[];
+}
+
+async function run(env: Record<string, string>, shutdownMs = 2000): Promise<{ r: RunResult; out: RunOutput }> {
+  const r = await runFixture('export-run.ts', [JSON.stringify({ spans: 50, flushFirstMs: 300, shutdownMs })], { ...baseEnv(), ...env }, [], 30_000);
+  let out: RunOutput;
+  try {
+    out = JSON.parse(r.stdout.trim().split('\n').pop() ?? '');
+  } catch {
+    assert.fail(`no result from the fixture (code ${r.code}, signal ${r.signal}): ${r.stdout}\n${r.stderr}`);
+  }
+  return { r, out };
+}
+
+function checkHealthy(name: string, { r, out }: { r: RunResult; out: RunOutput }, shutdownBoundMs = 2500): void {
+  const ctx = `${name}: ${JSON.stringify({ ...out, logs: out.logs.map((l) => `${l.level} ${l.msg}`) })}\nstderr: ${r.stderr}`;
+  assert.equal(r.code, 0, ctx);
+  assert.equal(r.signal, null, ctx);
+  assert.equal(out.enabled, true, ctx);
+  assert.ok(out.shutdownMs < shutdownBoundMs, `shutdown took ${out.shutdownMs} ms; ${ctx}`);
+  assert.ok(out.maxCallMs < 50, `a span call took ${out.maxCallMs} ms; ${ctx}`);
+  // The process exits promptly once shutdown resolved: nothing keeps it alive.
+  assert.ok(r.wallMs - out.uptimeAtEndMs < 5000, `exit took ${r.wallMs - out.uptimeAtEndMs} ms after shutdown; ${ctx}`);
+  assert.doesNotMatch(r.stderr, /Error|uncaught|HPE_/i, ctx);
+  assert.ok(out.logs.filter((l) => l.level !== 'debug').length <= 4, `too chatty; ${ctx}`);
+}
+
+async function inBatches<T>(items: (() => Promise<T>)[], n: number): Promise<T[]> {
+  const out: T[] = [];
+  for (let i = 0; i < items.length; i += n) out.push(...(await Promise.all(items.slice(i, i + n).map((f) => f()))));
+  return out;
+}
+
+test('bad endpoints never harm the process (http/protobuf, grpc, http/json)', async () => {
+  const cases: [string, Record<string, string>][] = [];
+  for (const protocol of ['http/protobuf', 'grpc']) {
+    for (const [what, port] of [
+      ['dead', bad.deadPort],
+      ['garbage', bad.garbagePort],
+      ['hang', bad.hangPort],
+    ] as const) {
+      cases.push([`${protocol} ${what}`, { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`, OTEL_EXPORTER_OTLP_PROTOCOL: protocol, OTEL_BSP_SCHEDULE_DELAY: '50' }]);
+    }
+  }
+  cases.push(['http/json garbage', { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${bad.garbagePort}`, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' }]);
+  const results = await inBatches(
+    cases.map(([name, env]) => async () => ({ name, res: await run(env) })),
+    3,
+  );
+  for (const { name, res } of results) checkHealthy(name, res);
+  // The garbage endpoint's HPE_INVALID_CONSTANT is reported as one export failure, not a crash.
+  const g = results.find((x) => x.name === 'http/protobuf garbage')!.res.out;
+  assert.ok(g.logs.some((l) => /failed: .*HPE_INVALID_CONSTANT/.test(l.msg)), JSON.stringify(g.logs));
+});
+
+test('control: the same fixture against a working endpoint exports everything and exits', async () => {
+  const before = cap.requests.length;
+  // A generous bound so a slow (loaded) machine still gets the worker loaded before shutdown.
+  const res = await run({ OTEL_EXPORTER_OTLP_ENDPOINT: cap.url }, 15_000);
+  checkHealthy('ok', res, 15_000);
+  assert.ok(cap.requests.length > before, JSON.stringify(res.out.logs));
+});
