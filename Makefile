@@ -5,7 +5,7 @@ BINDIR ?= $(PREFIX)/bin
 NODE ?= $(shell command -v node)
 TESTS ?= $(shell find test -name '*.test.ts' | sort)
 
-.PHONY: all deps build proto typecheck modules test install uninstall clean
+.PHONY: all deps build proto typecheck modules test bench install uninstall clean
 
 all: build
 
@@ -32,6 +32,10 @@ modules:
 test: deps build typecheck modules
 	node --import tsx --test --test-reporter=spec $(TESTS)
 
+# Side-by-side benchmark against runc on a private containerd (table + JSON; see docs/performance.md).
+bench: deps build modules
+	node --import tsx scripts/bench/index.ts
+
 # Copies the built shim to $(LIBDIR) and puts containerd-shim-wasmts-v1 on containerd's PATH.
 install: build
 	install -d $(LIBDIR)/dist $(BINDIR)
@@ -51,6 +55,10 @@ clean:
 demo:
 	@if [ ! -x node_modules/.bin/tsx ]; then \
 	  echo "demo: installing the npm packages the demo script runs on (npm ci, about a minute)"; \
-	  if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error >/dev/null; else npm install --no-audit --no-fund --loglevel=error >/dev/null; fi; \
+	  if [ ! -f package-lock.json ]; then npm install --no-audit --no-fund --loglevel=error >/dev/null; \
+	  elif ! npm ci --no-audit --no-fund --loglevel=error >/dev/null 2>npm-ci.log; then \
+	    echo "demo: npm ci failed ($$(grep -m1 -o 'Missing: .*' npm-ci.log || tail -n1 npm-ci.log)); trying npm install --no-save"; \
+	    npm install --no-save --no-audit --no-fund --loglevel=error >/dev/null; \
+	  fi; rm -f npm-ci.log; \
 	fi
 	@node --import tsx scripts/demo.ts --shim-dir $(BINDIR) $(DEMO_FLAGS)

@@ -1,0 +1,54 @@
+// Memory of a process tree: VmHWM (peak RSS) and PSS (shared pages split
+// among their users), summed over a shim daemon and all its descendants.
+import * as fs from 'node:fs';
+
+function children(pid: number): number[] {
+  const out: number[] = [];
+  let tasks: string[] = [];
+  try {
+    tasks = fs.readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const t of tasks) {
+    try {
+      const list = fs.readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8').trim();
+      if (list) out.push(...list.split(/\s+/).map(Number));
+    } catch {
+      // thread gone
+    }
+  }
+  return out;
+}
+
+export function processTree(root: number): number[] {
+  const all = [root];
+  for (let i = 0; i < all.length; i++) all.push(...children(all[i]!));
+  return all;
+}
+
+function kb(text: string, field: string): number {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text);
+  return m ? Number(m[1]) : 0;
+}
+
+export interface TreeMemory {
+  processes: number;
+  vmHwmMiB: number;
+  pssMiB: number;
+}
+
+export function treeMemory(root: number): TreeMemory {
+  let hwm = 0;
+  let pss = 0;
+  const pids = processTree(root);
+  for (const pid of pids) {
+    try {
+      hwm += kb(fs.readFileSync(`/proc/${pid}/status`, 'utf8'), 'VmHWM');
+      pss += kb(fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'), 'Pss');
+    } catch {
+      // exited while we looked
+    }
+  }
+  return { processes: pids.length, vmHwmMiB: hwm / 1024, pssMiB: pss / 1024 };
+}
