@@ -11,7 +11,7 @@ import { resolveEntrypoint } from './entrypoint.js';
 import { Process } from './process.js';
 import { bindMountsOf, mountBinds, mountSnapshot, type SnapshotMount } from './rootfs.js';
 import { checkProcess, readSpec, SpecError, type OciProcess, type OciSpec } from './spec.js';
-import { checkStdio, openStdin, type StdioPaths } from './stdio.js';
+import { checkStdio, holdOutputs, openStdin, type StdioPaths } from './stdio.js';
 
 export interface CreateParams {
   id: string;
@@ -122,9 +122,10 @@ export class Container {
   }
 
   private async spawn(execId: string, proc: OciProcess, stdio: StdioPaths, traceparent?: string): Promise<Process> {
-    const env = proc.env ?? [];
     const cwd = proc.cwd || '/';
+    const env = withPwd(proc.env ?? [], cwd);
     const entry = resolveEntrypoint(this.rootfs, proc.args[0]!, cwd, env);
+    const release = holdOutputs(stdio);
     const stdin = openStdin(stdio.stdin, `container ${this.id}`);
     const spec: ModuleSpec = {
       containerId: this.id,
@@ -143,8 +144,12 @@ export class Container {
     };
     try {
       const instance = await this.engine.prepare(spec);
-      return new Process(this.id, execId, stdio, instance, (p, exit) => this.onExit(this, p, exit));
+      return new Process(this.id, execId, stdio, instance, (p, exit) => {
+        release();
+        this.onExit(this, p, exit);
+      });
     } catch (err) {
+      release();
       stdin?.destroy();
       throw err;
     }
@@ -152,12 +157,20 @@ export class Container {
 }
 
 /**
- * Only `/` is preopened. wasi-libc starts every module with cwd "/" and
- * ignores PWD; a "." preopen would not help: it would capture absolute paths
- * too. So process.cwd cannot be applied from outside (a module may chdir).
+ * Only `/` is preopened: with this wasi-libc a "." preopen would capture
+ * absolute paths too. The spec's cwd travels as PWD instead (see withPwd).
  */
 function preopensFor(rootfs: string): Record<string, string> {
   return { '/': rootfs };
+}
+
+/**
+ * wasi-libc starts every module at "/" whatever the host does, so the spec's
+ * cwd reaches the module as PWD (as a shell would set it), unless the spec
+ * sets PWD itself. Runtimes that emulate a cwd (Go's wasip1) start there.
+ */
+function withPwd(env: string[], cwd: string): string[] {
+  return env.some((e) => e.startsWith('PWD=')) ? env : [...env, `PWD=${cwd}`];
 }
 
 function safeKill(p: Process): void {

@@ -27,6 +27,27 @@ export function checkStdio(io: StdioPaths, who: string): void {
 }
 
 /**
+ * Opens the stdout/stderr FIFOs for the life of the process, as runc's shim
+ * does: ctr's blocked open of each FIFO returns at once (not only when the
+ * child gets to it), so output of a short-lived module is never missed by a
+ * reader still opening. O_RDWR|O_NONBLOCK never blocks. Returns the release.
+ */
+export function holdOutputs(io: StdioPaths): () => void {
+  const fds: number[] = [];
+  for (const target of new Set([io.stdout, io.stderr])) {
+    if (!target || target.startsWith('file://')) continue;
+    try {
+      fds.push(fs.openSync(target, fs.constants.O_RDWR | fs.constants.O_NONBLOCK));
+    } catch {
+      // the child reports an unusable FIFO itself
+    }
+  }
+  return () => {
+    for (const fd of fds.splice(0)) fs.close(fd, () => undefined);
+  };
+}
+
+/**
  * Opens the stdin FIFO without blocking (nobody may ever write to it) and as a
  * non-blocking stream, so reading it never ties up the daemon.
  */
