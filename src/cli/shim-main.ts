@@ -56,6 +56,11 @@ async function main(argv: string[]): Promise<void> {
       await runDaemon(flags);
       return;
     }
+    case 'spare': {
+      const { runSpare } = require(path.join(here, 'daemon.cjs')) as typeof import('../shim/daemon.js');
+      await runSpare(flags);
+      return;
+    }
     case '':
       fail('no action given (expected start, delete or -v)');
     default:

@@ -2,6 +2,8 @@
 // `start` bound and passed as fd 3, logs to the bundle's log FIFO, publishes
 // events, and exits once Shutdown finds no container left.
 import * as fs from 'node:fs';
+import * as net from 'node:net';
+import { setPriority } from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Task } from '../gen/containerd/task/v2/shim_pb.js';
@@ -14,6 +16,8 @@ import { TaskService } from './task-service.js';
 import { TaskTracer } from './tracing.js';
 import { startTelemetry, type SpanRecord } from '../telemetry/index.js';
 import { VERSION } from '../version.js';
+import { canConnect } from './address.js';
+import { launchSpare, spareSocketPath, type Handoff, type HandoffReply } from './spare.js';
 
 const LISTEN_FD = 3;
 /** The exporter loads in a worker thread; started once the first container is up, never on its path. */
@@ -23,10 +27,23 @@ const TELEMETRY_FLUSH_MS = 2_000;
 const here = typeof __dirname === 'string' ? __dirname : path.dirname(new URL(import.meta.url).pathname);
 
 export interface DaemonOptions {
-  /** Listening socket: an inherited fd (from `start`) or a path (tests). */
-  listen?: { fd: number } | { path: string };
+  /** Listening socket: an inherited fd (from `start`), a bound server (spare), or a path (tests). */
+  listen?: { fd: number } | { path: string } | { server: net.Server };
   childEntry?: string;
+  /** An engine already warmed (spare daemons boot it before they have a container). */
+  engine?: NodeEngine;
 }
+
+/** Set to 0 in containerd's environment to run without spare daemons. */
+const SPARE_ENV = 'WASMTS_SPARE';
+/** The next spare boots once this daemon's first container is under way (or as it exits). */
+const SPARE_LAUNCH_DELAY_MS = 1_000;
+/** An unused spare exits after this long. */
+const SPARE_IDLE_MS = 10 * 60_000;
+const SPARE_WATCH_MS = 5_000;
+
+const sparesEnabled = () => process.env[SPARE_ENV] !== '0';
+const newEngine = (childEntry?: string) => new NodeEngine({ childEntry: childEntry ?? path.join(here, 'wasm-child.cjs') });
 
 export async function runDaemon(flags: ShimFlags, options: DaemonOptions = {}): Promise<void> {
   const bundle = process.cwd();
@@ -44,10 +61,8 @@ export async function runDaemon(flags: ShimFlags, options: DaemonOptions = {}): 
     scopeVersion: VERSION,
   });
   const tracer = telemetry.enabled ? new TaskTracer(telemetry, process.env) : undefined;
-  const engine = new NodeEngine({
-    childEntry: options.childEntry ?? path.join(here, 'wasm-child.cjs'),
-    ...(tracer ? { onChildSpans: (records: unknown[]) => telemetry.submit(records as SpanRecord[]) } : {}),
-  });
+  const engine = options.engine ?? newEngine(options.childEntry);
+  if (tracer) engine.onChildSpans = (records) => telemetry.submit(records as SpanRecord[]);
   const server = new TtrpcServer({
     onError: (err) => log.warn(`ttrpc: ${err.message}`, { kind: err.kind }),
   });
@@ -62,7 +77,11 @@ export async function runDaemon(flags: ShimFlags, options: DaemonOptions = {}): 
     if (flags.socket) fs.rmSync(flags.socket, { force: true });
     void server.close().catch(() => undefined);
     tracer?.endAll();
-    await Promise.all([events.drain(now ? 0 : 2_000), telemetry.shutdown(now ? 0 : TELEMETRY_FLUSH_MS)]);
+    await Promise.all([
+      events.drain(now ? 0 : 2_000),
+      telemetry.shutdown(now ? 0 : TELEMETRY_FLUSH_MS),
+      sparesEnabled() && flags.address && !now ? ensureSpare(flags) : undefined,
+    ]);
     events.close();
     process.exit(0);
   };
@@ -80,5 +99,87 @@ export async function runDaemon(flags: ShimFlags, options: DaemonOptions = {}): 
   // Boot the first container's child while containerd is still sending Create.
   engine.warm();
   if (telemetry.enabled) setTimeout(() => telemetry.warmUp(), TELEMETRY_WARMUP_DELAY_MS).unref();
+  if (sparesEnabled() && flags.address) setTimeout(() => void ensureSpare(flags), SPARE_LAUNCH_DELAY_MS).unref();
   log.info('serving', { id: flags.id, pid: process.pid, socket: flags.socket });
+}
+
+async function ensureSpare(flags: ShimFlags): Promise<void> {
+  if (!(await canConnect(spareSocketPath(flags.address, process.env), 200))) {
+    launchSpare(path.join(here, 'shim.cjs'), flags);
+  }
+}
+
+/**
+ * `spare`: boot, warm a Wasm child, and wait on the control socket for a
+ * container; then become its daemon. Exits when unused for SPARE_IDLE_MS or
+ * when containerd's socket disappears.
+ */
+export async function runSpare(flags: ShimFlags): Promise<void> {
+  const controlPath = spareSocketPath(flags.address, process.env);
+  if (await canConnect(controlPath, 200)) return process.exit(0); // another spare got there first
+  fs.rmSync(controlPath, { force: true });
+  const engine = newEngine();
+  engine.warm();
+  const control = net.createServer({ allowHalfOpen: false });
+  const leave = () => {
+    control.close(); // unlinks controlPath
+    process.exit(0);
+  };
+  const idle = setTimeout(leave, SPARE_IDLE_MS);
+  const watch = setInterval(() => {
+    if (!fs.existsSync(flags.address)) leave();
+  }, SPARE_WATCH_MS);
+  let adopted = false;
+  control.on('connection', (socket) => {
+    let buffer = '';
+    socket.on('error', () => undefined);
+    socket.on('data', (chunk) => {
+      buffer += chunk.toString('utf8');
+      if (!buffer.includes('\n')) return;
+      const reply = (r: HandoffReply) => socket.end(`${JSON.stringify(r)}\n`);
+      if (adopted) return reply({ ok: false, error: 'already adopted' });
+      adopted = true;
+      clearTimeout(idle);
+      clearInterval(watch);
+      control.close(); // the next start must not find this spare any more
+      adopt(JSON.parse(buffer) as Handoff, flags, engine).then(
+        () => reply({ ok: true, pid: process.pid }),
+        (err: unknown) => {
+          reply({ ok: false, error: (err as Error)?.message ?? String(err) });
+          process.exit(1);
+        },
+      );
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    control.once('error', reject);
+    control.listen(controlPath, () => resolve());
+  });
+  fs.chmodSync(controlPath, 0o600);
+}
+
+/** Back to normal priority: a spare boots niced, a container's daemon must not stay so. */
+function unnice(): void {
+  try {
+    setPriority(0);
+  } catch {
+    // not root: stays as it is
+  }
+}
+
+async function adopt(handoff: Handoff, flags: ShimFlags, engine: NodeEngine): Promise<void> {
+  unnice();
+  engine.unniceSpare();
+  process.chdir(handoff.bundle);
+  const server = net.createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ path: handoff.socketPath, backlog: 128 }, () => resolve());
+  });
+  fs.chmodSync(handoff.socketPath, 0o600);
+  // Serving (handlers attached) before start prints the address: containerd dials at once.
+  await runDaemon(
+    { ...flags, namespace: handoff.namespace, id: handoff.id, address: handoff.address, publishBinary: handoff.publishBinary, debug: handoff.debug, socket: handoff.socketPath, bundle: handoff.bundle, action: 'serve' },
+    { listen: { server }, engine },
+  );
 }

@@ -11,6 +11,7 @@ import { canConnect, groupingFor, socketPathFor, writeFileAtomic } from './addre
 import { parseStartInput } from './bootstrap.js';
 import type { ShimFlags } from './flags.js';
 import { readAnnotations } from './spec.js';
+import { adoptSpare, spareSocketPath } from './spare.js';
 import { killLeftoverChildren, unmountRootfs } from './cleanup.js';
 
 export interface StartEnv {
@@ -33,6 +34,25 @@ export async function startShim(flags: ShimFlags, startEnv: StartEnv): Promise<s
   const socketPath = socketPathFor(containerdAddress, namespace, groupingFor(flags.id, readAnnotations(bundle)));
   const address = `unix://${socketPath}`;
   fs.mkdirSync(path.dirname(socketPath), { recursive: true, mode: 0o711 });
+  const addressFile = path.join(bundle, 'address');
+  const env = { ...startEnv.env };
+  if (!env.TTRPC_ADDRESS && input.ttrpcAddress) env.TTRPC_ADDRESS = input.ttrpcAddress;
+
+  if (fs.existsSync(socketPath) && (await canConnect(socketPath))) {
+    writeFileAtomic(addressFile, address); // a live daemon already serves this group: share it
+    return address;
+  }
+  if (env.WASMTS_SPARE !== '0') {
+    const pid = await adoptSpare(spareSocketPath(containerdAddress, env), {
+      socketPath, namespace, id: flags.id, address: containerdAddress,
+      publishBinary: flags.publishBinary || input.containerdBinary || '', bundle, debug: flags.debug,
+    });
+    if (pid) {
+      writeFileAtomic(path.join(bundle, 'shim.pid'), String(pid));
+      writeFileAtomic(addressFile, address);
+      return address;
+    }
+  }
 
   let server: net.Server;
   try {
@@ -40,8 +60,7 @@ export async function startShim(flags: ShimFlags, startEnv: StartEnv): Promise<s
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
     if (await canConnect(socketPath)) {
-      // A live daemon already serves this group: share it.
-      writeFileAtomic(path.join(bundle, 'address'), address);
+      writeFileAtomic(addressFile, address); // lost a race with another start of this group
       return address;
     }
     fs.rmSync(socketPath, { force: true }); // stale socket of a dead daemon
@@ -50,8 +69,6 @@ export async function startShim(flags: ShimFlags, startEnv: StartEnv): Promise<s
   fs.chmodSync(socketPath, 0o600);
 
   const fd = (server as unknown as { _handle: { fd: number } })._handle.fd;
-  const env = { ...startEnv.env };
-  if (!env.TTRPC_ADDRESS && input.ttrpcAddress) env.TTRPC_ADDRESS = input.ttrpcAddress;
   const args = [
     startEnv.daemonEntry,
     '-namespace', namespace,
@@ -71,7 +88,7 @@ export async function startShim(flags: ShimFlags, startEnv: StartEnv): Promise<s
   child.unref();
   if (!child.pid) throw new Error('start: could not spawn the shim daemon');
   writeFileAtomic(path.join(bundle, 'shim.pid'), String(child.pid));
-  writeFileAtomic(path.join(bundle, 'address'), address);
+  writeFileAtomic(addressFile, address);
   // Do not close `server`: libuv would unlink the socket file the daemon now owns.
   return address;
 }

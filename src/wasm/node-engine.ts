@@ -1,7 +1,7 @@
 // Engine implementation: one forked Node process per module, talking over IPC.
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
-import { constants as osConstants } from 'node:os';
+import { constants as osConstants, setPriority } from 'node:os';
 import type { Engine, ExitInfo, ModuleSpec, ProcessUsage, WasmInstance } from './engine.js';
 import { ModuleError } from './engine.js';
 import type { ChildJob, FromChild, ToChild } from './protocol.js';
@@ -20,8 +20,11 @@ const CLK_TCK = 100; // Linux USER_HZ
 export class NodeEngine implements Engine {
   /** A child booted ahead of the first Create, so Node's start-up is off its path. */
   private spare: ChildProcess | undefined;
+  onChildSpans: ((records: unknown[]) => void) | undefined;
 
-  constructor(private readonly options: NodeEngineOptions) {}
+  constructor(private readonly options: NodeEngineOptions) {
+    this.onChildSpans = options.onChildSpans;
+  }
 
   /** Boots one spare child now (used by the next prepare). */
   warm(): void {
@@ -31,6 +34,15 @@ export class NodeEngine implements Engine {
       if (this.spare === child) this.spare = undefined;
     });
     this.spare = child;
+  }
+
+  /** The spare child inherited its parent's niceness; a container's child runs at normal priority. */
+  unniceSpare(): void {
+    try {
+      if (this.spare?.pid) setPriority(this.spare.pid, 0);
+    } catch {
+      // not root
+    }
   }
 
   private spawnChild(): ChildProcess {
@@ -61,7 +73,7 @@ export class NodeEngine implements Engine {
       ...(spec.user ? { user: spec.user } : {}),
       ...(spec.traceparent ? { traceparent: spec.traceparent } : {}),
     };
-    const instance = new ChildInstance(child, spec, this.options.onChildSpans);
+    const instance = new ChildInstance(child, spec, (records) => this.onChildSpans?.(records));
     return instance.prepare(job);
   }
 }
