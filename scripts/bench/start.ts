@@ -10,9 +10,12 @@ import { ms, summarizePairs, type PairSummary } from './stats.js';
 
 const SHIM = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/containerd-shim-wasmts-v1');
 
+// The cold path: no spare daemon to hand the container to, so start binds and spawns.
+const ENV = { ...process.env, WASMTS_SPARE: '0' };
+
 function timeRun(cmd: string, args: string[], cwd: string): { ms: number; stdout: string } {
   const t0 = process.hrtime.bigint();
-  const r = spawnSync(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  const r = spawnSync(cmd, args, { cwd, env: ENV, stdio: ['ignore', 'pipe', 'pipe'] });
   const elapsed = ms(process.hrtime.bigint() - t0);
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr}`);
   return { ms: elapsed, stdout: r.stdout.toString() };
