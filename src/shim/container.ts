@@ -12,6 +12,7 @@ import { Process } from './process.js';
 import { bindMountsOf, mountBinds, mountSnapshot, type SnapshotMount } from './rootfs.js';
 import { checkProcess, readSpec, SpecError, type OciProcess, type OciSpec } from './spec.js';
 import { checkStdio, holdOutputs, openStdin, type StdioPaths } from './stdio.js';
+import { openCgroup, type Cgroup, type LinuxResources } from './cgroup.js';
 
 export interface CreateParams {
   id: string;
@@ -43,6 +44,9 @@ export class Container {
   readonly execs = new Map<string, Process>();
   readonly annotations: Record<string, string>;
   init!: Process;
+  /** Absent where cgroups are not usable (or the spec names none). */
+  readonly cgroup: Cgroup | undefined;
+  private oomKillsSeen = 0;
 
   private constructor(
     readonly id: string,
@@ -53,6 +57,26 @@ export class Container {
     private readonly onExit: ExitListener,
   ) {
     this.annotations = { ...(spec.annotations ?? {}) };
+    this.cgroup = openCgroup(spec.linux?.cgroupsPath);
+    this.oomKillsSeen = this.cgroup?.oomKills() ?? 0;
+  }
+
+  /** Applies resource limits to the container's cgroup (Create and Update). */
+  applyResources(resources: LinuxResources | undefined): void {
+    if (!resources || !this.cgroup) return;
+    try {
+      this.cgroup.apply(resources);
+    } catch (err) {
+      throw new TtrpcError(Code.InvalidArgument, `container ${this.id}: cannot apply resources to cgroup ${this.cgroup.path}: ${(err as Error).message}`);
+    }
+  }
+
+  /** True once per kernel OOM kill in the container's cgroup since the last call. */
+  takeOomKill(): boolean {
+    const now = this.cgroup?.oomKills() ?? 0;
+    const fresh = now > this.oomKillsSeen;
+    this.oomKillsSeen = now;
+    return fresh;
   }
 
   static async create(params: CreateParams, engine: Engine, onExit: ExitListener): Promise<Container> {
@@ -66,6 +90,7 @@ export class Container {
       const rootfs = path.resolve(params.bundle, spec.root?.path || 'rootfs');
       container = new Container(params.id, params.bundle, rootfs, spec, engine, onExit);
       mounted = true;
+      container.applyResources(spec.linux?.resources);
       await mountSnapshot(rootfs, params.rootfs);
       await mountBinds(rootfs, bindMountsOf(spec.mounts));
       container.init = await container.spawn('', proc, params.stdio, params.traceparent);
@@ -73,6 +98,7 @@ export class Container {
       return container;
     } catch (err) {
       if (mounted) unmountRootfs(params.bundle);
+      container?.cgroup?.destroy();
       throw asTtrpc(err, who);
     }
   }
@@ -118,6 +144,7 @@ export class Container {
   destroy(): void {
     for (const p of this.execs.values()) if (p.alive) safeKill(p);
     unmountRootfs(this.bundle);
+    this.cgroup?.destroy();
     fs.rmSync(path.join(this.bundle, PID_FILE), { force: true });
   }
 
@@ -144,6 +171,12 @@ export class Container {
     };
     try {
       const instance = await this.engine.prepare(spec);
+      try {
+        this.cgroup?.addProcess(instance.pid);
+      } catch (err) {
+        instance.signal(SIGKILL);
+        throw new TtrpcError(Code.FailedPrecondition, `container ${this.id}: cannot move the Wasm child into cgroup ${this.cgroup?.path} (is the memory limit below what it already uses?): ${(err as Error).message}`);
+      }
       return new Process(this.id, execId, stdio, instance, (p, exit) => {
         release();
         this.onExit(this, p, exit);

@@ -42,6 +42,8 @@ const SPARE_LAUNCH_DELAY_MS = 1_000;
 const SPARE_IDLE_MS = 10 * 60_000;
 const SPARE_WATCH_MS = 5_000;
 
+/** This bundle: spares are keyed by it, so a new build never hands containers to old code. */
+const DAEMON_CODE = path.join(here, 'daemon.cjs');
 const sparesEnabled = () => process.env[SPARE_ENV] !== '0';
 const newEngine = (childEntry?: string) => new NodeEngine({ childEntry: childEntry ?? path.join(here, 'wasm-child.cjs') });
 
@@ -104,7 +106,7 @@ export async function runDaemon(flags: ShimFlags, options: DaemonOptions = {}): 
 }
 
 async function ensureSpare(flags: ShimFlags): Promise<void> {
-  if (!(await canConnect(spareSocketPath(flags.address, process.env), 200))) {
+  if (!(await canConnect(spareSocketPath(flags.address, process.env, DAEMON_CODE), 200))) {
     launchSpare(path.join(here, 'shim.cjs'), flags);
   }
 }
@@ -115,7 +117,7 @@ async function ensureSpare(flags: ShimFlags): Promise<void> {
  * when containerd's socket disappears.
  */
 export async function runSpare(flags: ShimFlags): Promise<void> {
-  const controlPath = spareSocketPath(flags.address, process.env);
+  const controlPath = spareSocketPath(flags.address, process.env, DAEMON_CODE);
   if (await canConnect(controlPath, 200)) return process.exit(0); // another spare got there first
   fs.rmSync(controlPath, { force: true });
   const engine = newEngine();

@@ -10,9 +10,10 @@ import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import { canConnect, groupingFor, socketPathFor, writeFileAtomic } from './address.js';
 import { parseStartInput } from './bootstrap.js';
 import type { ShimFlags } from './flags.js';
-import { readAnnotations } from './spec.js';
+import { readAnnotations, readCgroupsPath } from './spec.js';
 import { adoptSpare, spareSocketPath } from './spare.js';
 import { killLeftoverChildren, unmountRootfs } from './cleanup.js';
+import { removeCgroup } from './cgroup.js';
 
 export interface StartEnv {
   cwd: string;
@@ -43,7 +44,8 @@ export async function startShim(flags: ShimFlags, startEnv: StartEnv): Promise<s
     return address;
   }
   if (env.WASMTS_SPARE !== '0') {
-    const pid = await adoptSpare(spareSocketPath(containerdAddress, env), {
+    const daemonCode = path.join(path.dirname(startEnv.daemonEntry), 'daemon.cjs');
+    const pid = await adoptSpare(spareSocketPath(containerdAddress, env, daemonCode), {
       socketPath, namespace, id: flags.id, address: containerdAddress,
       publishBinary: flags.publishBinary || input.containerdBinary || '', bundle, debug: flags.debug,
     });
@@ -115,6 +117,7 @@ export async function deleteShim(flags: ShimFlags, cwd: string): Promise<Uint8Ar
   const bundle = flags.bundle || cwd;
   const pid = killLeftoverChildren(bundle);
   unmountRootfs(bundle);
+  removeCgroup(readCgroupsPath(bundle));
   const addressFile = path.join(bundle, 'address');
   let address = '';
   try {

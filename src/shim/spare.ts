@@ -2,10 +2,12 @@
 // and a Wasm child warm, waiting on a control socket. `start` hands it the
 // next container's socket instead of spawning a daemon and waiting for Node
 // to boot, which takes Node's start-up off every container's critical path.
-// Spares are keyed by containerd's address and the exact environment a
-// daemon would get, so one only ever serves a start it is identical for.
+// Spares are keyed by containerd's address, the exact environment a daemon
+// would get and the installed daemon code, so one only ever serves a start it
+// is identical for (an upgrade leaves old spares to idle out).
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { setPriority } from 'node:os';
 import { SOCKET_DIR } from './address.js';
@@ -25,8 +27,14 @@ export type HandoffReply = { ok: true; pid: number } | { ok: false; error: strin
 /** Environment variables that differ between otherwise identical shim starts. */
 const VOLATILE_ENV = new Set(['_', 'OLDPWD', 'PWD', 'SHLVL']);
 
-export function spareSocketPath(containerdAddress: string, env: NodeJS.ProcessEnv): string {
+export function spareSocketPath(containerdAddress: string, env: NodeJS.ProcessEnv, daemonCode: string): string {
   const hash = createHash('sha256').update(containerdAddress).update('\0');
+  try {
+    const st = fs.statSync(daemonCode);
+    hash.update(`${daemonCode}:${st.size}:${st.mtimeMs}\0`);
+  } catch {
+    hash.update(`${daemonCode}:missing\0`);
+  }
   for (const key of Object.keys(env).filter((k) => !VOLATILE_ENV.has(k)).sort()) hash.update(`${key}=${env[key]}\0`);
   return `${SOCKET_DIR}/wasmts-spare-${hash.digest('hex').slice(0, 32)}`;
 }

@@ -2,6 +2,7 @@
 // checks that turn a bad bundle into one clear sentence.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { LinuxResources } from './cgroup.js';
 
 export interface OciUser { uid: number; gid: number; additionalGids?: number[]; umask?: number }
 export interface OciProcess {
@@ -17,7 +18,7 @@ export interface OciSpec {
   root?: { path?: string; readonly?: boolean };
   mounts?: OciMount[];
   annotations?: Record<string, string>;
-  linux?: { resources?: unknown };
+  linux?: { resources?: LinuxResources; cgroupsPath?: string };
 }
 
 /** A bundle or spec the shim cannot run; the message names the cause. */
@@ -51,6 +52,16 @@ export function readAnnotations(bundle: string): Record<string, string> | undefi
   try {
     const spec = JSON.parse(fs.readFileSync(path.join(bundle, 'config.json'), 'utf8')) as OciSpec;
     return isObject(spec?.annotations) ? spec.annotations : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** linux.cgroupsPath only, for `delete`'s cleanup; undefined when unreadable. */
+export function readCgroupsPath(bundle: string): string | undefined {
+  try {
+    const spec = JSON.parse(fs.readFileSync(path.join(bundle, 'config.json'), 'utf8')) as OciSpec;
+    return typeof spec?.linux?.cgroupsPath === 'string' ? spec.linux.cgroupsPath : undefined;
   } catch {
     return undefined;
   }

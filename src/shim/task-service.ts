@@ -13,6 +13,7 @@ import type { EventSink } from './events.js';
 import type { Logger } from './log.js';
 import type { Process } from './process.js';
 import type { OciProcess } from './spec.js';
+import type { CgroupStats, LinuxResources } from './cgroup.js';
 
 export interface TaskServiceDeps {
   engine: Engine;
@@ -170,10 +171,17 @@ export class TaskService {
 
   async update(req: pb.UpdateTaskRequest): Promise<Empty> {
     const c = this.container(req.id);
-    Object.assign(c.annotations, req.annotations);
-    if (req.resources) {
-      this.deps.log.info('resource limits are not enforced for Wasm instances; kept as given', { id: c.id, type: req.resources.typeUrl });
+    if (req.resources && req.resources.value.length > 0) {
+      let resources: LinuxResources;
+      try {
+        resources = JSON.parse(Buffer.from(req.resources.value).toString('utf8')) as LinuxResources;
+      } catch (err) {
+        throw new TtrpcError(Code.InvalidArgument, `container ${c.id}: resources are not valid JSON (${req.resources.typeUrl}): ${(err as Error).message}`);
+      }
+      if (!c.cgroup) this.deps.log.warn('no cgroup for this container: resource limits are not applied', { id: c.id });
+      c.applyResources(resources);
     }
+    Object.assign(c.annotations, req.annotations);
     return create(EmptySchema);
   }
 
@@ -204,17 +212,7 @@ export class TaskService {
 
   async stats(req: pb.StatsRequest): Promise<Reply<typeof pb.StatsResponseSchema>> {
     const c = this.container(req.id);
-    let rss = 0, user = 0, kernel = 0, count = 0;
-    for (const p of c.processes()) {
-      const u = p.alive ? p.instance.usage() : undefined;
-      if (!u) continue;
-      rss += u.rssBytes; user += u.userNanos; kernel += u.kernelNanos; count++;
-    }
-    const metrics = create(MetricsSchema, {
-      pids: { current: BigInt(count) },
-      cpu: { usage: { total: BigInt(Math.round(user + kernel)), user: BigInt(Math.round(user)), kernel: BigInt(Math.round(kernel)) } },
-      memory: { rss: BigInt(rss), totalRss: BigInt(rss), usage: { usage: BigInt(rss) } },
-    });
+    const metrics = c.cgroup?.stats() ? cgroupMetrics(c.cgroup.stats()!) : processMetrics(c);
     const stats = anyPack(MetricsSchema, metrics);
     stats.typeUrl = MetricsSchema.typeName; // containerd 1.6 resolves the bare name
     return { stats };
@@ -233,6 +231,10 @@ export class TaskService {
 
   private exited(c: Container, p: Process, exit: ExitInfo): void {
     this.deps.log.info('process exited', { id: c.id, exec_id: p.execId, pid: p.pid, exit_status: exit.status });
+    if (c.takeOomKill()) {
+      this.deps.log.warn('out of memory: the kernel killed a process of the container', { id: c.id, exec_id: p.execId });
+      this.deps.events.publish('/tasks/oom', ev.TaskOOMSchema, create(ev.TaskOOMSchema, { containerId: c.id }));
+    }
     this.deps.events.publish('/tasks/exit', ev.TaskExitSchema, create(ev.TaskExitSchema, {
       containerId: c.id,
       id: p.execId || c.id,
@@ -243,6 +245,35 @@ export class TaskService {
     // When init goes, its execs go with it, as they would with their PID namespace under runc.
     if (!p.execId) for (const e of c.execs.values()) if (e.alive) tryTo(() => e.kill(9));
   }
+}
+
+const big = (n: number) => BigInt(Math.max(0, Math.round(n)));
+
+/** Metrics from the container's cgroup: what runc's shim reports. */
+function cgroupMetrics(s: CgroupStats) {
+  return create(MetricsSchema, {
+    pids: { current: big(s.pids) },
+    cpu: { usage: { total: big(s.cpuTotalNanos), user: big(s.cpuUserNanos), kernel: big(s.cpuKernelNanos) } },
+    memory: {
+      rss: big(s.rss), totalRss: big(s.rss), cache: big(s.cache), totalCache: big(s.cache),
+      usage: { usage: big(s.memoryUsage), max: big(s.memoryMaxUsage), limit: big(s.memoryLimit), failcnt: big(s.memoryFailcnt) },
+    },
+  });
+}
+
+/** Without a cgroup: the processes' own /proc accounting. */
+function processMetrics(c: Container) {
+  let rss = 0, user = 0, kernel = 0, count = 0;
+  for (const p of c.processes()) {
+    const u = p.alive ? p.instance.usage() : undefined;
+    if (!u) continue;
+    rss += u.rssBytes; user += u.userNanos; kernel += u.kernelNanos; count++;
+  }
+  return create(MetricsSchema, {
+    pids: { current: big(count) },
+    cpu: { usage: { total: big(user + kernel), user: big(user), kernel: big(kernel) } },
+    memory: { rss: big(rss), totalRss: big(rss), usage: { usage: big(rss) } },
+  });
 }
 
 function parseProcessSpec(spec: pb.ExecProcessRequest['spec'], who: string): OciProcess {
