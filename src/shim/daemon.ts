@@ -48,8 +48,11 @@ const sparesEnabled = () => process.env[SPARE_ENV] !== '0';
 const newEngine = (childEntry?: string) => new NodeEngine({ childEntry: childEntry ?? path.join(here, 'wasm-child.cjs') });
 
 export async function runDaemon(flags: ShimFlags, options: DaemonOptions = {}): Promise<void> {
-  const bundle = process.cwd();
+  const bundle = flags.bundle || process.cwd();
   const log = createLogger(openLogFifo(bundle), flags.debug, { namespace: flags.namespace });
+  // containerd removes the bundle (our cwd) at teardown, while we may still be
+  // flushing: a thread started then (the telemetry worker) would fail on uv_cwd.
+  process.chdir('/');
   // A bug in one RPC must never take the daemon (and every exit status) down.
   process.on('uncaughtException', (err) => log.error('uncaught exception', { error: err.stack ?? String(err) }));
   process.on('unhandledRejection', (err) => log.error('unhandled rejection', { error: (err as Error)?.stack ?? String(err) }));
@@ -172,7 +175,6 @@ function unnice(): void {
 async function adopt(handoff: Handoff, flags: ShimFlags, engine: NodeEngine): Promise<void> {
   unnice();
   engine.unniceSpare();
-  process.chdir(handoff.bundle);
   const server = net.createServer();
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
