@@ -7,7 +7,8 @@ import type { Engine, ExitInfo, ModuleSpec } from '../wasm/engine.js';
 import { ModuleError } from '../wasm/engine.js';
 import { Code, TtrpcError } from '../ttrpc/status.js';
 import { PID_FILE, unmountRootfs } from './cleanup.js';
-import { resolveEntrypoint } from './entrypoint.js';
+import { resolveEntrypoint, type Entrypoint } from './entrypoint.js';
+import { CONTAINER_TYPE_ANNOTATION, PAUSE_MODULE } from '../wasm/pause-module.js';
 import { Process } from './process.js';
 import { bindMountsOf, mountBinds, mountSnapshot, type SnapshotMount } from './rootfs.js';
 import { checkProcess, readSpec, SpecError, type OciProcess, type OciSpec } from './spec.js';
@@ -148,10 +149,21 @@ export class Container {
     fs.rmSync(path.join(this.bundle, PID_FILE), { force: true });
   }
 
+  /** The pod's sandbox container (CRI): its image's native pause binary is replaced by a Wasm one. */
+  private isPodSandbox(): boolean {
+    return this.annotations[CONTAINER_TYPE_ANNOTATION] === 'sandbox';
+  }
+
+  private pauseEntrypoint(): Entrypoint {
+    const hostPath = path.join(this.bundle, 'wasmts-pause.wasm');
+    fs.writeFileSync(hostPath, PAUSE_MODULE, { mode: 0o600 });
+    return { hostPath, guestPath: '/pause', exportName: '_start' };
+  }
+
   private async spawn(execId: string, proc: OciProcess, stdio: StdioPaths, traceparent?: string): Promise<Process> {
     const cwd = proc.cwd || '/';
     const env = withPwd(proc.env ?? [], cwd);
-    const entry = resolveEntrypoint(this.rootfs, proc.args[0]!, cwd, env);
+    const entry = !execId && this.isPodSandbox() ? this.pauseEntrypoint() : resolveEntrypoint(this.rootfs, proc.args[0]!, cwd, env);
     const release = holdOutputs(stdio);
     const stdin = openStdin(stdio.stdin, `container ${this.id}`);
     const spec: ModuleSpec = {
