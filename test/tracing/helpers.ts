@@ -1,0 +1,706 @@
+// Shared setup for the tracing suites: private containerds whose environment
+// carries OTEL_* variables (so the shims they start do), the test image, an
+// OTLP receiver, misbehaving endpoints, and helpers to pick one container's
+// trace out of what the receiver got.
+//
+//   const img = await prepareImage('trace');
+//   const env = await startTracedContainerd('trace', { OTEL_EXPORTER_OTLP_ENDPOINT: rx.httpUrl }, img);
+//   const r = await env.run(['/probe.wasm', 'trace'], { id: env.id('tc') });
+//   const { spans } = await waitForContainerTrace(rx, id, ['wasm.run'], 10_000);
+//
+// Every containerd gets exactly the OTEL_* / TRACECONTEXT variables given (any
+// the test runner itself carries are blanked, which the OTEL spec treats as
+// unset), so the test environment cannot leak into the shims.
+import { execFileSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import zlib from 'node:zlib';
+import { fromBinary } from '@bufbuild/protobuf';
+import { listProcesses, processAlive as alive, startContainerd, type Containerd, type CtrOptions, type CtrResult, type ProcessInfo } from '../helpers/containerd.js';
+import { socketPathFor } from '../../src/shim/address.js';
+import { packImage } from '../../src/image/oci.js';
+import { ExportTraceServiceRequestSchema } from '../../src/gen/opentelemetry/proto/collector/trace/v1/trace_service_pb.js';
+import { requestToSpans, type ReceivedSpan } from '../../src/otlp/convert.js';
+import type { OtlpReceiver } from '../../src/otlp/receiver.js';
+
+export type { ReceivedSpan } from '../../src/otlp/convert.js';
+
+export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+/** Holds containerd-shim-wasmts-v1, so `io.containerd.wasmts.v1` resolves on containerd's PATH. */
+export const BIN_DIR = path.join(REPO, 'bin');
+export const RUNTIME = 'io.containerd.wasmts.v1';
+export const PLATFORM = 'wasip1/wasm';
+export const MODULES = path.join(REPO, 'build', 'modules');
+export const SERVICE = 'containerd.task.v2.Task';
+export const DEFAULT_SERVICE_NAME = 'containerd-shim-wasmts';
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function escapeRe(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+// ---------------------------------------------------------------------------
+// building
+
+/** Runs fn holding build/.<name>.lock (the e2e suites use the same lock for the same build step). */
+async function withLock<T>(name: string, fn: () => T | Promise<T>): Promise<T> {
+  const dir = path.join(REPO, 'build');
+  fs.mkdirSync(dir, { recursive: true });
+  const lock = path.join(dir, `.${name}.lock`);
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    try {
+      fs.mkdirSync(lock);
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      try {
+        if (Date.now() - fs.statSync(lock).mtimeMs > 120_000) fs.rmdirSync(lock);
+      } catch {
+        /* gone meanwhile */
+      }
+      if (Date.now() > deadline) throw new Error(`timed out waiting for lock ${lock}`);
+      await sleep(100);
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    fs.rmdirSync(lock);
+  }
+}
+
+/** Builds the C test modules; requires the shim bundle (`make build`) to exist. */
+export async function ensureBuilt(): Promise<void> {
+  for (const f of ['shim.cjs', 'daemon.cjs', 'wasm-child.cjs', 'telemetry-worker.cjs']) {
+    if (!fs.existsSync(path.join(REPO, 'dist', f))) throw new Error(`dist/${f} is missing: run \`make build\` first`);
+  }
+  await withLock('e2e-build', () => {
+    execFileSync('bash', [path.join(REPO, 'scripts', 'build-modules.sh')], { cwd: REPO, stdio: ['ignore', 'ignore', 'inherit'] });
+  });
+}
+
+export interface TestImage {
+  ref: string;
+  tar: string;
+  /** Temp dir holding the tar; removed by dispose(). */
+  dir: string;
+  /** sha256 and size of /probe.wasm, the image's module. */
+  probe: { size: number; sha256: string };
+  dispose(): void;
+}
+
+/** An image whose module is probe.wasm, with hello.wasm and fib.wasm beside it. */
+export async function prepareImage(name: string): Promise<TestImage> {
+  await ensureBuilt();
+  const dir = fs.mkdtempSync(path.join(tmpdir(), `wasmts-tracing-img-${name}-`));
+  const ref = `docker.io/wasmts-tracing/${name}:v1`;
+  const tar = path.join(dir, 'image.tar');
+  const probePath = path.join(MODULES, 'probe.wasm');
+  await packImage({
+    module: probePath,
+    files: [
+      { src: path.join(MODULES, 'hello.wasm'), dest: 'hello.wasm' },
+      { src: path.join(MODULES, 'fib.wasm'), dest: 'fib.wasm' },
+    ],
+    ref,
+    env: ['PATH=/'],
+    output: tar,
+  });
+  const bytes = fs.readFileSync(probePath);
+  return {
+    ref,
+    tar,
+    dir,
+    probe: { size: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') },
+    dispose: () => fs.rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+// ---------------------------------------------------------------------------
+// containerd with an OTEL environment
+
+/** `env` plus every OTEL_* / TRACECONTEXT variable of this process blanked (empty = unset for OTEL). */
+export function isolatedOtelEnv(env: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const k of Object.keys(process.env)) if (k.startsWith('OTEL_') || k === 'TRACECONTEXT') out[k] = '';
+  return { ...out, ...env };
+}
+
+export interface RunOpts extends CtrOptions {
+  id: string;
+  /** Default true (`--rm`). Ignored with detach. */
+  rm?: boolean;
+  /** `ctr run -d`. */
+  detach?: boolean;
+}
+
+export interface TimedResult extends CtrResult {
+  /** Wall time of the ctr command, ms. */
+  ms: number;
+  /** Date.now() when ctr returned. */
+  endedAt: number;
+}
+
+export interface TracedContainerd {
+  readonly name: string;
+  readonly c: Containerd;
+  readonly env: Record<string, string>;
+  /** A unique container id (unique across concurrently running test files too). */
+  id(label: string): string;
+  readonly ids: string[];
+  /** `ctr run [--rm|-d] --runtime io.containerd.wasmts.v1 --platform wasip1/wasm <image> <id> ...args`, timed. */
+  run(args: string[], o: RunOpts): Promise<TimedResult>;
+  /**
+   * Shim processes of this containerd: with id, the ones serving that container (found
+   * by its ttrpc socket, so a daemon adopted from a spare counts too); without, every
+   * shim process except idle spares.
+   */
+  shims(id?: string): ProcessInfo[];
+  /** Idle spare daemons (booted ahead for the next container, by design left running). */
+  idleSpares(): ProcessInfo[];
+  /** Polls until no shim of id is left; resolves with the ms it took (or rejects after timeoutMs). */
+  waitShimGone(id: string, timeoutMs: number, since?: number): Promise<number>;
+  /** Kill + delete a task and its container, ignoring errors. */
+  cleanup(id: string): Promise<void>;
+  /** Problems: shims still running, Wasm children holding a FIFO of one of our containers. */
+  leftovers(): string[];
+  /** containerd log lines (the shims log there) mentioning id. */
+  logFor(id: string): string;
+  stop(): Promise<void>;
+}
+
+/** Inodes of the unix sockets bound to one of `paths` (listening and accepted ones; the name outlives an unlink). */
+function unixSocketInodes(paths: Set<string>): Set<string> {
+  const out = new Set<string>();
+  if (paths.size === 0) return out;
+  let text = '';
+  try {
+    text = fs.readFileSync('/proc/net/unix', 'utf8');
+  } catch {
+    return out;
+  }
+  for (const line of text.split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length >= 8 && paths.has(f.slice(7).join(' '))) out.add(f[6]!);
+  }
+  return out;
+}
+
+/** Names of the unix sockets process pid holds (bound ones only). */
+function boundPaths(pid: number): string[] {
+  const inodes = new Set<string>();
+  try {
+    for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+      try {
+        const m = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/${pid}/fd/${fd}`));
+        if (m) inodes.add(m[1]!);
+      } catch {
+        /* closed meanwhile */
+      }
+    }
+    const out: string[] = [];
+    for (const line of fs.readFileSync('/proc/net/unix', 'utf8').split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length >= 8 && inodes.has(f[6]!)) out.push(f.slice(7).join(' '));
+    }
+    return out;
+  } catch {
+    return [];
+  }
+}
+
+function holdsInode(pid: number, inodes: Set<string>): boolean {
+  if (inodes.size === 0) return false;
+  let fds: string[] = [];
+  try {
+    fds = fs.readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return false;
+  }
+  for (const fd of fds) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m && inodes.has(m[1]!)) return true;
+    } catch {
+      /* closed meanwhile */
+    }
+  }
+  return false;
+}
+
+let idCounter = 0;
+const runTag = randomBytes(3).toString('hex');
+
+export async function startTracedContainerd(name: string, otelEnv: Record<string, string>, image: TestImage): Promise<TracedContainerd> {
+  const env = isolatedOtelEnv(otelEnv);
+  const c = await startContainerd({ name: `trc-${name}`, shimDir: BIN_DIR, env });
+  try {
+    await c.importImage(image.tar, { timeoutMs: 30_000 });
+  } catch (err) {
+    await c.stop();
+    throw err;
+  }
+  const ids: string[] = [];
+  /** Daemon pid of each container, read from <bundle>/shim.pid while `ctr run` ran. */
+  const daemonPids = new Map<string, number>();
+  const addrRe = new RegExp(`(^|\\s)-address ${escapeRe(c.address)}(\\s|$)`);
+  const shimProcs = (): ProcessInfo[] => listProcesses(addrRe).filter((p) => p.pid !== c.pid && /containerd-shim-wasmts|daemon\.cjs|shim\.cjs/.test(p.cmdline));
+  const isSpare = (p: ProcessInfo): boolean => p.argv[p.argv.length - 1] === 'spare';
+  const bundleDir = (id: string): string => path.join(c.state, 'io.containerd.runtime.v2.task', c.namespace, id);
+  /** A daemon whose cwd is id's bundle (containerd renames it to .<id> before removing it). */
+  const cwdIn = (pid: number, id: string): boolean => {
+    try {
+      const cwd = fs.readlinkSync(`/proc/${pid}/cwd`).replace(/ \(deleted\)$/, '');
+      const base = path.join(c.state, 'io.containerd.runtime.v2.task', c.namespace);
+      return cwd === path.join(base, id) || cwd === path.join(base, `.${id}`);
+    } catch {
+      return false;
+    }
+  };
+  /** Processes among procs holding a unix socket bound to one of paths (a daemon's listener, until it exits). */
+  const serving = (procs: ProcessInfo[], paths: string[]): ProcessInfo[] => {
+    const inodes = unixSocketInodes(new Set(paths));
+    return procs.filter((p) => holdsInode(p.pid, inodes));
+  };
+  const busyPids = (): Set<number> => new Set([...daemonPids.values()].filter((pid) => alive(pid)));
+  const shims = (id?: string): ProcessInfo[] => {
+    const procs = shimProcs();
+    if (id !== undefined) {
+      const byId = new RegExp(`(^|\\s)-id ${escapeRe(id)}(\\s|$)`);
+      const known = daemonPids.get(id);
+      const bySocket = serving(procs, [socketPathFor(c.address, c.namespace, id)]);
+      return procs.filter((p) => p.pid === known || byId.test(p.cmdline) || cwdIn(p.pid, id) || bySocket.includes(p));
+    }
+    const busy = busyPids();
+    return procs.filter((p) => !isSpare(p) || busy.has(p.pid) || ids.some((id) => cwdIn(p.pid, id)));
+  };
+  const idleSpares = (): ProcessInfo[] => {
+    const busy = new Set(shims().map((p) => p.pid));
+    return shimProcs().filter((p) => isSpare(p) && !busy.has(p.pid));
+  };
+
+  const cleanup = async (id: string): Promise<void> => {
+    const q = { timeoutMs: 10_000 };
+    await c.ctr(['task', 'kill', '-a', '-s', 'SIGKILL', id], q).catch(() => undefined);
+    await c.ctr(['task', 'delete', '-f', id], q).catch(() => undefined);
+    await c.ctr(['container', 'delete', id], q).catch(() => undefined);
+  };
+
+  return {
+    name,
+    c,
+    env: otelEnv,
+    ids,
+    id(label) {
+      const id = `trc-${name}-${label}-${runTag}-${++idCounter}`;
+      ids.push(id);
+      return id;
+    },
+    async run(args, o) {
+      const mode = o.detach ? ['-d'] : o.rm === false ? [] : ['--rm'];
+      const t0 = performance.now();
+      // The bundle (and its shim.pid) lives from `start` to deletion: catch the daemon's pid meanwhile.
+      const pidFile = path.join(bundleDir(o.id), 'shim.pid');
+      const watch = setInterval(() => {
+        try {
+          const pid = Number(fs.readFileSync(pidFile, 'utf8').trim());
+          if (Number.isInteger(pid) && pid > 0) {
+            daemonPids.set(o.id, pid);
+            clearInterval(watch);
+          }
+        } catch {
+          /* not yet, or gone */
+        }
+      }, 5);
+      try {
+        const r = await c.ctr(['run', ...mode, '--runtime', RUNTIME, '--platform', PLATFORM, image.ref, o.id, ...args], o);
+        return { ...r, ms: performance.now() - t0, endedAt: Date.now() };
+      } finally {
+        clearInterval(watch);
+      }
+    },
+    shims,
+    idleSpares,
+    async waitShimGone(id, timeoutMs, since = Date.now()) {
+      for (;;) {
+        const known = daemonPids.get(id);
+        const left = shims(id).filter((p) => p.pid !== known || alive(p.pid));
+        if (left.length === 0) return Date.now() - since;
+        if (Date.now() - since > timeoutMs) {
+          throw new Error(`shim of ${id} still running ${Date.now() - since} ms after deletion: ${left.map((p) => `${p.pid} ${p.cmdline}`).join('; ')}`);
+        }
+        await sleep(25);
+      }
+    },
+    cleanup,
+    leftovers() {
+      const problems: string[] = [];
+      for (const p of shims()) problems.push(`shim still running: ${p.pid} ${p.cmdline}`);
+      // One idle spare per key (containerd, environment, daemon code) is the design: two
+      // holding the same control socket name would be a leak (one can never be adopted).
+      // A spare of an older daemon code (dist/ rebuilt meanwhile) keeps its own key.
+      const byControl = new Map<string, number[]>();
+      for (const p of idleSpares()) {
+        for (const name of boundPaths(p.pid).filter((n) => n.includes('wasmts-spare-'))) byControl.set(name, [...(byControl.get(name) ?? []), p.pid]);
+      }
+      for (const [name, pids] of byControl) if (pids.length > 1) problems.push(`${pids.length} idle spare daemons on ${name}: ${pids.join(', ')}`);
+      for (const p of listProcesses(/wasm-child/)) {
+        let fds: string[] = [];
+        try {
+          fds = fs.readdirSync(`/proc/${p.pid}/fd`);
+        } catch {
+          continue;
+        }
+        const ours = fds.some((fd) => {
+          try {
+            const link = fs.readlinkSync(`/proc/${p.pid}/fd/${fd}`);
+            return link.startsWith(c.tmp + '/') || ids.some((id) => link.includes(`/${id}-`));
+          } catch {
+            return false;
+          }
+        });
+        if (ours) problems.push(`wasm child still running: ${p.pid} ${p.cmdline}`);
+      }
+      return problems;
+    },
+    logFor(id) {
+      return c
+        .log()
+        .split('\n')
+        .filter((l) => l.includes(id))
+        .slice(-60)
+        .join('\n');
+    },
+    async stop() {
+      await c.stop();
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------
+// spans
+
+export const ms = (s: ReceivedSpan): number => Number(s.endTimeUnixNano - s.startTimeUnixNano) / 1e6;
+export const startMs = (s: ReceivedSpan): number => Number(s.startTimeUnixNano / 1000n) / 1000;
+export const endMs = (s: ReceivedSpan): number => Number(s.endTimeUnixNano / 1000n) / 1000;
+
+/** The root span `wasmts.container` of container id, if it arrived. */
+export function rootOf(spans: ReceivedSpan[], id: string): ReceivedSpan | undefined {
+  return spans.find((s) => s.name === 'wasmts.container' && s.attributes['container.id'] === id);
+}
+
+/** Every span of container id's trace (by the root's trace id, else by container.id). */
+export function containerTrace(spans: ReceivedSpan[], id: string): ReceivedSpan[] {
+  const root = rootOf(spans, id);
+  const traceIds = new Set(root ? [root.traceId] : spans.filter((s) => s.attributes['container.id'] === id).map((s) => s.traceId));
+  return spans.filter((s) => traceIds.has(s.traceId));
+}
+
+/** The (first) RPC span `containerd.task.v2.Task/<method>`. */
+export function rpc(spans: ReceivedSpan[], method: string): ReceivedSpan | undefined {
+  return spans.find((s) => s.name === `${SERVICE}/${method}`);
+}
+/** Every RPC span `containerd.task.v2.Task/<method>`. */
+export function rpcs(spans: ReceivedSpan[], method: string): ReceivedSpan[] {
+  return spans.filter((s) => s.name === `${SERVICE}/${method}`);
+}
+
+/** Short names (Create → containerd.task.v2.Task/Create; names with a dot are taken as is). */
+function fullName(n: string): string {
+  return n.includes('.') ? n : `${SERVICE}/${n}`;
+}
+
+export function describeSpans(spans: ReceivedSpan[]): string {
+  return spans
+    .map((s) => `  ${s.name} trace=${s.traceId.slice(0, 8)} span=${s.spanId} parent=${s.parentSpanId || '-'} ${ms(s).toFixed(1)}ms proc=${s.resource['wasmts.process']} pid=${s.resource['process.pid']} status=${s.status.code}`)
+    .join('\n');
+}
+
+/**
+ * Waits until the trace of container id holds a span of every name in `names`
+ * (short RPC names allowed) and returns that trace's spans, plus when the
+ * condition became true (Date.now()).
+ */
+export async function waitForContainerTrace(
+  rx: OtlpReceiver,
+  id: string,
+  names: string[],
+  timeoutMs: number,
+): Promise<{ spans: ReceivedSpan[]; at: number }> {
+  const want = names.map(fullName);
+  const done = (all: ReceivedSpan[]): boolean => {
+    const t = containerTrace(all, id);
+    return want.every((n) => t.some((s) => s.name === n));
+  };
+  try {
+    await rx.waitFor(done, timeoutMs);
+  } catch {
+    const got = containerTrace(rx.spans(), id);
+    throw new Error(`spans of ${id} did not all arrive within ${timeoutMs} ms; wanted ${want.join(', ')}; got:\n${describeSpans(got) || '  (nothing)'}\nreceiver total: ${rx.spans().length} spans, requests ${JSON.stringify(rx.requests)}`);
+  }
+  return { spans: containerTrace(rx.spans(), id), at: Date.now() };
+}
+
+/** The span names every ctr run --rm of a successful container produces. */
+export const LIFECYCLE = ['wasmts.container', 'Create', 'Start', 'Wait', 'Delete', 'wasm.compile', 'wasm.instantiate', 'wasm.run'];
+
+// ---------------------------------------------------------------------------
+// misbehaving endpoints
+
+export interface BadEndpoints {
+  /** Nothing listens there (connection refused). */
+  deadUrl: string;
+  /** Accepts, writes junk bytes (not HTTP, not HTTP/2) and closes. */
+  garbageUrl: string;
+  /** Accepts, reads the request, never answers (keeps the connection open). */
+  hangUrl: string;
+  /** Export requests the never-answering endpoint read in full (OTLP/HTTP protobuf), decoded: the spans the shim tried to send. */
+  hungSpans(): ReceivedSpan[];
+  /** Connections each endpoint accepted. */
+  readonly connections: { garbage: number; hang: number };
+  close(): Promise<void>;
+}
+
+function listenLocal(srv: net.Server | http.Server): Promise<number> {
+  return new Promise((resolve, reject) => {
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => resolve((srv.address() as net.AddressInfo).port));
+  });
+}
+
+export async function startBadEndpoints(): Promise<BadEndpoints> {
+  const sockets = new Set<net.Socket>();
+  const connections = { garbage: 0, hang: 0 };
+  const hung: ReceivedSpan[] = [];
+  const track = (s: net.Socket): void => {
+    sockets.add(s);
+    s.on('error', () => undefined);
+    s.on('close', () => sockets.delete(s));
+  };
+  const garbage = net.createServer((s) => {
+    connections.garbage++;
+    track(s);
+    s.on('data', () => undefined);
+    s.end(Buffer.from('\x00\xffgarbage \x01\x02 not http at all\r\n\r\n\xde\xad\xbe\xef', 'latin1'));
+  });
+  // An HTTP server that reads each request and never writes a byte back.
+  const hang = http.createServer((req) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (b: Buffer) => chunks.push(b));
+    req.on('end', () => {
+      try {
+        let body = Buffer.concat(chunks);
+        if (req.headers['content-encoding'] === 'gzip') body = zlib.gunzipSync(body);
+        hung.push(...requestToSpans(fromBinary(ExportTraceServiceRequestSchema, body), 'http'));
+      } catch {
+        /* not an OTLP protobuf request: still never answered */
+      }
+    });
+  });
+  hang.on('connection', (s) => {
+    connections.hang++;
+    track(s);
+  });
+  hang.requestTimeout = 0;
+  hang.headersTimeout = 0;
+  hang.keepAliveTimeout = 0;
+  const dead = net.createServer();
+  const [garbagePort, hangPort, deadPort] = await Promise.all([listenLocal(garbage), listenLocal(hang), listenLocal(dead)]);
+  await new Promise<void>((r) => dead.close(() => r()));
+  return {
+    deadUrl: `http://127.0.0.1:${deadPort}`,
+    garbageUrl: `http://127.0.0.1:${garbagePort}`,
+    hangUrl: `http://127.0.0.1:${hangPort}`,
+    hungSpans: () => [...hung],
+    connections,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await Promise.all([new Promise<void>((r) => garbage.close(() => r())), new Promise<void>((r) => hang.close(() => r()))]);
+    },
+  };
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+// ---------------------------------------------------------------------------
+// the shape of one container's trace
+
+export interface LifecycleExpectations {
+  serviceName: string;
+  /** The container's exit status (Wait, Delete, the root and wasm.run carry it). */
+  exitStatus: number;
+  /** Size and sha256 of the module the container ran (wasm.compile carries them). */
+  module?: { size: number; sha256: string };
+  /** 'http' or 'grpc': how every span of the trace reached the receiver. */
+  protocol?: 'http' | 'grpc';
+}
+
+export interface LifecycleTrace {
+  root: ReceivedSpan;
+  create: ReceivedSpan;
+  start: ReceivedSpan;
+  wait: ReceivedSpan;
+  del: ReceivedSpan;
+  childSpans: ReceivedSpan[];
+  shimPid: number;
+  childPid: number;
+}
+
+/**
+ * Asserts the shape of a `ctr run --rm` container's trace: one root
+ * `wasmts.container`, every Task RPC a server span under it with the rpc.*
+ * attributes, the Wasm child's spans under Create, resources and pids of the
+ * two processes, exit statuses. Returns the main spans for further checks.
+ */
+export function checkLifecycleTrace(all: ReceivedSpan[], id: string, x: LifecycleExpectations): LifecycleTrace {
+  const ctx = (): string => `\n${describeSpans(containerTrace(all, id))}`;
+  const eq = (a: unknown, b: unknown, what: string): void => {
+    if (a !== b) throw new Error(`${what}: expected ${JSON.stringify(b)}, got ${JSON.stringify(a)}${ctx()}`);
+  };
+  const ok = (cond: unknown, what: string): void => {
+    if (!cond) throw new Error(`${what}${ctx()}`);
+  };
+  const spans = containerTrace(all, id);
+  const roots = spans.filter((s) => s.name === 'wasmts.container');
+  eq(roots.length, 1, `wasmts.container spans in the trace of ${id}`);
+  const root = roots[0]!;
+  eq(root.parentSpanId, '', 'root span parent (containerd 1.6 sends no traceparent, the shim has no TRACECONTEXT)');
+  eq(root.attributes['container.id'], id, 'root container.id');
+  // One trace per container: every span naming this container is in this trace.
+  const elsewhere = all.filter((s) => s.attributes['container.id'] === id && s.traceId !== root.traceId);
+  ok(elsewhere.length === 0, `spans of ${id} in another trace: ${elsewhere.map((s) => `${s.name}@${s.traceId}`).join(', ')}`);
+  for (const s of spans) {
+    if (s.attributes['container.id'] !== undefined) eq(s.attributes['container.id'], id, `${s.name} container.id`);
+    eq(s.resource['service.name'], x.serviceName, `${s.name} resource service.name`);
+    if (x.protocol) eq(s.protocol, x.protocol, `${s.name} arrived over`);
+  }
+
+  // RPC spans: server spans, children of the root, rpc.* attributes.
+  const rpcSpans = spans.filter((s) => s.name.startsWith(`${SERVICE}/`));
+  for (const s of rpcSpans) {
+    const method = s.name.slice(SERVICE.length + 1);
+    eq(s.parentSpanId, root.spanId, `${s.name} parent (the container's root)`);
+    eq(s.kind, 2, `${s.name} kind (SERVER)`);
+    eq(s.attributes['rpc.system'], 'ttrpc', `${s.name} rpc.system`);
+    eq(s.attributes['rpc.service'], SERVICE, `${s.name} rpc.service`);
+    eq(s.attributes['rpc.method'], method, `${s.name} rpc.method`);
+    eq(s.attributes['container.id'], id, `${s.name} container.id`);
+  }
+  const one = (method: string): ReceivedSpan => {
+    const list = rpcs(spans, method);
+    eq(list.length, 1, `number of ${method} spans`);
+    return list[0]!;
+  };
+  const create = one('Create');
+  const start = one('Start');
+  const wait = one('Wait');
+  const del = one('Delete');
+  for (const s of [create, start, wait, del]) {
+    eq(s.status.code, 0, `${s.name} status`);
+    ok(s.startTimeUnixNano >= root.startTimeUnixNano && s.endTimeUnixNano <= root.endTimeUnixNano, `${s.name} lies within the root span`);
+  }
+  ok(create.endTimeUnixNano <= start.startTimeUnixNano, 'Create ends before Start starts');
+  ok(start.endTimeUnixNano <= del.startTimeUnixNano, 'Start ends before Delete starts');
+
+  // pids: the child's pid is what Create returned; the shim's is another process.
+  const childPid = Number(create.attributes['process.pid']);
+  ok(Number.isInteger(childPid) && childPid > 0, `Create has process.pid (${create.attributes['process.pid']})`);
+  eq(Number(root.attributes['process.pid']), childPid, 'root process.pid');
+  const shimPid = Number(root.attributes['wasmts.shim.pid']);
+  ok(Number.isInteger(shimPid) && shimPid > 0, 'root has wasmts.shim.pid');
+  ok(shimPid !== childPid, 'shim and child are distinct processes');
+  for (const s of spans.filter((s) => s.resource['wasmts.process'] !== 'child')) {
+    eq(s.resource['wasmts.process'], 'shim', `${s.name} resource wasmts.process`);
+    eq(Number(s.resource['process.pid']), shimPid, `${s.name} resource process.pid (the shim)`);
+  }
+
+  // exit status where known
+  eq(Number(wait.attributes['wasmts.exit_status']), x.exitStatus, 'Wait wasmts.exit_status');
+  eq(Number(del.attributes['wasmts.exit_status']), x.exitStatus, 'Delete wasmts.exit_status');
+  eq(Number(root.attributes['wasmts.exit_status']), x.exitStatus, 'root wasmts.exit_status');
+
+  // the child's spans: parented on Create (the span TRACECONTEXT names), exported for the child process
+  const childSpans = spans.filter((s) => s.name.startsWith('wasm.'));
+  for (const n of ['wasm.compile', 'wasm.instantiate', 'wasm.run']) eq(childSpans.filter((s) => s.name === n).length, 1, `number of ${n} spans`);
+  for (const s of childSpans) {
+    eq(s.parentSpanId, create.spanId, `${s.name} parent (the Create span)`);
+    eq(s.resource['wasmts.process'], 'child', `${s.name} resource wasmts.process`);
+    eq(Number(s.resource['process.pid']), childPid, `${s.name} resource process.pid (the child)`);
+    eq(s.attributes['container.id'], id, `${s.name} container.id`);
+  }
+  const compile = childSpans.find((s) => s.name === 'wasm.compile')!;
+  const run = childSpans.find((s) => s.name === 'wasm.run')!;
+  if (x.module) {
+    eq(Number(compile.attributes['wasm.module.size']), x.module.size, 'wasm.compile wasm.module.size');
+    eq(compile.attributes['wasm.module.sha256'], x.module.sha256, 'wasm.compile wasm.module.sha256');
+  }
+  eq(Number(run.attributes['wasmts.exit_status']), x.exitStatus, 'wasm.run wasmts.exit_status');
+  // Clocks of two processes on one machine: allow a few ms.
+  const slackNs = 5_000_000n;
+  ok(compile.startTimeUnixNano + slackNs >= create.startTimeUnixNano, 'wasm.compile starts within Create');
+  ok(run.startTimeUnixNano + slackNs >= start.startTimeUnixNano, 'wasm.run starts after Start arrived');
+  ok(wait.endTimeUnixNano + slackNs >= run.endTimeUnixNano, 'Wait ends after wasm.run');
+  return { root, create, start, wait, del, childSpans, shimPid, childPid };
+}
+
+/** The W3C traceparent the child got (TRACECONTEXT) when it is the Create span's. */
+export function expectedTraceparent(t: { root: ReceivedSpan; create: ReceivedSpan }): string {
+  return `00-${t.root.traceId}-${t.create.spanId}-01`;
+}
+
+// ---------------------------------------------------------------------------
+// running a container and collecting its trace
+
+/**
+ * A container that outlives the exporter's warm-up (~250 ms after the shim serves),
+ * so the exporter has loaded before the exit flush even on a busy machine.
+ */
+export const LIVES_PAST_WARMUP = ['/probe.wasm', 'sleep', '0.8'];
+
+export interface TracedRun {
+  r: TimedResult;
+  id: string;
+  spans: ReceivedSpan[];
+  /** Date.now() when the wanted spans were all there. */
+  at: number;
+}
+
+/** `ctr run --rm` of args (exit code must be code), then waits for the named spans of its trace. */
+export async function runTraced(
+  e: TracedContainerd,
+  rx: OtlpReceiver,
+  label: string,
+  args: string[],
+  o: { code: number; names: string[]; timeoutMs?: number },
+): Promise<TracedRun> {
+  const id = e.id(label);
+  const r = await e.run(args, { id });
+  if (r.code !== o.code) throw new Error(`ctr run ${args.join(' ')} exited ${r.code} (want ${o.code}): ${r.stderr}`);
+  // The exit flush is over ~2 s after deletion, whatever the endpoint does.
+  const got = await waitForContainerTrace(rx, id, o.names, o.timeoutMs ?? 6_000);
+  return { r, id, ...got };
+}
+
+/** leftovers() of every env, polled until empty or timeoutMs (spares booting meanwhile settle). */
+export async function settledLeftovers(envs: TracedContainerd[], timeoutMs = 5_000): Promise<string[]> {
+  const deadline = Date.now() + timeoutMs;
+  let problems = envs.flatMap((e) => e.leftovers());
+  while (problems.length && Date.now() < deadline) {
+    await sleep(100);
+    problems = envs.flatMap((e) => e.leftovers());
+  }
+  return problems;
+}
