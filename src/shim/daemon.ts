@@ -20,7 +20,7 @@ import { canConnect } from './address.js';
 import { launchSpare, spareSocketPath, type Handoff, type HandoffReply } from './spare.js';
 
 const LISTEN_FD = 3;
-/** The exporter loads in a worker thread; started once the first container is up, never on its path. */
+/** The exporter loads in a worker thread, started this long after the daemon serves (or at exit), never on an RPC. */
 const TELEMETRY_WARMUP_DELAY_MS = 250;
 /** At exit, spans get this long to reach the collector. */
 const TELEMETRY_FLUSH_MS = 2_000;
