@@ -212,7 +212,8 @@ export class TaskService {
 
   async stats(req: pb.StatsRequest): Promise<Reply<typeof pb.StatsResponseSchema>> {
     const c = this.container(req.id);
-    const metrics = c.cgroup?.stats() ? cgroupMetrics(c.cgroup.stats()!) : processMetrics(c);
+    const cgroup = c.cgroup?.stats();
+    const metrics = cgroup ? cgroupMetrics(cgroup, processUsage(c)) : processMetrics(c);
     const stats = anyPack(MetricsSchema, metrics);
     stats.typeUrl = MetricsSchema.typeName; // containerd 1.6 resolves the bare name
     return { stats };
@@ -249,26 +250,40 @@ export class TaskService {
 
 const big = (n: number) => BigInt(Math.max(0, Math.round(n)));
 
-/** Metrics from the container's cgroup: what runc's shim reports. */
-function cgroupMetrics(s: CgroupStats) {
+/**
+ * Metrics from the container's cgroup, as runc's shim reports them. A child
+ * booted ahead of the container keeps its earlier pages charged where it was
+ * booted (kernels since 6.x no longer move charges), so memory use is at
+ * least the processes' own RSS.
+ */
+function cgroupMetrics(s: CgroupStats, own: Usage) {
+  const usage = Math.max(s.memoryUsage, own.rss);
+  const rss = Math.max(s.rss, own.rss);
   return create(MetricsSchema, {
     pids: { current: big(s.pids) },
     cpu: { usage: { total: big(s.cpuTotalNanos), user: big(s.cpuUserNanos), kernel: big(s.cpuKernelNanos) } },
     memory: {
-      rss: big(s.rss), totalRss: big(s.rss), cache: big(s.cache), totalCache: big(s.cache),
-      usage: { usage: big(s.memoryUsage), max: big(s.memoryMaxUsage), limit: big(s.memoryLimit), failcnt: big(s.memoryFailcnt) },
+      rss: big(rss), totalRss: big(rss), cache: big(s.cache), totalCache: big(s.cache),
+      usage: { usage: big(usage), max: big(Math.max(s.memoryMaxUsage, usage)), limit: big(s.memoryLimit), failcnt: big(s.memoryFailcnt) },
     },
   });
 }
 
-/** Without a cgroup: the processes' own /proc accounting. */
-function processMetrics(c: Container) {
-  let rss = 0, user = 0, kernel = 0, count = 0;
+interface Usage { rss: number; user: number; kernel: number; count: number }
+
+function processUsage(c: Container): Usage {
+  const total: Usage = { rss: 0, user: 0, kernel: 0, count: 0 };
   for (const p of c.processes()) {
     const u = p.alive ? p.instance.usage() : undefined;
     if (!u) continue;
-    rss += u.rssBytes; user += u.userNanos; kernel += u.kernelNanos; count++;
+    total.rss += u.rssBytes; total.user += u.userNanos; total.kernel += u.kernelNanos; total.count++;
   }
+  return total;
+}
+
+/** Without a cgroup: the processes' own /proc accounting. */
+function processMetrics(c: Container) {
+  const { rss, user, kernel, count } = processUsage(c);
   return create(MetricsSchema, {
     pids: { current: big(count) },
     cpu: { usage: { total: big(user + kernel), user: big(user), kernel: big(kernel) } },
