@@ -21,10 +21,32 @@ function children(pid: number): number[] {
   return out;
 }
 
+function isSpare(pid: number): boolean {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0$/, '').endsWith('\0spare');
+  } catch {
+    return false;
+  }
+}
+
+/** A daemon and its descendants, without the spare daemon it may have launched for the next container. */
 export function processTree(root: number): number[] {
   const all = [root];
-  for (let i = 0; i < all.length; i++) all.push(...children(all[i]!));
+  for (let i = 0; i < all.length; i++) all.push(...children(all[i]!).filter((pid) => !isSpare(pid)));
   return all;
+}
+
+/** Spare daemons (and their warm children) of a containerd: idle, for the next container. */
+export function spareTrees(containerdAddress: string): number[] {
+  const spares = fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number).filter((pid) => {
+    try {
+      const argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      return argv.includes(containerdAddress) && isSpare(pid);
+    } catch {
+      return false;
+    }
+  });
+  return spares;
 }
 
 function kb(text: string, field: string): number {
