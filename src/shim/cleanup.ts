@@ -4,7 +4,12 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
+
 export const PID_FILE = 'init.pid';
+/** Views of rootfs for non-root users are mounted here (see rootfs.ts). */
+export const USER_ROOTS = '/run/wasmts/rootfs';
+/** Mount points Create made, in order (see rootfs.ts recordMount). */
+export const MOUNTS_FILE = 'wasmts-mounts.json';
 /** Marks our Wasm child processes, so a recycled pid is never killed by mistake. */
 export const CHILD_MARKER = 'wasm-child';
 
@@ -69,22 +74,48 @@ export function mountsUnder(dir: string): string[] {
   return [...points].sort((a, b) => b.length - a.length);
 }
 
-/** Unmounts everything at or below `<bundle>/rootfs`; lazily when busy, so cleanup never hangs. */
+function umount(point: string): void {
+  try {
+    execFileSync('umount', [point], { stdio: 'ignore' });
+  } catch {
+    try {
+      execFileSync('umount', ['-l', point], { stdio: 'ignore' });
+    } catch {
+      // reported by the caller's leak checks; never throw from cleanup
+    }
+  }
+}
+
+/**
+ * Unmounts what Create mounted (the points recorded in the bundle, last
+ * first, so a rootfs outside the bundle is handled too), then anything still
+ * at or below `<bundle>/rootfs`; lazily when busy, so cleanup never hangs.
+ */
 export function unmountRootfs(bundle: string): void {
+  const file = path.join(bundle, MOUNTS_FILE);
+  let recorded: string[] = [];
+  try {
+    recorded = JSON.parse(fs.readFileSync(file, 'utf8')) as string[];
+  } catch {
+    // nothing recorded
+  }
+  const mounted = new Set(mountsUnder('/'));
+  for (const point of [...recorded].reverse()) {
+    if (mounted.has(point)) umount(point);
+    // a mount point of our own making (a non-root user's view of the rootfs) goes too
+    if (point.startsWith(`${USER_ROOTS}/`)) {
+      try {
+        fs.rmdirSync(point); // only once empty, i.e. really unmounted
+      } catch {
+        // still busy: left for the next cleanup
+      }
+    }
+  }
+  fs.rmSync(file, { force: true });
   const rootfs = path.join(bundle, 'rootfs');
   for (let round = 0; round < 4; round++) {
     const points = mountsUnder(rootfs);
     if (points.length === 0) return;
-    for (const point of points) {
-      try {
-        execFileSync('umount', [point], { stdio: 'ignore' });
-      } catch {
-        try {
-          execFileSync('umount', ['-l', point], { stdio: 'ignore' });
-        } catch {
-          // reported by the caller's leak checks; never throw from cleanup
-        }
-      }
-    }
+    for (const point of points) umount(point);
   }
 }

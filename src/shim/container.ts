@@ -10,7 +10,7 @@ import { PID_FILE, unmountRootfs } from './cleanup.js';
 import { resolveEntrypoint, type Entrypoint } from './entrypoint.js';
 import { CONTAINER_TYPE_ANNOTATION, PAUSE_MODULE } from '../wasm/pause-module.js';
 import { Process } from './process.js';
-import { bindMountsOf, mountBinds, mountSnapshot, type SnapshotMount } from './rootfs.js';
+import { bindMountsOf, bindRootfs, makeReadOnly, mountBinds, mountSnapshot, USER_ROOTS, type SnapshotMount } from './rootfs.js';
 import { checkProcess, readSpec, SpecError, type OciProcess, type OciSpec } from './spec.js';
 import { checkStdio, holdOutputs, openStdin, type StdioPaths } from './stdio.js';
 import { openCgroup, type Cgroup, type LinuxResources } from './cgroup.js';
@@ -48,6 +48,7 @@ export class Container {
   /** Absent where cgroups are not usable (or the spec names none). */
   readonly cgroup: Cgroup | undefined;
   private oomKillsSeen = 0;
+  private userRoot: string | undefined;
 
   private constructor(
     readonly id: string,
@@ -92,8 +93,9 @@ export class Container {
       container = new Container(params.id, params.bundle, rootfs, spec, engine, onExit);
       mounted = true;
       container.applyResources(spec.linux?.resources);
-      await mountSnapshot(rootfs, params.rootfs);
-      await mountBinds(rootfs, bindMountsOf(spec.mounts));
+      await mountSnapshot(params.bundle, rootfs, params.rootfs);
+      await mountBinds(params.bundle, rootfs, bindMountsOf(spec.mounts));
+      if (spec.root?.readonly) await makeReadOnly(params.bundle, rootfs);
       container.init = await container.spawn('', proc, params.stdio, params.traceparent);
       fs.writeFileSync(path.join(params.bundle, PID_FILE), String(container.init.pid), { mode: 0o600 });
       return container;
@@ -149,6 +151,24 @@ export class Container {
     fs.rmSync(path.join(this.bundle, PID_FILE), { force: true });
   }
 
+  /**
+   * The rootfs as a non-root user can reach it: containerd's bundle directory
+   * is 0700, and node:wasi opens every guest path by its full host path, so a
+   * module running as another user would be refused its own files. A bind
+   * mount of the rootfs under a traversable directory fixes the path.
+   */
+  private async userVisibleRoot(): Promise<string> {
+    if (!this.userRoot) {
+      fs.mkdirSync(USER_ROOTS, { recursive: true, mode: 0o711 });
+      fs.chmodSync(USER_ROOTS, 0o711);
+      const point = path.join(USER_ROOTS, `${path.basename(path.dirname(this.bundle))}-${this.id}`);
+      fs.mkdirSync(point, { recursive: true, mode: 0o711 });
+      await bindRootfs(this.bundle, this.rootfs, point);
+      this.userRoot = point;
+    }
+    return this.userRoot;
+  }
+
   /** The pod's sandbox container (CRI): its image's native pause binary is replaced by a Wasm one. */
   private isPodSandbox(): boolean {
     return this.annotations[CONTAINER_TYPE_ANNOTATION] === 'sandbox';
@@ -174,7 +194,7 @@ export class Container {
       args: [entry.guestPath, ...proc.args.slice(1)],
       env,
       cwd,
-      preopens: preopensFor(this.rootfs),
+      preopens: preopensFor(proc.user && proc.user.uid !== 0 ? await this.userVisibleRoot() : this.rootfs),
       stdout: stdio.stdout,
       stderr: stdio.stderr,
       ...(stdin ? { stdin } : {}),
@@ -191,6 +211,7 @@ export class Container {
       }
       return new Process(this.id, execId, stdio, instance, (p, exit) => {
         release();
+        stdin?.destroy(); // left paused once the child's end of the pipe closed
         this.onExit(this, p, exit);
       });
     } catch (err) {

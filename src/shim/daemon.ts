@@ -109,9 +109,41 @@ export async function runDaemon(flags: ShimFlags, options: DaemonOptions = {}): 
 }
 
 async function ensureSpare(flags: ShimFlags): Promise<void> {
-  if (!(await canConnect(spareSocketPath(flags.address, process.env, DAEMON_CODE), 200))) {
-    launchSpare(path.join(here, 'shim.cjs'), flags);
+  const controlPath = spareSocketPath(flags.address, process.env, DAEMON_CODE);
+  // A burst of daemons must not launch a herd: one spare (booting or waiting) holds the lock.
+  if (lockHolder(`${controlPath}.lock`) !== undefined) return;
+  if (!(await canConnect(controlPath, 200))) launchSpare(path.join(here, 'shim.cjs'), flags);
+}
+
+/** The live pid in a spare's lock file, if any. */
+function lockHolder(lockPath: string): number | undefined {
+  let pid: number;
+  try {
+    pid = Number(fs.readFileSync(lockPath, 'utf8'));
+  } catch {
+    return undefined;
   }
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] === 'Z' ? undefined : pid;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Takes the spare lock (O_EXCL), replacing one whose holder is gone. */
+function takeLock(lockPath: string): boolean {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      fs.writeFileSync(lockPath, String(process.pid), { flag: 'wx', mode: 0o600 });
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') return false;
+      if (lockHolder(lockPath) !== undefined) return false;
+      fs.rmSync(lockPath, { force: true }); // its spare died without cleaning up
+    }
+  }
+  return false;
 }
 
 /**
@@ -121,15 +153,19 @@ async function ensureSpare(flags: ShimFlags): Promise<void> {
  */
 export async function runSpare(flags: ShimFlags): Promise<void> {
   const controlPath = spareSocketPath(flags.address, process.env, DAEMON_CODE);
-  if (await canConnect(controlPath, 200)) return process.exit(0); // another spare got there first
-  fs.rmSync(controlPath, { force: true });
+  const lockPath = `${controlPath}.lock`;
+  if (!takeLock(lockPath)) return process.exit(0); // another spare got there first
+  fs.rmSync(controlPath, { force: true }); // we hold the lock: any file here is a dead spare's
   const engine = newEngine();
   engine.warm();
   const control = net.createServer({ allowHalfOpen: false });
   const leave = () => {
     control.close(); // unlinks controlPath
+    fs.rmSync(lockPath, { force: true });
     process.exit(0);
   };
+  process.on('SIGTERM', leave);
+  process.on('SIGINT', leave);
   const idle = setTimeout(leave, SPARE_IDLE_MS);
   const watch = setInterval(() => {
     if (!fs.existsSync(flags.address)) leave();
@@ -146,7 +182,10 @@ export async function runSpare(flags: ShimFlags): Promise<void> {
       adopted = true;
       clearTimeout(idle);
       clearInterval(watch);
+      process.removeListener('SIGTERM', leave);
+      process.removeListener('SIGINT', leave);
       control.close(); // the next start must not find this spare any more
+      fs.rmSync(lockPath, { force: true });
       adopt(JSON.parse(buffer) as Handoff, flags, engine).then(
         () => reply({ ok: true, pid: process.pid }),
         (err: unknown) => {

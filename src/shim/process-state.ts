@@ -28,7 +28,9 @@ function illegal(what: string, state: string): never {
 function signal(instance: WasmInstance, sig: number): void {
   try {
     instance.signal(sig);
-  } catch {
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EINVAL' || code === 'ERR_UNKNOWN_SIGNAL') throw new TtrpcError(Code.InvalidArgument, `invalid signal ${sig}`);
     throw new TtrpcError(Code.NotFound, 'process already finished');
   }
 }

@@ -9,10 +9,30 @@ import { promisify } from 'node:util';
 import { inRootfs } from './entrypoint.js';
 import type { OciMount } from './spec.js';
 import { SpecError } from './spec.js';
+import { MOUNTS_FILE, USER_ROOTS } from './cleanup.js';
+
+export { USER_ROOTS };
 
 const run = promisify(execFile);
 
 export interface SnapshotMount { type: string; source: string; target: string; options: string[] }
+
+/**
+ * The mount points a container's Create made, kept in the bundle as they are
+ * made, so teardown (even `delete` after a dead daemon) unmounts exactly
+ * those, also when the rootfs is a directory of the user's (ctr --rootfs).
+ */
+export function recordMount(bundle: string, point: string): void {
+  const file = path.join(bundle, MOUNTS_FILE);
+  let points: string[] = [];
+  try {
+    points = JSON.parse(fs.readFileSync(file, 'utf8')) as string[];
+  } catch {
+    // first mount
+  }
+  points.push(point);
+  fs.writeFileSync(file, JSON.stringify(points), { mode: 0o600 });
+}
 
 async function mount(args: string[]): Promise<void> {
   try {
@@ -23,7 +43,7 @@ async function mount(args: string[]): Promise<void> {
   }
 }
 
-export async function mountSnapshot(rootfs: string, mounts: SnapshotMount[]): Promise<void> {
+export async function mountSnapshot(bundle: string, rootfs: string, mounts: SnapshotMount[]): Promise<void> {
   if (mounts.length === 0) return; // containerd prepared <bundle>/rootfs itself
   fs.mkdirSync(rootfs, { recursive: true });
   for (const m of mounts) {
@@ -32,11 +52,25 @@ export async function mountSnapshot(rootfs: string, mounts: SnapshotMount[]): Pr
     if (m.type === 'bind' || options.includes('bind') || options.includes('rbind')) {
       const flag = options.includes('rbind') ? '--rbind' : '--bind';
       await mount([flag, m.source, target]);
+      recordMount(bundle, target);
       if (options.includes('ro')) await mount(['-o', 'remount,bind,ro', target]);
     } else {
       await mount(['-t', m.type, ...(options.length ? ['-o', options.join(',')] : []), m.source, target]);
+      recordMount(bundle, target);
     }
   }
+}
+
+export async function bindRootfs(bundle: string, rootfs: string, point: string): Promise<void> {
+  await mount(['--rbind', rootfs, point]);
+  recordMount(bundle, point);
+}
+
+/** root.readonly: the rootfs (with the binds in it) becomes a read-only mount of itself. */
+export async function makeReadOnly(bundle: string, rootfs: string): Promise<void> {
+  await mount(['--rbind', rootfs, rootfs]);
+  recordMount(bundle, rootfs);
+  await mount(['-o', 'remount,bind,ro', rootfs]);
 }
 
 /** Bind mounts from the OCI spec; kernel file systems (proc, sysfs, tmpfs…) mean nothing to WASI and are skipped. */
@@ -44,7 +78,7 @@ export function bindMountsOf(mounts: OciMount[] | undefined): OciMount[] {
   return (mounts ?? []).filter((m) => m.type === 'bind' || (m.options ?? []).some((o) => o === 'bind' || o === 'rbind'));
 }
 
-export async function mountBinds(rootfs: string, mounts: OciMount[]): Promise<void> {
+export async function mountBinds(bundle: string, rootfs: string, mounts: OciMount[]): Promise<void> {
   for (const m of mounts) {
     if (!m.source || !m.destination?.startsWith('/')) {
       throw new SpecError(`bind mount ${JSON.stringify(m)} needs a source and an absolute destination`);
@@ -63,6 +97,7 @@ export async function mountBinds(rootfs: string, mounts: OciMount[]): Promise<vo
     }
     const options = m.options ?? [];
     await mount([options.includes('rbind') ? '--rbind' : '--bind', m.source, target]);
+    recordMount(bundle, target);
     if (options.includes('ro')) await mount(['-o', 'remount,bind,ro', target]);
   }
 }

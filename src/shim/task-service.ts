@@ -27,6 +27,16 @@ export interface TaskServiceDeps {
 
 const PROCESS_SPEC_URL = 'types.containerd.io/opencontainers/runtime-spec/1/Process';
 
+/** containerd's identifier rule: ids become file names (pid files, cgroups), so nothing else gets through. */
+const IDENTIFIER = /^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$/;
+const MAX_IDENTIFIER = 76;
+
+function checkIdentifier(kind: string, id: string): void {
+  if (!IDENTIFIER.test(id) || id.length > MAX_IDENTIFIER) {
+    throw new TtrpcError(Code.InvalidArgument, `invalid ${kind} "${id}": must match ${IDENTIFIER.source} and be at most ${MAX_IDENTIFIER} characters`);
+  }
+}
+
 type Reply<T extends import('@bufbuild/protobuf').DescMessage> = MessageInitShape<T>;
 
 export class TaskService {
@@ -42,7 +52,7 @@ export class TaskService {
   }
 
   async create(req: pb.CreateTaskRequest): Promise<Reply<typeof pb.CreateTaskResponseSchema>> {
-    if (!req.id || req.id.includes('/')) throw new TtrpcError(Code.InvalidArgument, `invalid container id "${req.id}"`);
+    checkIdentifier('container id', req.id);
     if (!req.bundle) throw new TtrpcError(Code.InvalidArgument, `container ${req.id}: bundle path is required`);
     if (req.checkpoint) throw new TtrpcError(Code.Unimplemented, `container ${req.id}: restoring a checkpoint is not supported for Wasm instances`);
     if (this.containers.has(req.id) || this.creating.has(req.id)) {
@@ -145,7 +155,7 @@ export class TaskService {
 
   async exec(req: pb.ExecProcessRequest): Promise<Empty> {
     const c = this.container(req.id);
-    if (!req.execId) throw new TtrpcError(Code.InvalidArgument, `container ${req.id}: exec id is required`);
+    checkIdentifier('exec id', req.execId);
     const spec = parseProcessSpec(req.spec, `exec ${req.execId} in container ${req.id}`);
     const traceparent = this.deps.traceparentFor?.(req.id, req.execId);
     await c.exec({

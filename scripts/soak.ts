@@ -1,0 +1,130 @@
+// Load and soak on a private containerd (see test/hostile/soak-lib.ts):
+//   1. N sequential `ctr run --rm` lifecycles, each checked, with the daemons'
+//      RSS sampled along the way;
+//   2. a long-lived pod daemon running M containers one after another: its RSS
+//      and fd count at the start vs the end;
+//   3. P containers at once, each with its own output and exit status;
+//   4. a module growing to the wasm32 memory limit (malloc fails, exit 3).
+// After each phase and at the end: leaked processes, mounts, sockets, bundle
+// dirs, containerd fds; after containerd stops, files it or the shims left in
+// /run/containerd/s. Prints the figures; exits 1 on any failure or leak.
+//
+//   node --import tsx scripts/soak.ts [--lifecycles 1000] [--pod 300] [--parallel 50] [--no-oom]
+import * as fs from 'node:fs';
+import { listProcesses, processAlive } from '../test/helpers/containerd.js';
+import { setupSuite, SOCKET_DIR, type Suite } from '../test/e2e/helpers.js';
+import { formatResult, lifecycles, outOfMemory, parallel, podDaemon, type PhaseResult } from '../test/hostile/soak-lib.js';
+import { shimProcesses, sleep, unixSocketPaths } from '../test/hostile/helpers.js';
+
+function num(name: string, dflt: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  if (i < 0) return dflt;
+  const v = Number(process.argv[i + 1]);
+  if (!Number.isInteger(v) || v < 0) throw new Error(`--${name} needs a whole number`);
+  return v;
+}
+
+const log = (line: string) => process.stdout.write(`${line}\n`);
+
+function socketDirEntries(): Set<string> {
+  try {
+    return new Set(fs.readdirSync(SOCKET_DIR));
+  } catch {
+    return new Set();
+  }
+}
+
+async function main(): Promise<number> {
+  if (process.argv.includes('--help') || process.argv.includes('-h')) {
+    log('usage: node --import tsx scripts/soak.ts [--lifecycles 1000] [--pod 300] [--parallel 50] [--no-oom]');
+    return 0;
+  }
+  if (process.getuid?.() !== 0) throw new Error('the soak needs root (it runs a private containerd)');
+  const n = num('lifecycles', 1000);
+  const m = num('pod', 300);
+  const p = num('parallel', 50);
+  const oom = !process.argv.includes('--no-oom');
+  const t0 = Date.now();
+  const socketsBefore = socketDirEntries();
+  log(`soak: ${n} lifecycles, a pod daemon through ${m} containers, ${p} at once${oom ? ', out of memory' : ''}`);
+
+  let s: Suite | undefined;
+  const results: PhaseResult[] = [];
+  const endLeaks: string[] = [];
+  /** Socket files our shims (daemons and spares) listened on in SOCKET_DIR, collected as they come and go. */
+  const ours = new Set<string>();
+  let watcher: NodeJS.Timeout | undefined;
+  try {
+    s = await setupSuite('soak');
+    const suite = s;
+    watcher = setInterval(() => {
+      for (const p of unixSocketPaths(shimProcesses(suite.c).map((x) => x.pid))) if (p.startsWith(`${SOCKET_DIR}/`)) ours.add(p);
+    }, 250);
+    log(`soak: containerd ${s.c.pid} in ${s.c.tmp} (${s.c.snapshotter})`);
+    // one run first, so the baselines include whatever containerd sets up lazily
+    const warm = await s.run(['/probe.wasm', 'exit', '0'], { id: s.id('warmup') });
+    if (warm.code !== 0) throw new Error(`warm-up run failed (${warm.code}): ${warm.stderr}`);
+    await sleep(3_000);
+
+    const phase = async (name: string, fn: () => Promise<PhaseResult>) => {
+      log(`soak: ${name} …`);
+      const r = await fn();
+      results.push(r);
+      log(formatResult(r));
+    };
+    if (n > 0) await phase('lifecycles', () => lifecycles(s!, n, { log, sampleEvery: 25 }));
+    if (m > 0) await phase('pod daemon', () => podDaemon(s!, m, { log }));
+    if (p > 0) await phase('parallel', () => parallel(s!, p, { log }));
+    if (oom) await phase('out of memory', () => outOfMemory(s!));
+
+    endLeaks.push(...(await s.leftovers()));
+    // Stop containerd the way an operator would and give the shims' spare
+    // daemon its chance to notice and leave by itself (it checks every 5 s).
+    const addressRe = new RegExp(`-address ${s.c.address.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}( |$)`);
+    const ctrd = s.c.pid;
+    process.kill(ctrd, 'SIGTERM');
+    for (let i = 0; i < 150 && processAlive(ctrd); i++) await sleep(100);
+    for (let i = 0; i < 100 && listProcesses(addressRe).length > 0; i++) await sleep(100);
+    for (const proc of listProcesses(addressRe)) endLeaks.push(`shim process still running 10 s after containerd stopped: ${proc.pid} ${proc.cmdline}`);
+  } finally {
+    if (watcher) clearInterval(watcher);
+    await s?.teardown();
+  }
+  for (const p of ours) if (fs.existsSync(p)) endLeaks.push(`socket file left in ${SOCKET_DIR} by this soak's shims: ${p}`);
+  // other containerds on this machine may add files meanwhile: reported, not counted
+  const others = [...socketDirEntries()].filter((f) => !socketsBefore.has(f) && !ours.has(`${SOCKET_DIR}/${f}`));
+
+  const failures = results.reduce((a, r) => a + r.failures.length, 0);
+  const leaks = results.reduce((a, r) => a + r.leaks.length, 0) + endLeaks.length;
+  const containers = results.reduce((a, r) => a + r.runs, 0);
+  const lc = results.find((r) => r.phase === 'lifecycles');
+  const pod = results.find((r) => r.phase === 'pod');
+  log('');
+  log('soak summary');
+  log(`  lifecycles run: ${lc?.runs ?? 0} sequential, ${containers} containers in all`);
+  log(`  failures: ${failures}`);
+  log(`  leaks found: ${leaks}`);
+  for (const l of endLeaks) log(`    LEAK ${l}`);
+  for (const r of results) for (const l of r.leaks) log(`    LEAK (${r.phase}) ${l.what}`);
+  if (lc) {
+    log(`  daemon peak RSS, first vs last lifecycles: ${lc.figures['daemon peak RSS MiB, first runs (max VmHWM)']} vs ${lc.figures['daemon peak RSS MiB, last runs (max VmHWM)']} MiB`);
+    log(`  containerd fds before/after the lifecycles: ${lc.figures['containerd fds before/after']}`);
+  }
+  if (pod) {
+    const start = Object.entries(pod.figures).find(([k]) => k.includes('(warm-up)'));
+    const end = Object.entries(pod.figures).find(([k]) => k.startsWith('pod daemon RSS MiB after') && !k.includes('warm-up'));
+    log(`  pod daemon RSS, start vs end: ${start?.[1]} vs ${end?.[1]} MiB (${start?.[0].replace('pod daemon RSS MiB ', '')} / ${end?.[0].replace('pod daemon RSS MiB ', '')}); fds ${pod.figures['pod daemon fds after warm-up/end']}`);
+  }
+  if (others.length) log(`  (new in ${SOCKET_DIR} meanwhile, not from this soak's shims: ${others.length})`);
+  log(`  socket files seen from this soak's shims: ${ours.size}`);
+  log(`  time: ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  return failures === 0 && leaks === 0 ? 0 : 1;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`soak: ${(err as Error)?.stack ?? String(err)}\n`);
+    process.exit(2);
+  },
+);
