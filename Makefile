@@ -5,7 +5,7 @@ BINDIR ?= $(PREFIX)/bin
 NODE ?= $(shell command -v node)
 TESTS ?= $(shell find test -name '*.test.ts' | sort)
 
-.PHONY: all deps build proto typecheck modules test bench install uninstall clean
+.PHONY: all deps build proto typecheck modules test bench soak fuzz install uninstall clean
 
 all: build
 
@@ -35,6 +35,14 @@ test: deps build typecheck modules
 # Side-by-side benchmark against runc on a private containerd (table + JSON; see docs/performance.md).
 bench: deps build modules
 	node --import tsx scripts/bench/index.ts
+
+# 1000 sequential lifecycles, a long-lived pod daemon, 50 containers at once; fails on any leak.
+soak: deps build modules
+	node --import tsx scripts/soak.ts $(SOAK_FLAGS)
+
+# The fuzz properties (ttrpc frames, bundles), longer than in the suite: make fuzz FUZZ_FLAGS="--seconds 300".
+fuzz: deps build
+	node --import tsx scripts/fuzz.ts $(FUZZ_FLAGS)
 
 # Copies the built shim to $(LIBDIR) and puts containerd-shim-wasmts-v1 on containerd's PATH.
 install: build
