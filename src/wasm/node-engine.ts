@@ -59,20 +59,7 @@ export class NodeEngine implements Engine {
     const spare = this.spare;
     this.spare = undefined;
     const child = spare && spare.exitCode === null && spare.signalCode === null && spare.connected ? spare : this.spawnChild();
-    const job: ChildJob = {
-      modulePath: spec.modulePath,
-      exportName: spec.exportName,
-      args: spec.args,
-      env: spec.env,
-      cwd: spec.cwd,
-      preopens: spec.preopens,
-      stdout: spec.stdout,
-      stderr: spec.stderr,
-      containerId: spec.containerId,
-      execId: spec.execId,
-      ...(spec.user ? { user: spec.user } : {}),
-      ...(spec.traceparent ? { traceparent: spec.traceparent } : {}),
-    };
+    const { stdin: _stdin, ...job } = spec;
     const instance = new ChildInstance(child, spec, (records) => this.onChildSpans?.(records));
     return instance.prepare(job);
   }

@@ -1,20 +1,8 @@
 // Messages on the IPC channel between the daemon and a Wasm child.
-import type { ModuleUser } from './engine.js';
+import type { ModuleSpec } from './engine.js';
 
-export interface ChildJob {
-  modulePath: string;
-  exportName: string;
-  args: string[];
-  env: string[];
-  cwd: string;
-  preopens: Record<string, string>;
-  stdout: string;
-  stderr: string;
-  user?: ModuleUser;
-  traceparent?: string;
-  containerId: string;
-  execId: string;
-}
+/** A module spec as it crosses IPC: everything but the stdin stream, which stays in the daemon. */
+export type ChildJob = Omit<ModuleSpec, 'stdin'>;
 
 export type ToChild = { t: 'job'; job: ChildJob } | { t: 'run' };
 

@@ -52,7 +52,8 @@ function newestMtime(dir: string): number {
 }
 
 /** Runs fn while holding a directory lock (test files run in parallel processes). */
-async function withLock<T>(name: string, fn: () => T | Promise<T>): Promise<T> {
+/** Runs fn holding build/.<name>.lock, so parallel test files build a step once. */
+export async function withLock<T>(name: string, fn: () => T | Promise<T>): Promise<T> {
   const dir = path.join(REPO, 'build');
   fs.mkdirSync(dir, { recursive: true });
   const lock = path.join(dir, `.${name}.lock`);

@@ -27,6 +27,7 @@ import { packImage } from '../../src/image/oci.js';
 import { ExportTraceServiceRequestSchema } from '../../src/gen/opentelemetry/proto/collector/trace/v1/trace_service_pb.js';
 import { requestToSpans, type ReceivedSpan } from '../../src/otlp/convert.js';
 import type { OtlpReceiver } from '../../src/otlp/receiver.js';
+import { withLock } from '../e2e/helpers.js';
 
 export type { ReceivedSpan } from '../../src/otlp/convert.js';
 
@@ -49,34 +50,6 @@ function escapeRe(s: string): string {
 
 // ---------------------------------------------------------------------------
 // building
-
-/** Runs fn holding build/.<name>.lock (the e2e suites use the same lock for the same build step). */
-async function withLock<T>(name: string, fn: () => T | Promise<T>): Promise<T> {
-  const dir = path.join(REPO, 'build');
-  fs.mkdirSync(dir, { recursive: true });
-  const lock = path.join(dir, `.${name}.lock`);
-  const deadline = Date.now() + 120_000;
-  for (;;) {
-    try {
-      fs.mkdirSync(lock);
-      break;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      try {
-        if (Date.now() - fs.statSync(lock).mtimeMs > 120_000) fs.rmdirSync(lock);
-      } catch {
-        /* gone meanwhile */
-      }
-      if (Date.now() > deadline) throw new Error(`timed out waiting for lock ${lock}`);
-      await sleep(100);
-    }
-  }
-  try {
-    return await fn();
-  } finally {
-    fs.rmdirSync(lock);
-  }
-}
 
 /** Builds the C test modules; requires the shim bundle (`make build`) to exist. */
 export async function ensureBuilt(): Promise<void> {
