@@ -25,8 +25,7 @@ const entryPoints = Object.entries(entries)
   .filter(([, file]) => existsSync(file))
   .map(([out, file]) => ({ out, in: file }));
 
-await build({
-  entryPoints,
+const common = {
   outdir: 'dist',
   outExtension: { '.js': '.cjs' },
   bundle: true,
@@ -42,4 +41,15 @@ await build({
     __WASMTS_REVISION__: JSON.stringify(revision),
     'import.meta.url': 'undefined',
   },
+};
+
+const WORKER = 'telemetry-worker';
+await build({ ...common, entryPoints: entryPoints.filter((e) => e.out !== WORKER) });
+// The export worker thread lowers its own priority before the OpenTelemetry
+// SDK is even evaluated, so loading and exporting only use CPU that
+// containers, containerd and the shim's RPCs leave idle.
+await build({
+  ...common,
+  entryPoints: entryPoints.filter((e) => e.out === WORKER),
+  banner: { js: 'try{require("node:os").setPriority(19)}catch{}' },
 });

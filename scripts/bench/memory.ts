@@ -36,41 +36,20 @@ export function processTree(root: number): number[] {
   return all;
 }
 
-/** Spare daemons (and their warm children) of a containerd: idle, for the next container. */
+/** Idle spare daemons of a containerd: the pids holding a spare lock (an adopted spare holds none). */
 export function spareTrees(containerdAddress: string): number[] {
-  const spares = fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number).filter((pid) => {
+  const dir = '/run/containerd/s';
+  let names: string[] = [];
+  try {
+    names = fs.readdirSync(dir).filter((n) => n.startsWith('wasmts-spare-') && n.endsWith('.lock'));
+  } catch {
+    return [];
+  }
+  return names.map((n) => Number(fs.readFileSync(`${dir}/${n}`, 'utf8'))).filter((pid) => {
     try {
-      const argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-      return argv.includes(containerdAddress) && isSpare(pid);
+      return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(containerdAddress) && isSpare(pid);
     } catch {
       return false;
     }
   });
-  return spares;
-}
-
-function kb(text: string, field: string): number {
-  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text);
-  return m ? Number(m[1]) : 0;
-}
-
-export interface TreeMemory {
-  processes: number;
-  vmHwmMiB: number;
-  pssMiB: number;
-}
-
-export function treeMemory(root: number): TreeMemory {
-  let hwm = 0;
-  let pss = 0;
-  const pids = processTree(root);
-  for (const pid of pids) {
-    try {
-      hwm += kb(fs.readFileSync(`/proc/${pid}/status`, 'utf8'), 'VmHWM');
-      pss += kb(fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'), 'Pss');
-    } catch {
-      // exited while we looked
-    }
-  }
-  return { processes: pids.length, vmHwmMiB: hwm / 1024, pssMiB: pss / 1024 };
 }

@@ -81,6 +81,13 @@ export async function runDaemon(flags: ShimFlags, options: DaemonOptions = {}): 
     // anything, so a slow collector never holds up the container's teardown.
     if (flags.socket) fs.rmSync(flags.socket, { force: true });
     void server.close().catch(() => undefined);
+    // What is left (flushing spans and events, launching a spare) must not
+    // compete with containerd's teardown, which runs `delete` right now.
+    try {
+      setPriority(19);
+    } catch {
+      // not permitted
+    }
     tracer?.endAll();
     await Promise.all([
       events.drain(now ? 0 : 2_000),
