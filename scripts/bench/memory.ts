@@ -53,3 +53,29 @@ export function spareTrees(containerdAddress: string): number[] {
     }
   });
 }
+
+function kb(text: string, field: string): number {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text);
+  return m ? Number(m[1]) : 0;
+}
+
+export interface TreeMemory {
+  processes: number;
+  vmHwmMiB: number;
+  pssMiB: number;
+}
+
+export function treeMemory(root: number): TreeMemory {
+  let hwm = 0;
+  let pss = 0;
+  const pids = processTree(root);
+  for (const pid of pids) {
+    try {
+      hwm += kb(fs.readFileSync(`/proc/${pid}/status`, 'utf8'), 'VmHWM');
+      pss += kb(fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'), 'Pss');
+    } catch {
+      // exited while we looked
+    }
+  }
+  return { processes: pids.length, vmHwmMiB: hwm / 1024, pssMiB: pss / 1024 };
+}
