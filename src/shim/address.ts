@@ -33,6 +33,35 @@ export function writeFileAtomic(file: string, content: string): void {
   fs.renameSync(tmp, file);
 }
 
+function listen(socketPath: string): Promise<net.Server> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen({ path: socketPath, backlog: 128 }, () => {
+      server.removeListener('error', reject);
+      resolve(server);
+    });
+  });
+}
+
+/**
+ * Binds a shim's socket, readable by root only; a file left by a dead daemon
+ * is replaced. Undefined when a live daemon already listens there.
+ */
+export async function bindShimSocket(socketPath: string): Promise<net.Server | undefined> {
+  let server: net.Server;
+  try {
+    server = await listen(socketPath);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+    if (await canConnect(socketPath)) return undefined;
+    fs.rmSync(socketPath, { force: true });
+    server = await listen(socketPath);
+  }
+  fs.chmodSync(socketPath, 0o600);
+  return server;
+}
+
 /** True when something accepts connections on the unix socket `socketPath`. */
 export function canConnect(socketPath: string, timeoutMs = 1000): Promise<boolean> {
   return new Promise((resolve) => {

@@ -193,7 +193,6 @@ export class Container {
       exportName: entry.exportName,
       args: [entry.guestPath, ...proc.args.slice(1)],
       env,
-      cwd,
       preopens: preopensFor(proc.user && proc.user.uid !== 0 ? await this.userVisibleRoot() : this.rootfs),
       stdout: stdio.stdout,
       stderr: stdio.stderr,

@@ -16,7 +16,7 @@ import { TaskService } from './task-service.js';
 import { TaskTracer } from './tracing.js';
 import { startTelemetry, type SpanRecord } from '../telemetry/index.js';
 import { VERSION } from '../version.js';
-import { canConnect } from './address.js';
+import { bindShimSocket, canConnect } from './address.js';
 import { launchSpare, spareSocketPath, type Handoff, type HandoffReply } from './spare.js';
 
 const LISTEN_FD = 3;
@@ -221,12 +221,8 @@ function unnice(): void {
 async function adopt(handoff: Handoff, flags: ShimFlags, engine: NodeEngine): Promise<void> {
   unnice();
   engine.unniceSpare();
-  const server = net.createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ path: handoff.socketPath, backlog: 128 }, () => resolve());
-  });
-  fs.chmodSync(handoff.socketPath, 0o600);
+  const server = await bindShimSocket(handoff.socketPath);
+  if (!server) throw new Error(`a live daemon already serves ${handoff.socketPath}`);
   // Serving (handlers attached) before start prints the address: containerd dials at once.
   await runDaemon(
     { ...flags, namespace: handoff.namespace, id: handoff.id, address: handoff.address, publishBinary: handoff.publishBinary, debug: handoff.debug, socket: handoff.socketPath, bundle: handoff.bundle, action: 'serve' },

@@ -4,10 +4,9 @@
 // critical path, so it loads no protobuf descriptors and no task code.
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import { BinaryWriter } from '@bufbuild/protobuf/wire';
-import { canConnect, groupingFor, socketPathFor, writeFileAtomic } from './address.js';
+import { bindShimSocket, canConnect, groupingFor, socketPathFor, writeFileAtomic } from './address.js';
 import { parseStartInput } from './bootstrap.js';
 import type { ShimFlags } from './flags.js';
 import { readAnnotations, readCgroupsPath } from './spec.js';
@@ -35,48 +34,34 @@ export async function startShim(flags: ShimFlags, startEnv: StartEnv): Promise<s
   const socketPath = socketPathFor(containerdAddress, namespace, groupingFor(flags.id, readAnnotations(bundle)));
   const address = `unix://${socketPath}`;
   fs.mkdirSync(path.dirname(socketPath), { recursive: true, mode: 0o711 });
-  const addressFile = path.join(bundle, 'address');
+  const publishBinary = flags.publishBinary || input.containerdBinary || '';
   const env = { ...startEnv.env };
   if (!env.TTRPC_ADDRESS && input.ttrpcAddress) env.TTRPC_ADDRESS = input.ttrpcAddress;
-
-  if (fs.existsSync(socketPath) && (await canConnect(socketPath))) {
-    writeFileAtomic(addressFile, address); // a live daemon already serves this group: share it
+  /** The address file last: containerd reads it to find the daemon again after a restart. */
+  const served = (daemonPid?: number): string => {
+    if (daemonPid) writeFileAtomic(path.join(bundle, 'shim.pid'), String(daemonPid));
+    writeFileAtomic(path.join(bundle, 'address'), address);
     return address;
-  }
+  };
+
+  if (fs.existsSync(socketPath) && (await canConnect(socketPath))) return served(); // a live daemon serves this group: share it
   if (env.WASMTS_SPARE !== '0') {
     const daemonCode = path.join(path.dirname(startEnv.daemonEntry), 'daemon.cjs');
     const pid = await adoptSpare(spareSocketPath(containerdAddress, env, daemonCode), {
-      socketPath, namespace, id: flags.id, address: containerdAddress,
-      publishBinary: flags.publishBinary || input.containerdBinary || '', bundle, debug: flags.debug,
+      socketPath, namespace, id: flags.id, address: containerdAddress, publishBinary, bundle, debug: flags.debug,
     });
-    if (pid) {
-      writeFileAtomic(path.join(bundle, 'shim.pid'), String(pid));
-      writeFileAtomic(addressFile, address);
-      return address;
-    }
+    if (pid) return served(pid);
   }
 
-  let server: net.Server;
-  try {
-    server = await listen(socketPath);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
-    if (await canConnect(socketPath)) {
-      writeFileAtomic(addressFile, address); // lost a race with another start of this group
-      return address;
-    }
-    fs.rmSync(socketPath, { force: true }); // stale socket of a dead daemon
-    server = await listen(socketPath);
-  }
-  fs.chmodSync(socketPath, 0o600);
-
+  const server = await bindShimSocket(socketPath);
+  if (!server) return served(); // lost a race with another start of this group
   const fd = (server as unknown as { _handle: { fd: number } })._handle.fd;
   const args = [
     startEnv.daemonEntry,
     '-namespace', namespace,
     '-id', flags.id,
     '-address', containerdAddress,
-    '-publish-binary', flags.publishBinary || input.containerdBinary || '',
+    '-publish-binary', publishBinary,
     '-socket', socketPath,
     ...(flags.debug ? ['-debug'] : []),
     'serve',
@@ -89,21 +74,8 @@ export async function startShim(flags: ShimFlags, startEnv: StartEnv): Promise<s
   });
   child.unref();
   if (!child.pid) throw new Error('start: could not spawn the shim daemon');
-  writeFileAtomic(path.join(bundle, 'shim.pid'), String(child.pid));
-  writeFileAtomic(addressFile, address);
   // Do not close `server`: libuv would unlink the socket file the daemon now owns.
-  return address;
-}
-
-function listen(socketPath: string): Promise<net.Server> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen({ path: socketPath, backlog: 128 }, () => {
-      server.removeListener('error', reject);
-      resolve(server);
-    });
-  });
+  return served(child.pid);
 }
 
 const SIGKILL_STATUS = 128 + 9;

@@ -13,8 +13,6 @@ export interface ModuleSpec {
   exportName: string;
   args: string[];
   env: string[];
-  /** Guest working directory (absolute). */
-  cwd: string;
   /** Guest path → host directory. */
   preopens: Record<string, string>;
   /** Host paths of stdout/stderr (FIFO or file); '' = discard. */
@@ -37,7 +35,6 @@ export interface ProcessUsage {
   rssBytes: number;
   userNanos: number;
   kernelNanos: number;
-  threads: number;
 }
 
 export interface WasmInstance {

@@ -11,7 +11,6 @@ export interface NodeEngineOptions {
   childEntry: string;
   /** Extra node flags for the child (heap limits and the like). */
   nodeArgs?: string[];
-  onChildSpans?: (records: unknown[]) => void;
 }
 
 const SIGNALS = osConstants.signals as Record<string, number>;
@@ -20,11 +19,10 @@ const CLK_TCK = 100; // Linux USER_HZ
 export class NodeEngine implements Engine {
   /** A child booted ahead of the first Create, so Node's start-up is off its path. */
   private spare: ChildProcess | undefined;
+  /** Set by the daemon when tracing is on. */
   onChildSpans: ((records: unknown[]) => void) | undefined;
 
-  constructor(private readonly options: NodeEngineOptions) {
-    this.onChildSpans = options.onChildSpans;
-  }
+  constructor(private readonly options: NodeEngineOptions) {}
 
   /** Boots one spare child now (used by the next prepare). */
   warm(): void {
@@ -157,7 +155,6 @@ class ChildInstance implements WasmInstance {
         rssBytes: rssKb * 1024,
         userNanos: (Number(fields[11]) * 1e9) / CLK_TCK,
         kernelNanos: (Number(fields[12]) * 1e9) / CLK_TCK,
-        threads: Number(fields[17]) || 1,
       };
     } catch {
       return undefined;

@@ -6,24 +6,17 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { descendants, listMounts, listProcesses, processAlive, startContainerd, type Containerd, type CtrResult } from '../helpers/containerd.js';
-import { ensureBuilt, MODULES, PLATFORM, RUNTIME, SHIM_BIN, socketPathFor } from '../e2e/helpers.js';
+import { ensureBuilt, MODULES, PLATFORM, RUNTIME, SHIM_BIN, socketPathFor, sleep, until as e2eUntil } from '../e2e/helpers.js';
 import { packImage } from '../../src/image/oci.js';
 import { TtrpcClient, createClient } from '../../src/ttrpc/client.js';
 import type { ServiceClient } from '../../src/ttrpc/types.js';
 import { Task } from '../../src/gen/containerd/task/v2/shim_pb.js';
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
+export { sleep } from '../e2e/helpers.js';
 
-export async function until<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 15_000, everyMs = 50): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(everyMs);
-  }
+/** The e2e suites' `until`, polling more often: these tests watch short-lived processes. */
+export function until<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 15_000, everyMs = 50): Promise<T> {
+  return e2eUntil(what, fn, timeoutMs, everyMs);
 }
 
 function escapeRe(s: string): string {
