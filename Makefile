@@ -44,12 +44,14 @@ soak: deps build modules
 fuzz: deps build
 	node --import tsx scripts/fuzz.ts $(FUZZ_FLAGS)
 
-# Copies the built shim to $(LIBDIR) and puts containerd-shim-wasmts-v1 on containerd's PATH.
+# Copies the built shim to $(LIBDIR) and puts the front end, containerd-shim-wasmts-v1, on containerd's PATH.
 install: build
 	install -d $(LIBDIR)/dist $(BINDIR)
-	install -m 0644 dist/*.cjs $(LIBDIR)/dist/
-	printf '#!%s\nrequire("%s/dist/shim.cjs");\n' "$(NODE)" "$(LIBDIR)" > $(BINDIR)/containerd-shim-wasmts-v1
-	chmod 0755 $(BINDIR)/containerd-shim-wasmts-v1
+	install -m 0644 dist/*.cjs dist/build-id $(LIBDIR)/dist/
+	sed -e '/# wasmts:dist-link/d' -e 's|^dist=.*# wasmts:dist.*|dist=$(LIBDIR)/dist|' -e 's|^node=.*# wasmts:node.*|node=$(NODE)|' \
+	  bin/containerd-shim-wasmts-v1 > $(BINDIR)/containerd-shim-wasmts-v1.tmp
+	chmod 0755 $(BINDIR)/containerd-shim-wasmts-v1.tmp
+	mv -f $(BINDIR)/containerd-shim-wasmts-v1.tmp $(BINDIR)/containerd-shim-wasmts-v1
 
 uninstall:
 	rm -rf $(LIBDIR) $(BINDIR)/containerd-shim-wasmts-v1

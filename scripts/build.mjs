@@ -3,7 +3,8 @@
 // than ESM on Node 20). Type checking is `tsc --noEmit` (make typecheck).
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
 let revision = 'unknown';
@@ -53,3 +54,9 @@ await build({
   entryPoints: entryPoints.filter((e) => e.out === WORKER),
   banner: { js: 'try{require("node:os").setPriority(19)}catch{}' },
 });
+
+// The build id the front end and the daemon share: a daemon serves only starts of
+// its own build, so an upgrade never hands a container to old code.
+const buildId = createHash('sha256');
+for (const { out } of entryPoints) buildId.update(readFileSync(`dist/${out}.cjs`));
+writeFileSync('dist/build-id', `${buildId.digest('hex').slice(0, 16)}\n`);

@@ -1,8 +1,10 @@
-// Entry of containerd-shim-wasmts-v1. `start` and `delete` stay in this small
+// The Node side of containerd-shim-wasmts-v1, which the sh front end execs for
+// what it does not answer itself. `start` and `delete` stay in this small
 // bundle; the daemon (`serve`) is a separate bundle loaded only when needed.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FlagError, parseShimFlags } from '../shim/flags.js';
+import { DAEMON_ACTION } from '../shim/handoff.js';
 import { deleteShim, startShim } from '../shim/manager.js';
 import { VERSION, REVISION } from '../version.js';
 
@@ -51,14 +53,9 @@ async function main(argv: string[]): Promise<void> {
       process.stdout.write(response);
       return;
     }
-    case 'serve': {
+    case DAEMON_ACTION: {
       const { runDaemon } = require(path.join(here, 'daemon.cjs')) as typeof import('../shim/daemon.js');
       await runDaemon(flags);
-      return;
-    }
-    case 'spare': {
-      const { runSpare } = require(path.join(here, 'daemon.cjs')) as typeof import('../shim/daemon.js');
-      await runSpare(flags);
       return;
     }
     case '':

@@ -22,17 +22,6 @@ export function groupingFor(id: string, annotations: Record<string, string> | un
   return id;
 }
 
-export function stripUnix(address: string): string {
-  return address.startsWith('unix://') ? address.slice('unix://'.length) : address;
-}
-
-/** Writes `<bundle>/<name>` atomically (temp file + rename), no trailing newline. */
-export function writeFileAtomic(file: string, content: string): void {
-  const tmp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, content, { mode: 0o600 });
-  fs.renameSync(tmp, file);
-}
-
 function listen(socketPath: string): Promise<net.Server> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();

@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import type { Engine, ExitInfo, ModuleSpec } from '../wasm/engine.js';
 import { ModuleError } from '../wasm/engine.js';
 import { Code, TtrpcError } from '../ttrpc/status.js';
+import { SHIM_PID_FILE, writeBundleFile } from './bundle.js';
 import { PID_FILE, unmountRootfs } from './cleanup.js';
 import { resolveEntrypoint, type Entrypoint } from './entrypoint.js';
 import { CONTAINER_TYPE_ANNOTATION, PAUSE_MODULE } from '../wasm/pause-module.js';
@@ -98,6 +99,7 @@ export class Container {
       if (spec.root?.readonly) await makeReadOnly(params.bundle, rootfs);
       container.init = await container.spawn('', proc, params.stdio, params.traceparent);
       fs.writeFileSync(path.join(params.bundle, PID_FILE), String(container.init.pid), { mode: 0o600 });
+      writeBundleFile(params.bundle, SHIM_PID_FILE, String(process.pid));
       return container;
     } catch (err) {
       if (mounted) unmountRootfs(params.bundle);

@@ -1,63 +1,81 @@
-// The long-lived shim daemon (`serve`): serves the Task service on the socket
-// `start` bound and passed as fd 3, logs to the bundle's log FIFO, publishes
-// events, and exits once Shutdown finds no container left.
+// The long-lived shim daemon (`serve`): one per key (see handoff.ts). It
+// serves every container socket it is given, each a ServedSocket, and shares
+// among them one Wasm engine with a warm child, one event publisher and one
+// telemetry pipeline (the OpenTelemetry SDK loads once per daemon). The
+// daemon holding the key's lock keeps ready sockets for the front end to
+// claim and a control socket for Node's `start`; it leaves after an idle
+// period with no container, or when its containerd goes away.
 import * as fs from 'node:fs';
 import * as net from 'node:net';
-import { setPriority } from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { Task } from '../gen/containerd/task/v2/shim_pb.js';
-import { TtrpcServer } from '../ttrpc/server.js';
 import { NodeEngine } from '../wasm/node-engine.js';
-import { EventPublisher } from './events.js';
-import type { ShimFlags } from './flags.js';
-import { createLogger, openLogFifo } from './log.js';
-import { TaskService } from './task-service.js';
-import { TaskTracer } from './tracing.js';
 import { startTelemetry, type SpanRecord } from '../telemetry/index.js';
 import { VERSION } from '../version.js';
-import { bindShimSocket, canConnect } from './address.js';
-import { launchSpare, spareSocketPath, type Handoff, type HandoffReply } from './spare.js';
+import { bindShimSocket } from './address.js';
+import { LOG_FIFO } from './bundle.js';
+import { EventPublisher } from './events.js';
+import type { ShimFlags } from './flags.js';
+import {
+  daemonPaths, isReadySocketName, keyFrom, readySocketPath, serveHandoffs, takeLock, type DaemonPaths, type Handoff,
+} from './handoff.js';
+import { createLogger, type Logger } from './log.js';
+import { ServedSocket, type DaemonParts, type KnownContainer } from './served-socket.js';
 
 const LISTEN_FD = 3;
-/** The exporter loads in a worker thread, started this long after the daemon serves (or at exit), never on an RPC. */
+/** The exporter loads in a worker thread this long after the daemon serves, never on an RPC. */
 const TELEMETRY_WARMUP_DELAY_MS = 250;
+/** After a container's trace ends, its spans leave this soon (batched with others ending meanwhile). */
+const TELEMETRY_FLUSH_DELAY_MS = 200;
 /** At exit, spans get this long to reach the collector. */
 const TELEMETRY_FLUSH_MS = 2_000;
+/** Ready sockets kept for the front end: a burst of starts each claims one without falling back to Node. */
+const READY_SOCKETS = 4;
+/** With no container, the daemon leaves after this long (WASMTS_IDLE_SECONDS overrides). */
+const DEFAULT_IDLE_MS = 10 * 60_000;
+const WATCH_MS = 2_000;
 const here = typeof __dirname === 'string' ? __dirname : path.dirname(new URL(import.meta.url).pathname);
 
 export interface DaemonOptions {
-  /** Listening socket: an inherited fd (from `start`), a bound server (spare), or a path (tests). */
+  /** The first container's socket: an inherited fd (from `start`), a bound server, or a path (tests). */
   listen?: { fd: number } | { path: string } | { server: net.Server };
   childEntry?: string;
-  /** An engine already warmed (spare daemons boot it before they have a container). */
-  engine?: NodeEngine;
 }
 
-/** Set to 0 in containerd's environment to run without spare daemons. */
-const SPARE_ENV = 'WASMTS_SPARE';
-/** The next spare boots once this daemon's first container is under way (or as it exits). */
-const SPARE_LAUNCH_DELAY_MS = 1_000;
-/** An unused spare exits after this long. */
-const SPARE_IDLE_MS = 10 * 60_000;
-const SPARE_WATCH_MS = 5_000;
+function idleMs(env: NodeJS.ProcessEnv): number {
+  const seconds = Number(env.WASMTS_IDLE_SECONDS);
+  return Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : DEFAULT_IDLE_MS;
+}
 
-/** This bundle: spares are keyed by it, so a new build never hands containers to old code. */
-const DAEMON_CODE = path.join(here, 'daemon.cjs');
-const sparesEnabled = () => process.env[SPARE_ENV] !== '0';
-const newEngine = (childEntry?: string) => new NodeEngine({ childEntry: childEntry ?? path.join(here, 'wasm-child.cjs') });
+function openDaemonLog(paths: DaemonPaths | undefined, bundle: string): number | undefined {
+  try {
+    if (paths) return fs.openSync(paths.log, 'a', 0o600);
+    return fs.openSync(path.join(bundle, LOG_FIFO), fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
+  } catch {
+    return undefined;
+  }
+}
+
+function listenOn(target: NonNullable<DaemonOptions['listen']>): Promise<net.Server> {
+  if ('server' in target) return Promise.resolve(target.server);
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen('fd' in target ? { fd: target.fd } : { path: target.path }, () => resolve(server));
+  });
+}
 
 export async function runDaemon(flags: ShimFlags, options: DaemonOptions = {}): Promise<void> {
-  const bundle = flags.bundle || process.cwd();
-  const log = createLogger(openLogFifo(bundle), flags.debug, { namespace: flags.namespace });
-  // containerd removes the bundle (our cwd) at teardown, while we may still be
-  // flushing: a thread started then (the telemetry worker) would fail on uv_cwd.
+  const key = keyFrom(process.env);
+  const paths = key ? daemonPaths(key) : undefined;
+  if (paths) fs.mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
+  const log = createLogger(openDaemonLog(paths, flags.bundle || process.cwd()), flags.debug, { pid: process.pid });
+  // containerd removes bundles while we run; a thread started later (the telemetry worker) would fail on uv_cwd.
   process.chdir('/');
   // A bug in one RPC must never take the daemon (and every exit status) down.
   process.on('uncaughtException', (err) => log.error('uncaught exception', { error: err.stack ?? String(err) }));
   process.on('unhandledRejection', (err) => log.error('unhandled rejection', { error: (err as Error)?.stack ?? String(err) }));
 
-  const events = new EventPublisher({ address: process.env.TTRPC_ADDRESS ?? '', namespace: flags.namespace, log });
   const telemetry = startTelemetry({
     env: process.env,
     log: (level, msg) => log[level](msg),
@@ -65,167 +83,152 @@ export async function runDaemon(flags: ShimFlags, options: DaemonOptions = {}): 
     autoStart: false,
     scopeVersion: VERSION,
   });
-  const tracer = telemetry.enabled ? new TaskTracer(telemetry, process.env) : undefined;
-  const engine = options.engine ?? newEngine(options.childEntry);
-  if (tracer) engine.onChildSpans = (records) => telemetry.submit(records as SpanRecord[]);
-  const server = new TtrpcServer({
-    onError: (err) => log.warn(`ttrpc: ${err.message}`, { kind: err.kind }),
-  });
+  const engine = new NodeEngine({ childEntry: options.childEntry ?? path.join(here, 'wasm-child.cjs') });
+  if (telemetry.enabled) engine.onChildSpans = (records) => telemetry.submit(records as SpanRecord[]);
+  const events = new EventPublisher({ address: process.env.TTRPC_ADDRESS ?? '', namespace: flags.namespace, log });
+  const parts: DaemonParts = { engine, events, telemetry, log, debug: flags.debug, containerdAddress: flags.address, env: process.env };
+  const daemon = new Daemon(parts, engine, log, paths, idleMs(process.env));
 
-  let exiting = false;
-  const exit = async (now: boolean) => {
-    if (exiting) return;
-    exiting = true;
-    log.info('shutting down');
-    // containerd waits for our connection to close: let it go before flushing
-    // anything, so a slow collector never holds up the container's teardown.
-    if (flags.socket) fs.rmSync(flags.socket, { force: true });
-    void server.close().catch(() => undefined);
-    // What is left (flushing spans and events, launching a spare) must not
-    // compete with containerd's teardown, which runs `delete` right now.
-    try {
-      setPriority(19);
-    } catch {
-      // not permitted
-    }
-    tracer?.endAll();
-    await Promise.all([
-      events.drain(now ? 0 : 2_000),
-      telemetry.shutdown(now ? 0 : TELEMETRY_FLUSH_MS),
-      sparesEnabled() && flags.address && !now ? ensureSpare(flags) : undefined,
-    ]);
-    events.close();
-    process.exit(0);
-  };
-  const service = new TaskService({
-    engine,
-    events,
-    log,
-    shutdown: (now) => void exit(now),
-    ...(tracer ? { traceparentFor: (id: string, execId: string) => tracer.traceparentFor(id, execId) } : {}),
-  });
-  const impl = tracer ? tracer.wrap(Task, service) : service;
-  server.registerService(Task, impl);
-  server.registerService(Task, impl, { name: 'containerd.task.v3.Task' });
-  await server.listen(options.listen ?? { fd: LISTEN_FD });
-  // Boot the first container's child while containerd is still sending Create.
-  engine.warm();
+  const first = await listenOn(options.listen ?? { fd: LISTEN_FD });
+  daemon.add(first, flags.id ? { namespace: flags.namespace, id: flags.id, bundle: flags.bundle || process.cwd(), socketPath: flags.socket } : undefined);
+  engine.keepWarm();
+  if (paths && takeLock(paths.lock)) await daemon.prepare(paths);
+  daemon.watch(flags.address);
   if (telemetry.enabled) setTimeout(() => telemetry.warmUp(), TELEMETRY_WARMUP_DELAY_MS).unref();
-  if (sparesEnabled() && flags.address) setTimeout(() => void ensureSpare(flags), SPARE_LAUNCH_DELAY_MS).unref();
-  log.info('serving', { id: flags.id, pid: process.pid, socket: flags.socket });
+  log.info('serving', { key: key?.slice(0, 12), primary: daemon.primary, socket: flags.socket });
 }
 
-async function ensureSpare(flags: ShimFlags): Promise<void> {
-  const controlPath = spareSocketPath(flags.address, process.env, DAEMON_CODE);
-  // A burst of daemons must not launch a herd: one spare (booting or waiting) holds the lock.
-  if (lockHolder(`${controlPath}.lock`) !== undefined) return;
-  if (!(await canConnect(controlPath, 200))) launchSpare(path.join(here, 'shim.cjs'), flags);
-}
+class Daemon {
+  primary = false;
+  private readonly served = new Set<ServedSocket>();
+  /** Ready sockets by path, bound ahead for the front end to claim (`bound` once the file exists). */
+  private readonly ready = new Map<string, { server: net.Server; bound: boolean }>();
+  private control: net.Server | undefined;
+  private serial = 0;
+  private idleSince = Date.now();
+  private exiting = false;
+  private flushTimer: NodeJS.Timeout | undefined;
 
-/** The live pid in a spare's lock file, if any. */
-function lockHolder(lockPath: string): number | undefined {
-  let pid: number;
-  try {
-    pid = Number(fs.readFileSync(lockPath, 'utf8'));
-  } catch {
-    return undefined;
+  constructor(
+    private readonly parts: DaemonParts,
+    private readonly engine: NodeEngine,
+    private readonly log: Logger,
+    private readonly paths: DaemonPaths | undefined,
+    private readonly idleMs: number,
+  ) {}
+
+  add(server: net.Server, known?: KnownContainer): ServedSocket {
+    const socket = new ServedSocket(this.parts, server, (s) => this.forget(s), known);
+    this.served.add(socket);
+    return socket;
   }
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] === 'Z' ? undefined : pid;
-  } catch {
-    return undefined;
-  }
-}
 
-/** Takes the spare lock (O_EXCL), replacing one whose holder is gone. */
-function takeLock(lockPath: string): boolean {
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      fs.writeFileSync(lockPath, String(process.pid), { flag: 'wx', mode: 0o600 });
-      return true;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') return false;
-      if (lockHolder(lockPath) !== undefined) return false;
-      fs.rmSync(lockPath, { force: true }); // its spare died without cleaning up
+  /** Holds the key's lock: clears what a dead daemon left, then serves handoffs and keeps ready sockets. */
+  async prepare(paths: DaemonPaths): Promise<void> {
+    this.primary = true;
+    for (const name of fs.readdirSync(paths.dir)) {
+      if (isReadySocketName(name) || name === path.basename(paths.control)) fs.rmSync(path.join(paths.dir, name), { force: true });
+    }
+    this.control = await listenOn({ path: paths.control });
+    fs.chmodSync(paths.control, 0o600);
+    serveHandoffs(this.control, (h) => this.accept(h));
+    fs.watch(paths.dir, () => this.refill()).on('error', () => undefined).unref();
+    this.refill();
+  }
+
+  /** Leaves when idle, or when containerd is gone and nothing runs here any more. */
+  watch(containerdAddress: string): void {
+    setInterval(() => {
+      this.refill();
+      if (this.served.size > 0) return;
+      const containerdGone = !!containerdAddress && !fs.existsSync(containerdAddress);
+      if (!this.primary || containerdGone || Date.now() - this.idleSince >= this.idleMs) void this.exit();
+    }, WATCH_MS).unref();
+  }
+
+  /** Notices claimed ready sockets (renamed away by a front end) and binds new ones. */
+  private refill(): void {
+    if (!this.paths || !this.primary || this.exiting) return;
+    this.collectClaimed();
+    while (this.ready.size < READY_SOCKETS) {
+      const readyPath = readySocketPath(this.paths, this.serial++);
+      const entry = { server: net.createServer(), bound: false };
+      entry.server.on('error', (err) => this.log.warn(`ready socket ${readyPath}: ${err.message}`));
+      entry.server.once('connection', (conn) => {
+        if (!this.ready.delete(readyPath)) return;
+        this.claimed(entry.server).serve(conn);
+        this.refill();
+      });
+      entry.server.listen({ path: readyPath, backlog: 128 }, () => {
+        try {
+          fs.chmodSync(readyPath, 0o600);
+        } catch {
+          // claimed already
+        }
+        entry.bound = true;
+      });
+      this.ready.set(readyPath, entry);
     }
   }
-  return false;
-}
 
-/**
- * `spare`: boot, warm a Wasm child, and wait on the control socket for a
- * container; then become its daemon. Exits when unused for SPARE_IDLE_MS or
- * when containerd's socket disappears.
- */
-export async function runSpare(flags: ShimFlags): Promise<void> {
-  const controlPath = spareSocketPath(flags.address, process.env, DAEMON_CODE);
-  const lockPath = `${controlPath}.lock`;
-  if (!takeLock(lockPath)) return process.exit(0); // another spare got there first
-  fs.rmSync(controlPath, { force: true }); // we hold the lock: any file here is a dead spare's
-  const engine = newEngine();
-  engine.warm();
-  const control = net.createServer({ allowHalfOpen: false });
-  const leave = () => {
-    control.close(); // unlinks controlPath
-    fs.rmSync(lockPath, { force: true });
-    process.exit(0);
-  };
-  process.on('SIGTERM', leave);
-  process.on('SIGINT', leave);
-  const idle = setTimeout(leave, SPARE_IDLE_MS);
-  const watch = setInterval(() => {
-    if (!fs.existsSync(flags.address)) leave();
-  }, SPARE_WATCH_MS);
-  let adopted = false;
-  control.on('connection', (socket) => {
-    let buffer = '';
-    socket.on('error', () => undefined);
-    socket.on('data', (chunk) => {
-      buffer += chunk.toString('utf8');
-      if (!buffer.includes('\n')) return;
-      const reply = (r: HandoffReply) => socket.end(`${JSON.stringify(r)}\n`);
-      if (adopted) return reply({ ok: false, error: 'already adopted' });
-      adopted = true;
-      clearTimeout(idle);
-      clearInterval(watch);
-      process.removeListener('SIGTERM', leave);
-      process.removeListener('SIGINT', leave);
-      control.close(); // the next start must not find this spare any more
-      fs.rmSync(lockPath, { force: true });
-      adopt(JSON.parse(buffer) as Handoff, flags, engine).then(
-        () => reply({ ok: true, pid: process.pid }),
-        (err: unknown) => {
-          reply({ ok: false, error: (err as Error)?.message ?? String(err) });
-          process.exit(1);
-        },
-      );
-    });
-  });
-  await new Promise<void>((resolve, reject) => {
-    control.once('error', reject);
-    control.listen(controlPath, () => resolve());
-  });
-  fs.chmodSync(controlPath, 0o600);
-}
-
-/** Back to normal priority: a spare boots niced, a container's daemon must not stay so. */
-function unnice(): void {
-  try {
-    setPriority(0);
-  } catch {
-    // not root: stays as it is
+  /** Ready sockets renamed away since the last look; true if any. */
+  private collectClaimed(): boolean {
+    let any = false;
+    for (const [readyPath, entry] of this.ready) {
+      if (!entry.bound || fs.existsSync(readyPath)) continue;
+      this.ready.delete(readyPath);
+      this.claimed(entry.server);
+      any = true;
+    }
+    return any;
   }
-}
 
-async function adopt(handoff: Handoff, flags: ShimFlags, engine: NodeEngine): Promise<void> {
-  unnice();
-  engine.unniceSpare();
-  const server = await bindShimSocket(handoff.socketPath);
-  if (!server) throw new Error(`a live daemon already serves ${handoff.socketPath}`);
-  // Serving (handlers attached) before start prints the address: containerd dials at once.
-  await runDaemon(
-    { ...flags, namespace: handoff.namespace, id: handoff.id, address: handoff.address, publishBinary: handoff.publishBinary, debug: handoff.debug, socket: handoff.socketPath, bundle: handoff.bundle, action: 'serve' },
-    { listen: { server }, engine },
-  );
+  private claimed(server: net.Server): ServedSocket {
+    server.removeAllListeners('connection');
+    this.idleSince = Date.now();
+    return this.add(server);
+  }
+
+  private async accept(handoff: Handoff): Promise<void> {
+    if (this.exiting) throw new Error('the daemon is leaving');
+    const server = await bindShimSocket(handoff.socketPath);
+    if (!server) throw new Error(`a live daemon already serves ${handoff.socketPath}`);
+    this.idleSince = Date.now();
+    this.add(server, handoff);
+  }
+
+  private forget(socket: ServedSocket): void {
+    this.served.delete(socket);
+    this.idleSince = Date.now();
+    // A finished container's spans leave now rather than with the next batch.
+    if (this.parts.telemetry.enabled && !this.flushTimer) {
+      this.flushTimer = setTimeout(() => {
+        this.flushTimer = undefined;
+        void this.parts.telemetry.flush();
+      }, TELEMETRY_FLUSH_DELAY_MS);
+      this.flushTimer.unref();
+    }
+    if (!this.primary && this.served.size === 0) void this.exit();
+  }
+
+  private async exit(): Promise<void> {
+    if (this.exiting) return;
+    this.exiting = true;
+    if (this.primary && this.paths) {
+      // Without the lock no front end claims a ready socket; one claimed just before must still be served.
+      fs.rmSync(this.paths.lock, { force: true });
+      await new Promise((r) => setTimeout(r, 100));
+      if (this.collectClaimed()) {
+        this.exiting = false;
+        this.primary = takeLock(this.paths.lock);
+        return;
+      }
+    }
+    this.log.info('leaving', { primary: this.primary });
+    this.control?.close(); // unlinks the control socket
+    for (const { server } of this.ready.values()) server.close(); // unlinks each ready socket
+    this.engine.close();
+    await Promise.all([this.parts.events.drain(2_000), this.parts.telemetry.shutdown(TELEMETRY_FLUSH_MS)]);
+    process.exit(0);
+  }
 }

@@ -11,7 +11,8 @@ const SERVICE = 'containerd.services.events.ttrpc.v1.Events';
 const MAX_QUEUE = 4096;
 
 export interface EventSink {
-  publish<D extends DescMessage>(topic: string, schema: D, event: MessageShape<D>): void;
+  /** `namespace` defaults to the publisher's own (a shared daemon names each container's). */
+  publish<D extends DescMessage>(topic: string, schema: D, event: MessageShape<D>, namespace?: string): void;
   /** Resolves when the queue is empty or `timeoutMs` passed. */
   drain(timeoutMs: number): Promise<void>;
 }
@@ -44,12 +45,12 @@ export class EventPublisher implements EventSink {
     this.callTimeoutMs = options.callTimeoutMs ?? 5_000;
   }
 
-  publish<D extends DescMessage>(topic: string, schema: D, event: MessageShape<D>): void {
+  publish<D extends DescMessage>(topic: string, schema: D, event: MessageShape<D>, namespace = this.options.namespace): void {
     if (!this.options.address) return; // started without containerd (tests): nobody to tell
     const now = Date.now();
     const envelope = create(EnvelopeSchema, {
       timestamp: timestampFromMs(now),
-      namespace: this.options.namespace,
+      namespace,
       topic,
       event: anyPack(schema, event),
     });
@@ -111,4 +112,12 @@ export class EventPublisher implements EventSink {
     if (!this.client) this.client = await TtrpcClient.connect(this.options.address);
     return this.client;
   }
+}
+
+/** A view of `sink` that publishes in the namespace `namespace()` names at the time of each event. */
+export function inNamespace(sink: EventSink, namespace: () => string): EventSink {
+  return {
+    publish: (topic, schema, event) => sink.publish(topic, schema, event, namespace()),
+    drain: (timeoutMs) => sink.drain(timeoutMs),
+  };
 }

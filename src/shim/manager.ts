@@ -1,16 +1,18 @@
-// The two short-lived actions containerd execs: `start` (find or launch the
-// daemon, print its address) and `delete` (clean up after a task, even when
-// the daemon is gone). Nothing else lives here: this is every container's
-// critical path, so it loads no protobuf descriptors and no task code.
+// The Node side of the two short-lived actions containerd execs, for what the
+// sh front end (bin/containerd-shim-wasmts-v1) does not answer itself: `start`
+// (hand the container to a daemon, print its address) and `delete` (clean up
+// after a task, even when the daemon is gone). It loads no task code.
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { BinaryWriter } from '@bufbuild/protobuf/wire';
-import { bindShimSocket, canConnect, groupingFor, socketPathFor, writeFileAtomic } from './address.js';
+import { bindShimSocket, canConnect, groupingFor, socketPathFor } from './address.js';
 import { parseStartInput } from './bootstrap.js';
+import {
+  ADDRESS_FILE, DELETE_RESPONSE_FILE, SHIM_PID_FILE, encodeDeleteResponse, readBundleBytes, readBundleFile, writeBundleFile,
+} from './bundle.js';
 import type { ShimFlags } from './flags.js';
+import { DAEMON_ACTION, daemonPaths, keyFrom, requestHandoff } from './handoff.js';
 import { readAnnotations, readCgroupsPath } from './spec.js';
-import { adoptSpare, spareSocketPath } from './spare.js';
 import { killLeftoverChildren, unmountRootfs } from './cleanup.js';
 import { removeCgroup } from './cgroup.js';
 
@@ -22,6 +24,12 @@ export interface StartEnv {
   env: NodeJS.ProcessEnv;
 }
 
+/**
+ * What the front end leaves to Node: a pod's container (its group's socket is
+ * live: share it), options on stdin, no ready socket. The key's daemon, when
+ * one runs, takes the container over its control socket; otherwise `start`
+ * binds the socket and starts a daemon on it.
+ */
 export async function startShim(flags: ShimFlags, startEnv: StartEnv): Promise<string> {
   const input = parseStartInput(startEnv.stdin);
   const namespace = flags.namespace || input.namespace || '';
@@ -34,22 +42,19 @@ export async function startShim(flags: ShimFlags, startEnv: StartEnv): Promise<s
   const socketPath = socketPathFor(containerdAddress, namespace, groupingFor(flags.id, readAnnotations(bundle)));
   const address = `unix://${socketPath}`;
   fs.mkdirSync(path.dirname(socketPath), { recursive: true, mode: 0o711 });
-  const publishBinary = flags.publishBinary || input.containerdBinary || '';
   const env = { ...startEnv.env };
   if (!env.TTRPC_ADDRESS && input.ttrpcAddress) env.TTRPC_ADDRESS = input.ttrpcAddress;
   /** The address file last: containerd reads it to find the daemon again after a restart. */
   const served = (daemonPid?: number): string => {
-    if (daemonPid) writeFileAtomic(path.join(bundle, 'shim.pid'), String(daemonPid));
-    writeFileAtomic(path.join(bundle, 'address'), address);
+    if (daemonPid) writeBundleFile(bundle, SHIM_PID_FILE, String(daemonPid));
+    writeBundleFile(bundle, ADDRESS_FILE, address);
     return address;
   };
 
   if (fs.existsSync(socketPath) && (await canConnect(socketPath))) return served(); // a live daemon serves this group: share it
-  if (env.WASMTS_SPARE !== '0') {
-    const daemonCode = path.join(path.dirname(startEnv.daemonEntry), 'daemon.cjs');
-    const pid = await adoptSpare(spareSocketPath(containerdAddress, env, daemonCode), {
-      socketPath, namespace, id: flags.id, address: containerdAddress, publishBinary, bundle, debug: flags.debug,
-    });
+  const key = keyFrom(env);
+  if (key) {
+    const pid = await requestHandoff(daemonPaths(key).control, { socketPath, namespace, id: flags.id, bundle });
     if (pid) return served(pid);
   }
 
@@ -61,10 +66,11 @@ export async function startShim(flags: ShimFlags, startEnv: StartEnv): Promise<s
     '-namespace', namespace,
     '-id', flags.id,
     '-address', containerdAddress,
-    '-publish-binary', publishBinary,
+    '-publish-binary', flags.publishBinary || input.containerdBinary || '',
+    '-bundle', bundle,
     '-socket', socketPath,
     ...(flags.debug ? ['-debug'] : []),
-    'serve',
+    DAEMON_ACTION,
   ];
   const child = spawn(process.execPath, args, {
     cwd: bundle,
@@ -87,33 +93,16 @@ const SIGKILL_STATUS = 128 + 9;
  */
 export async function deleteShim(flags: ShimFlags, cwd: string): Promise<Uint8Array> {
   const bundle = flags.bundle || cwd;
+  const left = readBundleBytes(bundle, DELETE_RESPONSE_FILE);
+  if (left) return left; // the daemon deleted and cleaned the container already
   const pid = killLeftoverChildren(bundle);
   unmountRootfs(bundle);
   removeCgroup(readCgroupsPath(bundle));
-  const addressFile = path.join(bundle, 'address');
-  let address = '';
-  try {
-    address = fs.readFileSync(addressFile, 'utf8').trim();
-  } catch {
-    // already cleaned up
-  }
+  const address = readBundleFile(bundle, ADDRESS_FILE);
   if (address) {
     const socketPath = address.replace(/^unix:\/\//, '');
     if (!(await canConnect(socketPath, 500))) fs.rmSync(socketPath, { force: true });
-    fs.rmSync(addressFile, { force: true });
+    fs.rmSync(path.join(bundle, ADDRESS_FILE), { force: true });
   }
   return encodeDeleteResponse(pid, SIGKILL_STATUS, Date.now());
-}
-
-/** containerd.task.v2.DeleteResponse{pid 1, exit_status 2, exited_at 3}, by hand to keep `delete` light. */
-export function encodeDeleteResponse(pid: number, exitStatus: number, exitedAtMs: number): Uint8Array {
-  const ts = new BinaryWriter()
-    .tag(1, 0).int64(Math.floor(exitedAtMs / 1000))
-    .tag(2, 0).int32((exitedAtMs % 1000) * 1_000_000)
-    .finish();
-  const w = new BinaryWriter();
-  if (pid) w.tag(1, 0).uint32(pid);
-  w.tag(2, 0).uint32(exitStatus);
-  w.tag(3, 2).bytes(ts);
-  return w.finish();
 }

@@ -8,6 +8,7 @@ import { MetricsSchema } from '../gen/cgroups/v1/metrics_pb.js';
 import type { Engine, ExitInfo } from '../wasm/engine.js';
 import { Code, TtrpcError } from '../ttrpc/status.js';
 import { VERSION } from '../version.js';
+import { DELETE_RESPONSE_FILE, encodeDeleteResponse, writeBundleFile } from './bundle.js';
 import { Container } from './container.js';
 import type { EventSink } from './events.js';
 import type { Logger } from './log.js';
@@ -21,6 +22,8 @@ export interface TaskServiceDeps {
   log: Logger;
   /** Called after a Shutdown that found no container left. */
   shutdown(now: boolean): void;
+  /** Called as a Create begins, before anything is read from the bundle. */
+  beforeCreate?(id: string, bundle: string): void;
   /** Traceparent for the child of a container's process (telemetry), if any. */
   traceparentFor?(containerId: string, execId: string): string | undefined;
 }
@@ -45,6 +48,11 @@ export class TaskService {
 
   constructor(private readonly deps: TaskServiceDeps) {}
 
+  /** True while a Create is under way. */
+  get busy(): boolean {
+    return this.creating.size > 0;
+  }
+
   private container(id: string): Container {
     const c = this.containers.get(id);
     if (!c) throw new TtrpcError(Code.NotFound, `container ${id} not found`);
@@ -60,6 +68,7 @@ export class TaskService {
     }
     this.creating.add(req.id);
     try {
+      this.deps.beforeCreate?.(req.id, req.bundle);
       const stdio = { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal };
       const traceparent = this.deps.traceparentFor?.(req.id, '');
       const container = await Container.create(
@@ -107,6 +116,7 @@ export class TaskService {
     } else {
       c.destroy();
       this.containers.delete(c.id);
+      leaveDeleteResponse(c.bundle, p.pid, exit);
       this.deps.events.publish('/tasks/delete', ev.TaskDeleteSchema, create(ev.TaskDeleteSchema, {
         containerId: c.id, pid: p.pid, exitStatus: exit.status, exitedAt: timestampFromDate(exit.exitedAt),
       }));
@@ -310,6 +320,15 @@ function parseProcessSpec(spec: pb.ExecProcessRequest['spec'], who: string): Oci
     return JSON.parse(Buffer.from(spec.value).toString('utf8')) as OciProcess;
   } catch (err) {
     throw new TtrpcError(Code.InvalidArgument, `${who}: process spec is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+/** What containerd's `delete` exec will print: the front end finds it and need not start Node. */
+function leaveDeleteResponse(bundle: string, pid: number, exit: ExitInfo): void {
+  try {
+    writeBundleFile(bundle, DELETE_RESPONSE_FILE, encodeDeleteResponse(pid, exit.status, exit.exitedAt.getTime()));
+  } catch {
+    // the bundle is gone: `delete` then does its own cleanup, which finds nothing left
   }
 }
 

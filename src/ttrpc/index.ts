@@ -20,6 +20,7 @@ export {
   type CallContext,
   type CallOptions,
   type Handler,
+  type Interceptor,
   type ServerErrorKind,
   type ServerErrorLogger,
   type ServiceClient,

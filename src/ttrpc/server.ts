@@ -7,7 +7,7 @@ import type { DescService } from "@bufbuild/protobuf";
 import { ServerConnection, type ConnectionHost } from "./connection.js";
 import { bindService } from "./service.js";
 import { errorMessage } from "./status.js";
-import { ServerError, type Handler, type ServerErrorLogger, type ServiceImpl } from "./types.js";
+import { ServerError, type Handler, type Interceptor, type ServerErrorLogger, type ServiceImpl } from "./types.js";
 
 export type ListenTarget = { path: string } | { fd: number } | { server: Server };
 
@@ -25,6 +25,7 @@ export class TtrpcServer {
   private readonly services = new Map<string, Map<string, Handler>>();
   private readonly listeners = new Set<Listener>();
   private readonly conns = new Set<ServerConnection>();
+  private readonly interceptors: Interceptor[] = [];
   private logger: ServerErrorLogger | undefined;
   private closed = false;
   private readonly host: ConnectionHost = {
@@ -40,6 +41,15 @@ export class TtrpcServer {
   /** Sets the logger for protocol and socket problems (see ServerError.kind). Without one they are dropped. */
   onError(logger: ServerErrorLogger | undefined): this {
     this.logger = logger;
+    return this;
+  }
+
+  /**
+   * Adds a unary server interceptor: it sees every call's context before its
+   * handler runs (outermost first), so cross-cutting concerns stay out of services.
+   */
+  use(interceptor: Interceptor): this {
+    this.interceptors.push(interceptor);
     return this;
   }
 
@@ -150,7 +160,10 @@ export class TtrpcServer {
   private resolve(service: string, method: string): Handler | string {
     const methods = this.services.get(service);
     if (methods === undefined) return `service ${service}: unknown service`;
-    return methods.get(method) ?? `method ${method}: unknown method of service ${service}`;
+    const handler = methods.get(method);
+    if (handler === undefined) return `method ${method}: unknown method of service ${service}`;
+    if (this.interceptors.length === 0) return handler;
+    return this.interceptors.reduceRight<Handler>((next, interceptor) => (payload, ctx) => interceptor(ctx, () => next(payload, ctx)), handler);
   }
 
   private report(err: ServerError): void {

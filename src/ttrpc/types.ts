@@ -17,6 +17,9 @@ export interface CallContext {
 /** A raw unary handler: request payload bytes in, response payload bytes out. Throw TtrpcError to pick a status code. */
 export type Handler = (payload: Uint8Array, ctx: CallContext) => Promise<Uint8Array>;
 
+/** Runs around a call: `next()` runs the rest of the chain and the handler. */
+export type Interceptor = (ctx: CallContext, next: () => Promise<Uint8Array>) => Promise<Uint8Array>;
+
 /** Why the server is telling its logger something; stable strings callers may switch on. */
 export type ServerErrorKind =
   /** A frame announced more than MAX_PAYLOAD; answered ResourceExhausted, payload skipped. */

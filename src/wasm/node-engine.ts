@@ -16,36 +16,49 @@ export interface NodeEngineOptions {
 const SIGNALS = osConstants.signals as Record<string, number>;
 const CLK_TCK = 100; // Linux USER_HZ
 
+/** Niceness a warm child boots at, so booting it only takes CPU that running containers leave idle. */
+const WARM_NICENESS = 19;
+
 export class NodeEngine implements Engine {
-  /** A child booted ahead of the first Create, so Node's start-up is off its path. */
-  private spare: ChildProcess | undefined;
+  /** A child booted ahead of the next Create, so Node's start-up is off its path. */
+  private warm: ChildProcess | undefined;
+  private keepingWarm = false;
+  private closed = false;
   /** Set by the daemon when tracing is on. */
   onChildSpans: ((records: unknown[]) => void) | undefined;
 
   constructor(private readonly options: NodeEngineOptions) {}
 
-  /** Boots one spare child now (used by the next prepare). */
-  warm(): void {
-    if (this.spare) return;
-    const child = this.spawnChild();
-    child.once('exit', () => {
-      if (this.spare === child) this.spare = undefined;
-    });
-    this.spare = child;
+  /** Keeps one warm child ready from now on: booted now, and again each time a Create takes it. */
+  keepWarm(): void {
+    this.keepingWarm = true;
+    this.bootWarm();
   }
 
-  /** The spare child inherited its parent's niceness; a container's child runs at normal priority. */
-  unniceSpare(): void {
+  /** Ends the warm child; prepared and running children are the containers' own. */
+  close(): void {
+    this.closed = true;
+    this.warm?.kill('SIGKILL');
+    this.warm = undefined;
+  }
+
+  private bootWarm(): void {
+    if (this.warm || this.closed || !this.keepingWarm) return;
+    const child = this.spawnChild();
     try {
-      if (this.spare?.pid) setPriority(this.spare.pid, 0);
+      if (child.pid) setPriority(child.pid, WARM_NICENESS);
     } catch {
-      // not root
+      // not permitted: it boots at normal priority
     }
+    child.once('exit', () => {
+      if (this.warm === child) this.warm = undefined;
+    });
+    this.warm = child;
   }
 
   private spawnChild(): ChildProcess {
     // The env is empty: the module gets the spec's env through WASI, and
-    // TRACECONTEXT arrives with the job (a spare is booted before it is known).
+    // TRACECONTEXT arrives with the job (a warm child is booted before it is known).
     return spawn(process.execPath, [...(this.options.nodeArgs ?? []), this.options.childEntry], {
       stdio: ['pipe', 'ignore', 'ignore', 'ipc'],
       env: {},
@@ -54,9 +67,21 @@ export class NodeEngine implements Engine {
   }
 
   prepare(spec: ModuleSpec): Promise<WasmInstance> {
-    const spare = this.spare;
-    this.spare = undefined;
-    const child = spare && spare.exitCode === null && spare.signalCode === null && spare.connected ? spare : this.spawnChild();
+    const warm = this.warm;
+    this.warm = undefined;
+    let child: ChildProcess;
+    if (warm && warm.exitCode === null && warm.signalCode === null && warm.connected) {
+      child = warm;
+      try {
+        if (child.pid) setPriority(child.pid, 0); // a container's child runs at normal priority
+      } catch {
+        // not root
+      }
+    } else {
+      child = this.spawnChild();
+    }
+    // The next warm child boots once this Create has had the CPU.
+    setImmediate(() => this.bootWarm());
     const { stdin: _stdin, ...job } = spec;
     const instance = new ChildInstance(child, spec, (records) => this.onChildSpans?.(records));
     return instance.prepare(job);

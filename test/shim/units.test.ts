@@ -13,7 +13,7 @@ import { parseStartInput } from '../../src/shim/bootstrap.js';
 import { checkProcess, readSpec, SpecError } from '../../src/shim/spec.js';
 import { inRootfs, resolveEntrypoint } from '../../src/shim/entrypoint.js';
 import { CreatedState, RunningState, PausedState, StoppedState, type ProcessState } from '../../src/shim/process-state.js';
-import { encodeDeleteResponse } from '../../src/shim/manager.js';
+import { encodeDeleteResponse } from '../../src/shim/bundle.js';
 import { DeleteResponseSchema } from '../../src/gen/containerd/task/v2/shim_pb.js';
 import { BootstrapParamsSchema } from '../../src/gen/containerd/runtime/bootstrap/v1/bootstrap_pb.js';
 import { Status } from '../../src/gen/containerd/types/task/task_pb.js';
