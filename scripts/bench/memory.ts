@@ -1,6 +1,7 @@
-// Memory of a process tree: VmHWM (peak RSS) and PSS (shared pages split
-// among their users), summed over a shim daemon and all its descendants.
+// Memory of process trees: VmHWM (peak RSS) and PSS (shared pages split
+// among their users), summed over shim processes and all their descendants.
 import * as fs from 'node:fs';
+import { isShimDaemon } from '../../src/shim/handoff.js';
 
 function children(pid: number): number[] {
   const out: number[] = [];
@@ -21,36 +22,34 @@ function children(pid: number): number[] {
   return out;
 }
 
-function isSpare(pid: number): boolean {
-  try {
-    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0$/, '').endsWith('\0spare');
-  } catch {
-    return false;
-  }
-}
-
-/** A daemon and its descendants, without the spare daemon it may have launched for the next container. */
+/** A process and all its descendants. */
 export function processTree(root: number): number[] {
   const all = [root];
-  for (let i = 0; i < all.length; i++) all.push(...children(all[i]!).filter((pid) => !isSpare(pid)));
+  for (let i = 0; i < all.length; i++) all.push(...children(all[i]!));
   return all;
 }
 
-/** Idle spare daemons of a containerd: the pids holding a spare lock (an adopted spare holds none). */
-export function spareTrees(containerdAddress: string): number[] {
-  const dir = '/run/containerd/s';
-  let names: string[] = [];
+function argvOf(pid: number): string[] {
   try {
-    names = fs.readdirSync(dir).filter((n) => n.startsWith('wasmts-spare-') && n.endsWith('.lock'));
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0$/, '').split('\0');
   } catch {
     return [];
   }
-  return names.map((n) => Number(fs.readFileSync(`${dir}/${n}`, 'utf8'))).filter((pid) => {
-    try {
-      return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(containerdAddress) && isSpare(pid);
-    } catch {
-      return false;
-    }
+}
+
+/** The shim daemons serving a containerd (each with its children: containers' and the warm one). */
+export function daemonTrees(containerdAddress: string): number[] {
+  return fs.readdirSync('/proc').filter((e) => /^\d+$/.test(e)).map(Number).filter((pid) => {
+    const argv = argvOf(pid);
+    return isShimDaemon(argv) && argv.includes(containerdAddress);
+  });
+}
+
+/** runc's shims of a containerd (each with its container's processes). */
+export function runcShimTrees(containerdAddress: string): number[] {
+  return fs.readdirSync('/proc').filter((e) => /^\d+$/.test(e)).map(Number).filter((pid) => {
+    const argv = argvOf(pid);
+    return (argv[0] ?? '').endsWith('containerd-shim-runc-v2') && argv.includes(containerdAddress);
   });
 }
 
@@ -65,10 +64,10 @@ export interface TreeMemory {
   pssMiB: number;
 }
 
-export function treeMemory(root: number): TreeMemory {
+export function treeMemory(...roots: number[]): TreeMemory {
   let hwm = 0;
   let pss = 0;
-  const pids = processTree(root);
+  const pids = roots.flatMap(processTree);
   for (const pid of pids) {
     try {
       hwm += kb(fs.readFileSync(`/proc/${pid}/status`, 'utf8'), 'VmHWM');

@@ -19,7 +19,8 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { listMounts, listProcesses, processAlive, startContainerd, type Containerd, type CtrOptions, type CtrResult } from '../helpers/containerd.js';
+import { busyDaemonProblems, listMounts, listProcesses, processAlive, startContainerd, type Containerd, type CtrOptions, type CtrResult } from '../helpers/containerd.js';
+import { isShimDaemon } from '../../src/shim/handoff.js';
 import { packImage } from '../../src/image/oci.js';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -291,20 +292,19 @@ export async function setupSuite(name: string): Promise<Suite> {
       const cleft = cl.stdout.split('\n').map((s) => s.trim()).filter(Boolean);
       for (const id of cleft) await cleanup(id);
 
-      // shims exit by themselves after Shutdown (they drain events for up to 2 s)
+      // start/delete exit at once; the long-lived daemon stays, holding nothing of the finished containers.
       const shimRe = new RegExp(`-address ${c.address.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}( |$)`);
       const deadline = Date.now() + 8_000;
-      // One idle spare daemon (booted for the next container) may wait; it serves nothing.
-      const isSpare = (p: { argv: string[] }) => p.argv[p.argv.length - 1] === 'spare';
-      const running = () => listProcesses(shimRe).filter((p) => p.pid !== c.pid);
-      let shims = running().filter((p) => !isSpare(p));
-      while (shims.length && Date.now() < deadline) {
+      const running = () => listProcesses(shimRe).filter((p) => p.pid !== c.pid && !isShimDaemon(p.argv));
+      let shims = running();
+      let busy = busyDaemonProblems(c.address, c.tmp);
+      while ((shims.length || busy.length) && Date.now() < deadline) {
         await sleep(100);
-        shims = running().filter((p) => !isSpare(p));
+        shims = running();
+        busy = busyDaemonProblems(c.address, c.tmp);
       }
       for (const p of shims) problems.push(`shim process still running: ${p.pid} ${p.cmdline}`);
-      const spares = running().filter(isSpare);
-      if (spares.length > 1) problems.push(`${spares.length} spare daemons: ${spares.map((p) => p.pid).join(', ')}`);
+      problems.push(...busy);
 
       // Wasm children: the ones we saw, and any wasm-child holding a file under our temp dir
       for (const pid of childPids) {

@@ -17,9 +17,10 @@
 // each instance its own `namespace`.
 
 import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, unlinkSync, writeFileSync, mkdirSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, unlinkSync, writeFileSync, mkdirSync, readlinkSync } from 'node:fs';
 import { constants, tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { isShimDaemon } from '../../src/shim/handoff.js';
 
 export interface StartContainerdOptions {
   /** Extra environment for containerd (and so for the shims it starts). */
@@ -605,3 +606,54 @@ export async function startContainerd(opts: StartContainerdOptions = {}): Promis
 }
 
 export { alive as processAlive };
+
+/** The long-lived shim daemons of the containerd at `address` (see src/shim/handoff.ts). */
+export function shimDaemons(address: string): ProcessInfo[] {
+  return listProcesses(/shim\.cjs/).filter((p) => isShimDaemon(p.argv) && p.argv.includes(address));
+}
+
+/**
+ * What an idle daemon must not hold once its containers are gone: a file
+ * under `dir` (a bundle's log FIFO, a rootfs), or a child besides its one
+ * warm Wasm child.
+ */
+export function busyDaemonProblems(address: string, dir: string): string[] {
+  const problems: string[] = [];
+  for (const d of shimDaemons(address)) {
+    for (const target of openFiles(d.pid)) {
+      if (target.startsWith(`${dir}/`)) problems.push(`daemon ${d.pid} still holds ${target}`);
+    }
+    const kids = childPids(d.pid);
+    if (kids.length > 1) problems.push(`daemon ${d.pid} has ${kids.length} children (one warm Wasm child expected): ${kids.join(', ')}`);
+  }
+  return problems;
+}
+
+function openFiles(pid: number): string[] {
+  const out: string[] = [];
+  try {
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+      try {
+        out.push(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      } catch {
+        // closed meanwhile
+      }
+    }
+  } catch {
+    // gone
+  }
+  return out;
+}
+
+function childPids(pid: number): number[] {
+  const out: number[] = [];
+  try {
+    for (const t of readdirSync(`/proc/${pid}/task`)) {
+      const list = readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8').trim();
+      if (list) out.push(...list.split(/\s+/).map(Number));
+    }
+  } catch {
+    // gone
+  }
+  return out;
+}
