@@ -34,7 +34,7 @@ async function main(argv: string[]): Promise<void> {
     throw err;
   }
   if (flags.version) {
-    process.stdout.write(`${path.basename(process.argv[1] ?? 'containerd-shim-wasmts-v1')}:\n  Version: ${VERSION}\n  Revision: ${REVISION}\n  Go version: node ${process.version}\n`);
+    process.stdout.write(`containerd-shim-wasmts-v1:\n  Version: ${VERSION}\n  Revision: ${REVISION}\n  Go version: node ${process.version}\n`);
     return;
   }
   switch (flags.action) {
