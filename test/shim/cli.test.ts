@@ -1,6 +1,9 @@
 // The shim binary's contract with containerd: `start` with containerd's exact
 // argv and cwd, the address it prints and writes, Connect/Shutdown over our
-// own ttrpc client, and an idempotent `delete`.
+// own ttrpc client, and an idempotent `delete`. stdin is a pipe here, so
+// `start` always takes the Node path (test/shim/daemon.test.ts covers the sh
+// front end's fast path); the daemon is the key's long-lived one: Shutdown
+// closes one socket and removes its file, and the daemon stays.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -66,6 +69,16 @@ async function waitGone(pid: number, ms = 5000): Promise<void> {
   assert.equal(alive(pid), false, `daemon ${pid} still running`);
 }
 
+/** Shutdown of a socket with no container closes it at once: its file is gone, the daemon stays. */
+async function assertSocketClosed(address: string, daemonPid: number): Promise<void> {
+  const socketPath = address.slice('unix://'.length);
+  const end = Date.now() + 2_000;
+  while (fs.existsSync(socketPath) && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(fs.existsSync(socketPath), false, `socket ${socketPath} still there after Shutdown`);
+  await new Promise((r) => setTimeout(r, 200));
+  assert.ok(alive(daemonPid), `the long-lived daemon ${daemonPid} left after one socket's Shutdown`);
+}
+
 async function shutdown(address: string, id: string) {
   const conn = await TtrpcClient.connect(address);
   try {
@@ -102,8 +115,7 @@ describe('containerd-shim-wasmts-v1', () => {
     assert.equal(info.shimPid, daemonPid);
     assert.equal(info.taskPid, 0);
     assert.ok(info.version);
-    await waitGone(daemonPid);
-    assert.equal(fs.existsSync(socketPath), false, 'socket removed at exit');
+    await assertSocketClosed(r.stdout, daemonPid);
 
     for (let i = 0; i < 2; i++) {
       const d = runShim(['-id', id, '-bundle', bundle, 'delete'], bundle);
@@ -115,7 +127,7 @@ describe('containerd-shim-wasmts-v1', () => {
     }
   });
 
-  test('containers of one sandbox share a daemon; Shutdown waits for the last one', async () => {
+  test('containers of one sandbox share a socket; Shutdown closes it and keeps the daemon', async () => {
     const sandbox = 'pod-1234';
     const a = bundleFor('cli-pod-a', { 'io.kubernetes.cri.sandbox-id': sandbox });
     const b = bundleFor('cli-pod-b', { 'io.kubernetes.cri.sandbox-id': sandbox });
@@ -125,10 +137,10 @@ describe('containerd-shim-wasmts-v1', () => {
     assert.equal(rb.code, 0, rb.stderr);
     assert.equal(ra.stdout, expectedAddress(sandbox));
     assert.equal(rb.stdout, ra.stdout, 'second start reuses the live daemon');
-    assert.equal(fs.existsSync(path.join(b, 'shim.pid')), false, 'no second daemon spawned');
+    assert.equal(fs.existsSync(path.join(b, 'shim.pid')), false, 'the second start shared the live socket (no handoff, no new daemon)');
     const pid = Number(fs.readFileSync(path.join(a, 'shim.pid'), 'utf8'));
     await shutdown(ra.stdout, 'cli-pod-a');
-    await waitGone(pid);
+    await assertSocketClosed(ra.stdout, pid);
     for (const [id, dir] of [['cli-pod-a', a], ['cli-pod-b', b]] as const) {
       assert.equal(runShim(['-id', id, 'delete'], dir).code, 0);
     }
@@ -147,17 +159,22 @@ describe('containerd-shim-wasmts-v1', () => {
       ['garbage', Buffer.from([0xff, 0xff, 0xff, 0x01, 0x02])],
     ];
     let n = 0;
+    const daemons = new Set<number>();
     for (const [what, input] of inputs) {
       const id = `cli-stdin-${n++}`;
       const bundle = bundleFor(id);
       const r = runShim(['-id', id, 'start'], bundle, input);
       assert.equal(r.code, 0, `${what}: ${r.stderr}`);
+      assert.equal(r.stderr, '', what);
       assert.equal(r.stdout, expectedAddress(id), what);
       const pid = Number(fs.readFileSync(path.join(bundle, 'shim.pid'), 'utf8'));
-      await shutdown(r.stdout, id);
-      await waitGone(pid);
+      daemons.add(pid);
+      const info = await shutdown(r.stdout, id);
+      assert.equal(info.shimPid, pid, what);
+      await assertSocketClosed(r.stdout, pid);
       assert.equal(runShim(['-id', id, 'delete'], bundle).code, 0);
     }
+    assert.equal(daemons.size, 1, `every start went to the key's one daemon: ${[...daemons].join(', ')}`);
   });
 
   test('a stale socket left by a killed daemon is replaced; delete cleans it up', async () => {
@@ -178,9 +195,13 @@ describe('containerd-shim-wasmts-v1', () => {
     fs.writeFileSync(socketPath, ''); // a leftover file where the socket goes
     const again = runShim(['-id', id, 'start'], bundle);
     assert.equal(again.code, 0, again.stderr);
+    assert.equal(again.stdout, first.stdout);
     const pid2 = Number(fs.readFileSync(path.join(bundle, 'shim.pid'), 'utf8'));
-    await shutdown(again.stdout, id);
-    await waitGone(pid2);
+    assert.notEqual(pid2, pid, 'a new daemon took over from the killed one');
+    assert.ok(fs.statSync(socketPath).isSocket(), 'the leftover file was replaced by a listening socket');
+    const info = await shutdown(again.stdout, id);
+    assert.equal(info.shimPid, pid2);
+    await assertSocketClosed(again.stdout, pid2);
     assert.equal(runShim(['-id', id, 'delete'], bundle).code, 0);
   });
 
