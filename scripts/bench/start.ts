@@ -56,6 +56,8 @@ async function release(address: string): Promise<void> {
  */
 export async function measureFrontEnd(containerdAddress: string, daemonPid: number, pairs: number): Promise<FrontEndFigures> {
   const env = environOf(daemonPid);
+  // -debug is part of the daemon's key, as containerd at debug level passes it
+  const debug = fs.readFileSync(`/proc/${daemonPid}/cmdline`, 'utf8').split('\0').includes('-debug') ? ['-debug'] : [];
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wasmts-bench-start-'));
   const starts: number[] = [];
   const deletes: number[] = [];
@@ -69,7 +71,7 @@ export async function measureFrontEnd(containerdAddress: string, daemonPid: numb
       const bundle = path.join(tmp, id);
       fs.mkdirSync(bundle);
       fs.writeFileSync(path.join(bundle, 'config.json'), '{"ociVersion":"1.0.2","process":{"args":["/x.wasm"]}}');
-      const flags = ['-namespace', 'bench', '-address', containerdAddress, '-publish-binary', '/usr/bin/containerd', '-id', id];
+      const flags = ['-namespace', 'bench', '-address', containerdAddress, '-publish-binary', '/usr/bin/containerd', '-id', id, ...debug];
       const n1 = timeRun(process.execPath, ['-e', '0'], bundle, env);
       const s = timeRun(SHIM, [...flags, 'start'], bundle, env);
       await release(s.stdout.toString());

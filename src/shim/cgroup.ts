@@ -31,7 +31,8 @@ export interface CgroupStats {
 
 export interface Cgroup {
   readonly path: string;
-  addProcess(pid: number): void;
+  /** Moves a process in; asynchronous, because the kernel's migration can take milliseconds. */
+  addProcess(pid: number): Promise<void>;
   apply(resources: LinuxResources): void;
   stats(): CgroupStats | undefined;
   oomKills(): number;
@@ -97,8 +98,8 @@ function openV1(cgroupsPath: string): Cgroup | undefined {
   const oomKills = () => keyed(read(path.join(mem, 'memory.oom_control'))).get('oom_kill') ?? 0;
   return {
     path: cgroupsPath,
-    addProcess(pid) {
-      for (const dir of dirs.values()) write(path.join(dir, 'cgroup.procs'), pid);
+    async addProcess(pid) {
+      for (const dir of dirs.values()) await fs.promises.writeFile(path.join(dir, 'cgroup.procs'), String(pid));
     },
     apply(r) {
       if (r.memory?.limit && r.memory.limit > 0) write(path.join(mem, 'memory.limit_in_bytes'), r.memory.limit);
@@ -145,7 +146,7 @@ function openV2(dir: string): Cgroup | undefined {
   return {
     path: dir,
     addProcess(pid) {
-      write(path.join(dir, 'cgroup.procs'), pid);
+      return fs.promises.writeFile(path.join(dir, 'cgroup.procs'), String(pid));
     },
     apply(r) {
       if (r.memory?.limit && r.memory.limit > 0) write(path.join(dir, 'memory.max'), r.memory.limit);

@@ -202,14 +202,16 @@ export class Container {
       ...(proc.user && (proc.user.uid !== 0 || proc.user.gid !== 0 || proc.user.additionalGids?.length) ? { user: proc.user } : {}),
       ...(traceparent ? { traceparent } : {}),
     };
-    try {
-      const instance = await this.engine.prepare(spec);
+    const cgroup = this.cgroup;
+    const place = cgroup && (async (pid: number) => {
       try {
-        this.cgroup?.addProcess(instance.pid);
+        await cgroup.addProcess(pid);
       } catch (err) {
-        instance.signal(SIGKILL);
-        throw new TtrpcError(Code.FailedPrecondition, `container ${this.id}: cannot move the Wasm child into cgroup ${this.cgroup?.path} (is the memory limit below what it already uses?): ${(err as Error).message}`);
+        throw new TtrpcError(Code.FailedPrecondition, `container ${this.id}: cannot move the Wasm child into cgroup ${cgroup.path} (is the memory limit below what it already uses?): ${(err as Error).message}`);
       }
+    });
+    try {
+      const instance = await this.engine.prepare(spec, place ? { place } : {});
       return new Process(this.id, execId, stdio, instance, (p, exit) => {
         release();
         stdin?.destroy(); // left paused once the child's end of the pipe closed

@@ -17,7 +17,7 @@ import { LOG_FIFO } from './bundle.js';
 import { EventPublisher } from './events.js';
 import type { ShimFlags } from './flags.js';
 import {
-  daemonPaths, isReadySocketName, keyFrom, readySocketPath, serveHandoffs, takeLock, type DaemonPaths, type Handoff,
+  daemonPaths, isDaemonDirName, isReadySocketName, keyFrom, lockHolder, readySocketPath, serveHandoffs, takeLock, type DaemonPaths, type Handoff,
 } from './handoff.js';
 import { createLogger, type Logger } from './log.js';
 import { ServedSocket, type DaemonParts, type KnownContainer } from './served-socket.js';
@@ -94,6 +94,7 @@ export async function runDaemon(flags: ShimFlags, options: DaemonOptions = {}): 
   engine.keepWarm();
   if (paths && takeLock(paths.lock)) await daemon.prepare(paths);
   daemon.watch(flags.address);
+  process.on('SIGTERM', () => daemon.terminate());
   if (telemetry.enabled) setTimeout(() => telemetry.warmUp(), TELEMETRY_WARMUP_DELAY_MS).unref();
   log.info('serving', { key: key?.slice(0, 12), primary: daemon.primary, socket: flags.socket });
 }
@@ -123,9 +124,10 @@ class Daemon {
     return socket;
   }
 
-  /** Holds the key's lock: clears what a dead daemon left, then serves handoffs and keeps ready sockets. */
+  /** Holds the key's lock: clears what dead daemons left, then serves handoffs and keeps ready sockets. */
   async prepare(paths: DaemonPaths): Promise<void> {
     this.primary = true;
+    removeDeadDaemonDirs(paths.dir);
     for (const name of fs.readdirSync(paths.dir)) {
       if (isReadySocketName(name) || name === path.basename(paths.control)) fs.rmSync(path.join(paths.dir, name), { force: true });
     }
@@ -144,6 +146,12 @@ class Daemon {
       const containerdGone = !!containerdAddress && !fs.existsSync(containerdAddress);
       if (!this.primary || containerdGone || Date.now() - this.idleSince >= this.idleMs) void this.exit();
     }, WATCH_MS).unref();
+  }
+
+  /** SIGTERM (an operator, a harness): leave if nothing runs here; containers are never dropped. */
+  terminate(): void {
+    if (this.served.size === 0) void this.exit();
+    else this.log.warn(`SIGTERM ignored: ${this.served.size} container sockets are still served`);
   }
 
   /** Notices claimed ready sockets (renamed away by a front end) and binds new ones. */
@@ -229,6 +237,24 @@ class Daemon {
     for (const { server } of this.ready.values()) server.close(); // unlinks each ready socket
     this.engine.close();
     await Promise.all([this.parts.events.drain(2_000), this.parts.telemetry.shutdown(TELEMETRY_FLUSH_MS)]);
+    if (this.primary && this.paths) fs.rmSync(this.paths.dir, { recursive: true, force: true });
     process.exit(0);
+  }
+}
+
+/** A daemon's state dir is left behind when it was killed; keys change with every build and environment. */
+const DEAD_DIR_AGE_MS = 60_000;
+
+function removeDeadDaemonDirs(ownDir: string): void {
+  const root = path.dirname(ownDir);
+  for (const name of fs.readdirSync(root)) {
+    const dir = path.join(root, name);
+    if (dir === ownDir || !isDaemonDirName(name)) continue; // e.g. rootfs/, where user views are mounted
+    try {
+      if (Date.now() - fs.statSync(dir).mtimeMs < DEAD_DIR_AGE_MS) continue;
+      if (lockHolder(path.join(dir, 'lock')) === undefined) fs.rmSync(dir, { recursive: true, force: true });
+    } catch {
+      // raced with its own daemon's cleanup
+    }
   }
 }

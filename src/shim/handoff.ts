@@ -39,14 +39,21 @@ export function keyFrom(env: NodeJS.ProcessEnv): string | undefined {
   return key && KEY.test(key) ? key : undefined;
 }
 
+const DIR_NAME_LENGTH = 32;
+
 export function daemonPaths(key: string): DaemonPaths {
-  const dir = path.join(STATE_ROOT, key.slice(0, 32));
+  const dir = path.join(STATE_ROOT, key.slice(0, DIR_NAME_LENGTH));
   return { dir, lock: path.join(dir, 'lock'), control: path.join(dir, 'control'), log: path.join(dir, 'daemon.log') };
 }
 
 /** A name never used twice: closing a claimed server unlinks its old name, which must not be a new socket's. */
 export function readySocketPath(paths: DaemonPaths, serial: number): string {
   return path.join(paths.dir, `${READY_PREFIX}${process.pid}-${serial}`);
+}
+
+/** A daemon's state dir in STATE_ROOT (which holds other things too). */
+export function isDaemonDirName(name: string): boolean {
+  return name.length === DIR_NAME_LENGTH && /^[0-9a-f]+$/.test(name);
 }
 
 export function isReadySocketName(name: string): boolean {

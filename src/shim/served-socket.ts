@@ -121,6 +121,8 @@ export class ServedSocket {
 
   /** The first Create tells a claimed socket which container it serves, where it lives and where to log. */
   private adopt(id: string, bundle: string): void {
+    // containerd 1.6 sends no namespace metadata; its bundles are <state>/io.containerd.runtime.v2.task/<namespace>/<id>.
+    if (!this.namespace) this.namespace = path.basename(path.dirname(bundle));
     if (!this.socketPath && this.namespace) this.socketPath = socketPathFor(this.parts.containerdAddress, this.namespace, id);
     this.openLog(bundle);
   }

@@ -7,6 +7,7 @@ import { WASI } from 'node:wasi';
 import { SpanRecorder, type ActiveSpan, type SpanRecord } from '../telemetry/recorder.js';
 import { parseTraceparent } from '../telemetry/traceparent.js';
 import { confinePaths } from './confine.js';
+import { PAUSE_MODULE } from './pause-module.js';
 import type { ChildJob, FromChild, ToChild } from './protocol.js';
 import { SETUP_EXIT_STATUS, TRAP_EXIT_STATUS } from './protocol.js';
 
@@ -159,6 +160,22 @@ async function finish(code: number): Promise<never> {
   await relaySpans(500);
   process.exit(code);
 }
+
+/**
+ * A warm child waits for its job; meanwhile it takes V8's Wasm compiler,
+ * instantiation and node:wasi through their first use, which costs several
+ * times a later one, so that a Create finds them hot.
+ */
+async function warmUp(): Promise<void> {
+  try {
+    const module = await WebAssembly.compile(PAUSE_MODULE);
+    const wasi = new WASI({ version: 'preview1', args: [], env: {}, returnOnExit: true });
+    await WebAssembly.instantiate(module, wasi.getImportObject() as unknown as WebAssembly.Imports);
+  } catch {
+    // only an optimisation
+  }
+}
+void warmUp();
 
 process.on('message', (message: ToChild) => {
   if (message.t === 'job') {

@@ -52,9 +52,17 @@ export interface WasmInstance {
 /** A module the engine refused to prepare; the message names the cause. */
 export class ModuleError extends Error {}
 
+export interface PrepareOptions {
+  /**
+   * Places the child (its cgroup) as soon as its pid is known, while it
+   * compiles; prepare resolves once both are done, and fails if placing fails.
+   */
+  place?(pid: number): Promise<void>;
+}
+
 export interface Engine {
   /** Compiles and instantiates in a child process; resolves when it is ready to run. */
-  prepare(spec: ModuleSpec): Promise<WasmInstance>;
+  prepare(spec: ModuleSpec, options?: PrepareOptions): Promise<WasmInstance>;
   /** Spans the children relayed, for the telemetry pipeline. */
   onChildSpans?: (records: unknown[]) => void;
 }

@@ -2,7 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import { constants as osConstants, setPriority } from 'node:os';
-import type { Engine, ExitInfo, ModuleSpec, ProcessUsage, WasmInstance } from './engine.js';
+import type { Engine, ExitInfo, ModuleSpec, PrepareOptions, ProcessUsage, WasmInstance } from './engine.js';
 import { ModuleError } from './engine.js';
 import type { ChildJob, FromChild, ToChild } from './protocol.js';
 
@@ -66,7 +66,7 @@ export class NodeEngine implements Engine {
     });
   }
 
-  prepare(spec: ModuleSpec): Promise<WasmInstance> {
+  async prepare(spec: ModuleSpec, options: PrepareOptions = {}): Promise<WasmInstance> {
     const warm = this.warm;
     this.warm = undefined;
     let child: ChildProcess;
@@ -84,7 +84,18 @@ export class NodeEngine implements Engine {
     setImmediate(() => this.bootWarm());
     const { stdin: _stdin, ...job } = spec;
     const instance = new ChildInstance(child, spec, (records) => this.onChildSpans?.(records));
-    return instance.prepare(job);
+    // The child compiles while it is placed (a cgroup move can take milliseconds).
+    const [placed, ready] = await Promise.allSettled([options.place?.(instance.pid), instance.prepare(job)]);
+    if (ready.status === 'rejected') throw ready.reason;
+    if (placed.status === 'rejected') {
+      try {
+        instance.signal(SIGNALS.SIGKILL!);
+      } catch {
+        // already gone
+      }
+      throw placed.reason;
+    }
+    return ready.value;
   }
 }
 
