@@ -20,7 +20,7 @@ import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:chi
 import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, unlinkSync, writeFileSync, mkdirSync, readlinkSync } from 'node:fs';
 import { constants, tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { isShimDaemon } from '../../src/shim/handoff.js';
+import { daemonPaths, isShimDaemon, keyFrom, lockHolder } from '../../src/shim/handoff.js';
 
 export interface StartContainerdOptions {
   /** Extra environment for containerd (and so for the shims it starts). */
@@ -490,6 +490,26 @@ export async function startContainerd(opts: StartContainerdOptions = {}): Promis
   /** Leftover shims plus all their descendants (task processes), collected before any signal so reparenting cannot hide them. */
   const leftoverTree = (): number[] => descendants(leftovers().map((p) => p.pid));
 
+  /**
+   * The state dirs (/run/wasmts/<key>) of this containerd's daemons, noted while
+   * they run: its temp address makes every key new, so a dir left by a killed
+   * daemon would never be used again.
+   */
+  const keyDirs = new Set<string>();
+  const noteKeyDirs = (): void => {
+    for (const d of shimDaemons(address)) {
+      try {
+        const key = keyFrom(Object.fromEntries(readFileSync(`/proc/${d.pid}/environ`, 'utf8').split('\0').map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])));
+        if (key) keyDirs.add(daemonPaths(key).dir);
+      } catch {
+        // gone meanwhile
+      }
+    }
+  };
+  const removeKeyDirs = (): void => {
+    for (const dir of keyDirs) if (lockHolder(path.join(dir, 'lock')) === undefined) rmSync(dir, { recursive: true, force: true });
+  };
+
   const finalCleanup = (): void => {
     const bs = bundles();
     for (const pid of leftoverTree()) killQuiet(pid, 'SIGKILL');
@@ -511,11 +531,13 @@ export async function startContainerd(opts: StartContainerdOptions = {}): Promis
         /* gone */
       }
     }
+    removeKeyDirs();
     rmSync(tmp, { recursive: true, force: true });
   };
 
   const handle = {
     syncCleanup(): void {
+      noteKeyDirs();
       if (child?.pid !== undefined && child.exitCode === null && child.signalCode === null) killQuiet(child.pid, 'SIGKILL');
       const nss = [...new Set([namespace, ...bundles().map((b) => b.ns)])];
       finalCleanup();
@@ -528,6 +550,7 @@ export async function startContainerd(opts: StartContainerdOptions = {}): Promis
     stopped = true;
     live.delete(handle);
     let nss: string[] = [namespace];
+    noteKeyDirs();
     try {
       if (child && child.exitCode === null && child.signalCode === null) {
         // kill and delete whatever tasks remain, in every namespace
