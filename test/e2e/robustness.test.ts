@@ -1,7 +1,11 @@
 // End to end under a private containerd: many containers at once, a
-// containerd restart under a running container, a child killed from outside.
+// containerd restart under containers running on the shared daemon, a child
+// killed from outside. (kill -9 of the daemon itself: daemon.test.ts.)
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { processAlive, shimDaemons } from '../helpers/containerd.js';
 import { collect, e2e, PLATFORM, RUNTIME, setupSuite, sleep, spawnRun, until, type Suite } from './helpers.js';
 
 let s: Suite;
@@ -17,6 +21,9 @@ after(async () => {
 });
 
 const N = 10;
+
+/** The daemon serving a container (it writes its pid into the bundle at Create). */
+const daemonOf = (s: Suite, id: string) => Number(fs.readFileSync(path.join(s.c.state, 'io.containerd.runtime.v2.task', s.c.namespace, id, 'shim.pid'), 'utf8'));
 
 // Each module blocks on stdin until every container runs, then prints what it
 // read. Why hold them: ctr itself can drop the output of a module that exits
@@ -62,21 +69,27 @@ test(`${N} detached containers run side by side and are all listed`, T, e2e(S, A
   await s.ctrOk(['container', 'delete', ...ids]);
 }));
 
-test('a containerd restart while a container runs: still listed, kill/delete work, exit status arrives', T, e2e(S, ['restart'], async (t, s, [id]) => {
-  await s.runDetached(['/probe.wasm', 'daemon', '100'], { id: id! });
-  const was = (await s.tasks()).get(id!);
-  assert.equal(was?.status, 'RUNNING');
+test('a containerd restart while 3 containers run on the shared daemon: none lost, kill/delete work, exit statuses arrive', T, e2e(S, ['restart-a', 'restart-b', 'restart-c'], async (t, s, ids) => {
+  for (const id of ids) await s.runDetached(['/probe.wasm', 'daemon', '100'], { id });
+  const was = await s.tasks();
+  for (const id of ids) assert.equal(was.get(id)?.status, 'RUNNING', id);
+  const daemons = new Set(ids.map((id) => daemonOf(s, id)));
+  assert.equal(daemons.size, 1, `one daemon serves all three: ${[...daemons].join(', ')}`);
+  const [daemon] = [...daemons] as [number];
   const oldPid = s.c.pid;
 
   await s.c.restart();
   assert.notEqual(s.c.pid, oldPid, 'containerd should have a new pid');
 
-  const now = (await s.tasks()).get(id!);
-  assert.deepEqual(now, was, 'the task must still be listed, same pid, still RUNNING');
-  // containerd reconnected to the shim: State, Pids and Stats go through it
-  const ps = await s.ctrOk(['task', 'ps', id!]);
-  assert.match(ps.stdout, new RegExp(`^${was!.pid}\\s`, 'm'));
-  await s.ctrOk(['task', 'metrics', id!]);
+  const now = await s.tasks();
+  for (const id of ids) {
+    assert.deepEqual(now.get(id), was.get(id), `${id} must still be listed, same pid, still RUNNING`);
+    // containerd reconnected to the daemon's socket of each: State, Pids and Stats go through it
+    const ps = await s.ctrOk(['task', 'ps', id]);
+    assert.match(ps.stdout, new RegExp(`^${was.get(id)!.pid}\\s`, 'm'));
+    await s.ctrOk(['task', 'metrics', id]);
+  }
+  assert.ok(processAlive(daemon), 'the daemon lived through the restart');
 
   const ev = s.c.ctrSpawn(['events'], { stdio: ['ignore', 'pipe', 'pipe'] });
   t.after(() => {
@@ -88,14 +101,24 @@ test('a containerd restart while a container runs: still listed, kill/delete wor
     return out.text().includes('/namespaces/update');
   }, 10_000, 200);
 
-  await s.ctrOk(['task', 'kill', '-s', 'SIGTERM', id!]);
-  await s.waitStatus(id!, 'STOPPED');
-  // the shim's events reach the new containerd
-  await until(`/tasks/exit for ${id} after the restart`, () => out.text().split('\n').some((l) => l.includes('/tasks/exit') && l.includes(`"container_id":"${id}"`) && l.includes('"exit_status":143')), 10_000)
+  // a new container after the restart works, on the same daemon (no other was started)
+  const fresh = s.id('restart-new');
+  const r = await s.run(['/probe.wasm', 'exit', '9'], { id: fresh });
+  assert.equal(r.code, 9, r.stderr);
+  assert.deepEqual(shimDaemons(s.c.address).map((p) => p.pid), [daemon]);
+
+  const signals = ['SIGTERM', 'SIGKILL', 'SIGTERM'] as const;
+  const want = [143, 137, 143];
+  await Promise.all(ids.map((id, i) => s.ctrOk(['task', 'kill', '-s', signals[i]!, id])));
+  for (const id of ids) await s.waitStatus(id, 'STOPPED');
+  // the daemon's events reach the new containerd
+  await until('/tasks/exit of all three after the restart', () => ids.every((id, i) => out.text().split('\n').some((l) => l.includes('/tasks/exit') && l.includes(`"container_id":"${id}"`) && l.includes(`"exit_status":${want[i]}`))), 10_000)
     .catch((err: Error) => { throw new Error(`${err.message}\nctr events:\n${out.text()}`); });
-  const d = await s.ctrOk(['task', 'delete', id!]);
-  assert.match(d.stderr, /exit code 143\b/);
-  await s.ctrOk(['container', 'delete', id!]);
+  for (const [i, id] of ids.entries()) {
+    const d = await s.ctrOk(['task', 'delete', id]);
+    assert.match(d.stderr, new RegExp(`exit code ${want[i]}\\b`), `${id}: ${d.stderr}`);
+  }
+  await s.ctrOk(['container', 'delete', ...ids]);
 }));
 
 test('a Wasm child killed from outside is reported with its status', T, e2e(S, ['outside'], async (t, s, [id]) => {
