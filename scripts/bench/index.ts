@@ -209,7 +209,8 @@ async function main(): Promise<void> {
     // The daemons (one per containerd and environment) and their warm children stay by design;
     // anything else is a leak.
     const daemonPids = new Set([...daemonTrees(off.address), ...daemonTrees(on.address)].flatMap((pid) => processTree(pid)));
-    const leftovers = listProcesses(/dist\/shim\.cjs|wasm-child/).filter((p) => !daemonPids.has(p.pid));
+    const ours = new RegExp(`${ROOT.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/dist/(shim|wasm-child)\\.cjs`);
+    const leftovers = listProcesses(ours).filter((p) => !daemonPids.has(p.pid));
     const rows: [string, string, string, string, boolean][] = [
       ['P1 ctr run --rm hello', `${p1.ours.median.toFixed(0)} ms vs runc ${p1.baseline.median.toFixed(0)} ms`, `${p1.ratio.toFixed(2)}x`, '<= 0.80x', p1.ratio <= 0.8],
       ['P2 throughput (60 lifecycles, 4 at a time)', `${p2.wasmts.toFixed(1)} vs runc ${p2.runc.toFixed(1)} tasks/s`, `${p2.ratio.toFixed(2)}x`, '>= 1.0x', p2.ratio >= 1],

@@ -36,7 +36,7 @@ export interface Cgroup {
   apply(resources: LinuxResources): void;
   stats(): CgroupStats | undefined;
   oomKills(): number;
-  destroy(): void;
+  destroy(): Promise<void>;
 }
 
 function read(file: string): string {
@@ -130,8 +130,8 @@ function openV1(cgroupsPath: string): Cgroup | undefined {
       };
     },
     oomKills,
-    destroy() {
-      for (const dir of dirs.values()) removeDir(dir);
+    async destroy() {
+      for (const dir of dirs.values()) await removeDir(dir);
     },
   };
 }
@@ -175,13 +175,13 @@ function openV2(dir: string): Cgroup | undefined {
     },
     oomKills,
     destroy() {
-      removeDir(dir);
+      return removeDir(dir);
     },
   };
 }
 
 /** A cgroup directory goes with rmdir once empty; its processes may take a moment to leave. */
-function removeDir(dir: string): void {
+async function removeDir(dir: string): Promise<void> {
   for (let i = 0; i < 20; i++) {
     try {
       fs.rmdirSync(dir);
@@ -190,14 +190,14 @@ function removeDir(dir: string): void {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') return;
       if (code !== 'EBUSY') return;
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+      await new Promise((r) => setTimeout(r, 5)); // without blocking the daemon's other containers
     }
   }
 }
 
 /** Removes a container's cgroup directories if they are there (cleanup after a dead daemon). */
-export function removeCgroup(cgroupsPath: string | undefined): void {
+export async function removeCgroup(cgroupsPath: string | undefined): Promise<void> {
   if (!cgroupsPath || !cgroupsPath.startsWith('/') || cgroupsPath.includes('..')) return;
   if (fs.existsSync(path.join(ROOT, 'cgroup.controllers'))) return removeDir(path.join(ROOT, cgroupsPath));
-  for (const c of V1_CONTROLLERS) removeDir(path.join(ROOT, c, cgroupsPath));
+  for (const c of V1_CONTROLLERS) await removeDir(path.join(ROOT, c, cgroupsPath));
 }

@@ -1,6 +1,7 @@
 // Cleanup shared by the Delete RPC and the `delete` action: what a container
 // leaves on the host is its child processes and its mounts under the bundle.
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
@@ -74,12 +75,15 @@ export function mountsUnder(dir: string): string[] {
   return [...points].sort((a, b) => b.length - a.length);
 }
 
-function umount(point: string): void {
+const run = promisify(execFile);
+
+/** Asynchronous: the daemon serves other containers meanwhile. */
+async function umount(point: string): Promise<void> {
   try {
-    execFileSync('umount', [point], { stdio: 'ignore' });
+    await run('umount', [point]);
   } catch {
     try {
-      execFileSync('umount', ['-l', point], { stdio: 'ignore' });
+      await run('umount', ['-l', point]);
     } catch {
       // reported by the caller's leak checks; never throw from cleanup
     }
@@ -91,7 +95,7 @@ function umount(point: string): void {
  * first, so a rootfs outside the bundle is handled too), then anything still
  * at or below `<bundle>/rootfs`; lazily when busy, so cleanup never hangs.
  */
-export function unmountRootfs(bundle: string): void {
+export async function unmountRootfs(bundle: string): Promise<void> {
   const file = path.join(bundle, MOUNTS_FILE);
   let recorded: string[] = [];
   try {
@@ -101,7 +105,7 @@ export function unmountRootfs(bundle: string): void {
   }
   const mounted = new Set(mountsUnder('/'));
   for (const point of [...recorded].reverse()) {
-    if (mounted.has(point)) umount(point);
+    if (mounted.has(point)) await umount(point);
     // a mount point of our own making (a non-root user's view of the rootfs) goes too
     if (point.startsWith(`${USER_ROOTS}/`)) {
       try {
@@ -116,6 +120,6 @@ export function unmountRootfs(bundle: string): void {
   for (let round = 0; round < 4; round++) {
     const points = mountsUnder(rootfs);
     if (points.length === 0) return;
-    for (const point of points) umount(point);
+    for (const point of points) await umount(point);
   }
 }

@@ -102,8 +102,8 @@ export class Container {
       writeBundleFile(params.bundle, SHIM_PID_FILE, String(process.pid));
       return container;
     } catch (err) {
-      if (mounted) unmountRootfs(params.bundle);
-      container?.cgroup?.destroy();
+      if (mounted) await unmountRootfs(params.bundle);
+      await container?.cgroup?.destroy();
       throw asTtrpc(err, who);
     }
   }
@@ -146,10 +146,10 @@ export class Container {
   }
 
   /** Tears down what Create set up; the init process must be gone. */
-  destroy(): void {
+  async destroy(): Promise<void> {
     for (const p of this.execs.values()) if (p.alive) safeKill(p);
-    unmountRootfs(this.bundle);
-    this.cgroup?.destroy();
+    await unmountRootfs(this.bundle);
+    await this.cgroup?.destroy();
     fs.rmSync(path.join(this.bundle, PID_FILE), { force: true });
   }
 

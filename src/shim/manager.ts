@@ -96,8 +96,8 @@ export async function deleteShim(flags: ShimFlags, cwd: string): Promise<Uint8Ar
   const left = readBundleBytes(bundle, DELETE_RESPONSE_FILE);
   if (left) return left; // the daemon deleted and cleaned the container already
   const pid = killLeftoverChildren(bundle);
-  unmountRootfs(bundle);
-  removeCgroup(readCgroupsPath(bundle));
+  await unmountRootfs(bundle);
+  await removeCgroup(readCgroupsPath(bundle));
   const address = readBundleFile(bundle, ADDRESS_FILE);
   if (address) {
     const socketPath = address.replace(/^unix:\/\//, '');

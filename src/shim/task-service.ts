@@ -114,7 +114,7 @@ export class TaskService {
     if (req.execId) {
       c.removeExec(req.execId);
     } else {
-      c.destroy();
+      await c.destroy();
       this.containers.delete(c.id);
       leaveDeleteResponse(c.bundle, p.pid, exit);
       this.deps.events.publish('/tasks/delete', ev.TaskDeleteSchema, create(ev.TaskDeleteSchema, {
