@@ -17,6 +17,7 @@ import { startOtlpReceiver } from '../../src/otlp/receiver.js';
 import { listProcesses, startContainerd, type Containerd } from '../../test/helpers/containerd.js';
 import { daemonTrees, processTree, runcShimTrees, treeMemory, type TreeMemory } from './memory.js';
 import { measureFrontEnd } from './start.js';
+import { timeline, type TimelineRow } from './timeline.js';
 import { median, summarizePairs, type PairSummary } from './stats.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -206,6 +207,10 @@ async function main(): Promise<void> {
     if (!daemon) throw new Error('no shim daemon is running for the P6 measurement');
     const p6 = await measureFrontEnd(off.address, daemon, 30);
 
+    say('timeline of one ctr run --rm, 7 runs each side');
+    const tlWasm = await timeline(off, (id) => ['run', '--rm', '--runtime', WASM, hw, id], 7);
+    const tlRunc = await timeline(off, (id) => ['run', '--rm', '--runtime', RUNC, hn, id], 7);
+
     // The daemons (one per containerd and environment) and their warm children stay by design;
     // anything else is a leak.
     const daemonPids = new Set([...daemonTrees(off.address), ...daemonTrees(on.address)].flatMap((pid) => processTree(pid)));
@@ -228,7 +233,8 @@ async function main(): Promise<void> {
     console.log('|---|---|---|---|---|');
     for (const [name, measured, ratio, target, met] of rows) console.log(`| ${name} | ${measured} | ${ratio} | ${target} | ${met ? 'yes' : 'no'} |`);
     console.log(`\nleftover shim/child processes (besides the daemons and their warm children): ${leftovers.length}`);
-    const json = { machine: { cores: os.cpus().length, memGiB: os.totalmem() / 2 ** 30, node: process.version, load: os.loadavg() }, P1: p1, P2: p2, P3: p3, P4: p4, P5: p5, P6: p6, medianP1WasmMs: median([p1.ours.median]), leftovers: leftovers.length };
+    printTimeline(tlWasm, tlRunc);
+    const json = { machine: { cores: os.cpus().length, memGiB: os.totalmem() / 2 ** 30, node: process.version, load: os.loadavg() }, P1: p1, P2: p2, P3: p3, P4: p4, P5: p5, P6: p6, timeline: { wasmts: tlWasm, runc: tlRunc }, medianP1WasmMs: median([p1.ours.median]), leftovers: leftovers.length };
     fs.mkdirSync(path.join(ROOT, 'build'), { recursive: true });
     fs.writeFileSync(path.join(ROOT, 'build/bench.json'), JSON.stringify(json, null, 2));
     console.log(JSON.stringify(json));
@@ -243,6 +249,16 @@ async function main(): Promise<void> {
     while (addresses.some((a) => daemonTrees(a).length) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
     const stuck = addresses.flatMap((a) => daemonTrees(a));
     if (stuck.length) console.error(`bench: shim daemons still running after their containerd stopped: ${stuck.join(' ')}`);
+  }
+}
+
+function printTimeline(wasm: TimelineRow[], runc: TimelineRow[]): void {
+  console.log('\none `ctr run --rm` hello, median ms from ctr\'s start (containerd\'s debug log and the shim\'s lines in it)\n');
+  console.log('| milestone | wasmts | runc |');
+  console.log('|---|---|---|');
+  for (const row of wasm) {
+    const other = runc.find((r) => r.milestone === row.milestone);
+    console.log(`| ${row.milestone} | ${row.ms.toFixed(0)} | ${other ? other.ms.toFixed(0) : ''} |`);
   }
 }
 

@@ -69,6 +69,7 @@ export class TaskService {
     this.creating.add(req.id);
     try {
       this.deps.beforeCreate?.(req.id, req.bundle);
+      this.deps.log.debug('create', { id: req.id });
       const stdio = { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal };
       const traceparent = this.deps.traceparentFor?.(req.id, '');
       const container = await Container.create(
