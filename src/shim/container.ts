@@ -163,6 +163,7 @@ export class Container {
     if (!this.userRoot) {
       fs.mkdirSync(USER_ROOTS, { recursive: true, mode: 0o711 });
       fs.chmodSync(USER_ROOTS, 0o711);
+      fs.chmodSync(path.dirname(USER_ROOTS), 0o711); // a daemon may have created /run/wasmts 0700 (its key dirs below stay 0700)
       const point = path.join(USER_ROOTS, `${path.basename(path.dirname(this.bundle))}-${this.id}`);
       fs.mkdirSync(point, { recursive: true, mode: 0o711 });
       await bindRootfs(this.bundle, this.rootfs, point);
