@@ -15,7 +15,7 @@ const has = (...parts: string[]) => (line: string, id: string) => parts.every((p
 
 const MILESTONES: Milestone[] = [
   { name: 'containerd has the container (snapshot mounted for start)', match: has('get snapshot mounts', 'key=$id') },
-  { name: 'Create reaches the shim', match: has('msg=create', 'id=$id') },
+  { name: 'Create reaches the shim', match: has('msg="create"', 'id=$id') },
   { name: 'Create done (TaskCreate)', match: has('topic=/tasks/create') },
   { name: 'Start done (TaskStart)', match: has('topic=/tasks/start') },
   { name: 'the module exited (TaskExit)', match: has('topic=/tasks/exit') },

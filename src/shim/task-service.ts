@@ -45,12 +45,14 @@ type Reply<T extends import('@bufbuild/protobuf').DescMessage> = MessageInitShap
 export class TaskService {
   readonly containers = new Map<string, Container>();
   private readonly creating = new Set<string>();
+  /** Deleted containers whose mounts and cgroup are still being removed. */
+  private readonly cleaning = new Set<Promise<void>>();
 
   constructor(private readonly deps: TaskServiceDeps) {}
 
-  /** True while a Create is under way. */
+  /** True while a Create, or a deleted container's cleanup, is under way. */
   get busy(): boolean {
-    return this.creating.size > 0;
+    return this.creating.size > 0 || this.cleaning.size > 0;
   }
 
   private container(id: string): Container {
@@ -115,9 +117,14 @@ export class TaskService {
     if (req.execId) {
       c.removeExec(req.execId);
     } else {
-      await c.destroy();
       this.containers.delete(c.id);
-      leaveDeleteResponse(c.bundle, p.pid, exit);
+      // Unmounting takes an exec or two: it overlaps containerd's next steps, and Shutdown waits for it.
+      const cleanup = c.destroy().then(
+        () => leaveDeleteResponse(c.bundle, p.pid, exit),
+        (err: unknown) => this.deps.log.error('cleanup failed', { id: c.id, error: (err as Error)?.message ?? String(err) }),
+      );
+      this.cleaning.add(cleanup);
+      void cleanup.finally(() => this.cleaning.delete(cleanup));
       this.deps.events.publish('/tasks/delete', ev.TaskDeleteSchema, create(ev.TaskDeleteSchema, {
         containerId: c.id, pid: p.pid, exitStatus: exit.status, exitedAt: timestampFromDate(exit.exitedAt),
       }));
@@ -246,6 +253,9 @@ export class TaskService {
   }
 
   async shutdown(req: pb.ShutdownRequest): Promise<Empty> {
+    if (this.containers.size > 0 || this.creating.size > 0) return create(EmptySchema);
+    // containerd's `delete` runs once this connection closes: what Delete left must be done by then.
+    await Promise.all(this.cleaning);
     if (this.containers.size > 0 || this.creating.size > 0) return create(EmptySchema);
     setImmediate(() => this.deps.shutdown(req.now));
     return create(EmptySchema);
