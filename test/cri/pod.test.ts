@@ -31,7 +31,10 @@ let podId = '';
 let sandboxConfig: PodSandboxConfig;
 /** Where the shim creates the containers' cgroups (cgroupfs driver, as a kubelet would pass). */
 const cgroupParent = `/wasmts-cri-${randomBytes(4).toString('hex')}/pod-test`;
-const ids = { failing: '', worker: '' };
+const ids = { failing: '', worker: '', hungry: '' };
+/** Memory limit of the container that allocates without end. */
+const MEMORY_LIMIT = 160 << 20;
+const VOLUME_TEXT = 'from a host directory';
 /** Task pids (the Wasm children) seen while the pod ran, for the leak check. */
 const taskPids = new Set<number>();
 
@@ -62,9 +65,16 @@ function logDirectory(): string {
   return path.join(node.c.tmp, 'pods', `default_wasm-pod_${sandboxConfig.metadata!.uid}`);
 }
 
-function containerConfig(name: string, args: string[]): MessageInitShape<typeof ContainerConfigSchema> {
+/** What some containers add to the common config: a volume, resources. */
+interface ContainerExtras {
+  mounts?: { containerPath: string; hostPath: string; readonly: boolean }[];
+  linux?: { resources: { memoryLimitInBytes: bigint } };
+}
+
+function containerConfig(name: string, args: string[], extra: ContainerExtras = {}): MessageInitShape<typeof ContainerConfigSchema> {
   fs.mkdirSync(path.join(logDirectory(), name), { recursive: true }); // the kubelet makes these
   return {
+    ...extra,
     metadata: { name, attempt: 0 },
     image: { image: PROBE_IMAGE },
     command: ['/probe.wasm'],
@@ -182,7 +192,11 @@ test('a container that exits non-zero: ContainerStatus and its CRI log', T, with
 }));
 
 test('a running container: status, CRI log, ExecSync, ContainerStats', T, withLog(async () => {
-  const config = containerConfig('worker', ['daemon', '100']);
+  // a volume, as the kubelet passes one: a host directory, read-only here
+  const volume = path.join(node.c.tmp, 'volume');
+  fs.mkdirSync(volume, { recursive: true });
+  fs.writeFileSync(path.join(volume, 'greeting.txt'), `${VOLUME_TEXT}\n`);
+  const config = containerConfig('worker', ['daemon', '100'], { mounts: [{ containerPath: '/data', hostPath: volume, readonly: true }] });
   ids.worker = (await rt().createContainer({ podSandboxId: podId, config, sandboxConfig })).containerId;
   await rt().startContainer({ containerId: ids.worker });
   const status = (await rt().containerStatus({ containerId: ids.worker })).status!;
@@ -217,6 +231,13 @@ test('a running container: status, CRI log, ExecSync, ContainerStats', T, withLo
   assert.equal(Buffer.from(etc.stdout).toString().trim(), hostname());
   const env = await rt().execSync({ containerId: ids.worker, cmd: ['/probe.wasm', 'env'], timeout: 20n });
   assert.match(Buffer.from(env.stdout).toString(), /^POD_ROLE=worker$/m);
+  // and so does the volume, read-only
+  const data = await rt().execSync({ containerId: ids.worker, cmd: ['/probe.wasm', 'cat', '/data/greeting.txt'], timeout: 20n });
+  assert.deepEqual([Buffer.from(data.stdout).toString(), data.exitCode], [`${VOLUME_TEXT}\n`, 0]);
+  const write = await rt().execSync({ containerId: ids.worker, cmd: ['/probe.wasm', 'write', '/data/new.txt', 'x'], timeout: 20n });
+  assert.equal(write.exitCode, 1);
+  assert.match(Buffer.from(write.stderr).toString(), /^write \/data\/new\.txt: Read-only file system$/m);
+  assert.equal(fs.existsSync(path.join(volume, 'new.txt')), false);
 
   // an exec past its timeout is killed, and the RPC says so
   const started = Date.now();
@@ -234,6 +255,20 @@ test('a running container: status, CRI log, ExecSync, ContainerStats', T, withLo
   assert.ok(cgroupDirs(path.join(cgroupParent, ids.worker)).every((d) => fs.existsSync(d)), 'no container cgroup under the pod cgroup parent');
 }));
 
+test('a container past its memory limit (resources from the ContainerConfig) is OOMKilled', T, withLog(async () => {
+  const config = containerConfig('hungry', ['oom', '4'], { linux: { resources: { memoryLimitInBytes: BigInt(MEMORY_LIMIT) } } });
+  ids.hungry = (await rt().createContainer({ podSandboxId: podId, config, sandboxConfig })).containerId;
+  // CreateContainer only records the container; the shim creates the task (and its cgroup) at StartContainer
+  await rt().startContainer({ containerId: ids.hungry });
+  const status = await until('the hungry container to exit', async () => {
+    const s = (await rt().containerStatus({ containerId: ids.hungry })).status;
+    return s?.state === ContainerState.CONTAINER_EXITED ? s : undefined;
+  }, 30_000);
+  // Without the limit the module would run out of its own 4 GiB address space, print its total and exit 3.
+  assert.deepEqual([status.exitCode, status.reason], [137, 'OOMKilled']);
+  assert.doesNotMatch(fs.readFileSync(status.logPath, 'utf8'), /oom: allocated/);
+}));
+
 test('StopContainer and RemoveContainer', T, withLog(async () => {
   await rt().stopContainer({ containerId: ids.worker, timeout: 10n });
   const stopped = (await rt().containerStatus({ containerId: ids.worker })).status!;
@@ -241,7 +276,7 @@ test('StopContainer and RemoveContainer', T, withLog(async () => {
   assert.equal(stopped.exitCode, 143); // SIGTERM, the default stop signal
   assert.ok(parseCriLog(stopped.logPath).length >= 3);
 
-  for (const id of [ids.failing, ids.worker]) {
+  for (const id of [ids.failing, ids.worker, ids.hungry]) {
     await rt().removeContainer({ containerId: id });
     await assert.rejects(rt().containerStatus({ containerId: id }), /NOT_FOUND/);
   }
@@ -281,7 +316,7 @@ test('StopPodSandbox and RemovePodSandbox leave nothing behind', T, withLog(asyn
   if (fs.existsSync(socket)) problems.push(`shim socket left: ${socket}`);
   const bundles = safeList(path.join(node.c.state, 'io.containerd.runtime.v2.task', CRI_NAMESPACE));
   if (bundles.length) problems.push(`bundle dirs left: ${bundles.join(', ')}`);
-  for (const id of [podId, ids.failing, ids.worker]) {
+  for (const id of [podId, ids.failing, ids.worker, ids.hungry]) {
     for (const dir of cgroupDirs(path.join(cgroupParent, id))) if (fs.existsSync(dir)) problems.push(`cgroup left: ${dir}`);
   }
   assert.deepEqual(problems, []);

@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file cri/runtime/v1/api.proto.
  */
 export const file_cri_runtime_v1_api: GenFile = /*@__PURE__*/
-  fileDesc("ChhjcmkvcnVudGltZS92MS9hcGkucHJvdG8SCnJ1bnRpbWUudjEiIQoOVmVyc2lvblJlcXVlc3QSDwoHdmVyc2lvbhgBIAEoCSJuCg9WZXJzaW9uUmVzcG9uc2USDwoHdmVyc2lvbhgBIAEoCRIUCgxydW50aW1lX25hbWUYAiABKAkSFwoPcnVudGltZV92ZXJzaW9uGAMgASgJEhsKE3J1bnRpbWVfYXBpX3ZlcnNpb24YBCABKAkioAEKD05hbWVzcGFjZU9wdGlvbhIqCgduZXR3b3JrGAEgASgOMhkucnVudGltZS52MS5OYW1lc3BhY2VNb2RlEiYKA3BpZBgCIAEoDjIZLnJ1bnRpbWUudjEuTmFtZXNwYWNlTW9kZRImCgNpcGMYAyABKA4yGS5ydW50aW1lLnYxLk5hbWVzcGFjZU1vZGUSEQoJdGFyZ2V0X2lkGAQgASgJIlUKG0xpbnV4U2FuZGJveFNlY3VyaXR5Q29udGV4dBI2ChFuYW1lc3BhY2Vfb3B0aW9ucxgBIAEoCzIbLnJ1bnRpbWUudjEuTmFtZXNwYWNlT3B0aW9uInEKFUxpbnV4UG9kU2FuZGJveENvbmZpZxIVCg1jZ3JvdXBfcGFyZW50GAEgASgJEkEKEHNlY3VyaXR5X2NvbnRleHQYAiABKAsyJy5ydW50aW1lLnYxLkxpbnV4U2FuZGJveFNlY3VyaXR5Q29udGV4dCJTChJQb2RTYW5kYm94TWV0YWRhdGESDAoEbmFtZRgBIAEoCRILCgN1aWQYAiABKAkSEQoJbmFtZXNwYWNlGAMgASgJEg8KB2F0dGVtcHQYBCABKA0igAMKEFBvZFNhbmRib3hDb25maWcSMAoIbWV0YWRhdGEYASABKAsyHi5ydW50aW1lLnYxLlBvZFNhbmRib3hNZXRhZGF0YRIQCghob3N0bmFtZRgCIAEoCRIVCg1sb2dfZGlyZWN0b3J5GAMgASgJEjgKBmxhYmVscxgGIAMoCzIoLnJ1bnRpbWUudjEuUG9kU2FuZGJveENvbmZpZy5MYWJlbHNFbnRyeRJCCgthbm5vdGF0aW9ucxgHIAMoCzItLnJ1bnRpbWUudjEuUG9kU2FuZGJveENvbmZpZy5Bbm5vdGF0aW9uc0VudHJ5EjAKBWxpbnV4GAggASgLMiEucnVudGltZS52MS5MaW51eFBvZFNhbmRib3hDb25maWcaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARoyChBBbm5vdGF0aW9uc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiXQoUUnVuUG9kU2FuZGJveFJlcXVlc3QSLAoGY29uZmlnGAEgASgLMhwucnVudGltZS52MS5Qb2RTYW5kYm94Q29uZmlnEhcKD3J1bnRpbWVfaGFuZGxlchgCIAEoCSIvChVSdW5Qb2RTYW5kYm94UmVzcG9uc2USFgoOcG9kX3NhbmRib3hfaWQYASABKAkiLwoVU3RvcFBvZFNhbmRib3hSZXF1ZXN0EhYKDnBvZF9zYW5kYm94X2lkGAEgASgJIhgKFlN0b3BQb2RTYW5kYm94UmVzcG9uc2UiMQoXUmVtb3ZlUG9kU2FuZGJveFJlcXVlc3QSFgoOcG9kX3NhbmRib3hfaWQYASABKAkiGgoYUmVtb3ZlUG9kU2FuZGJveFJlc3BvbnNlIkIKF1BvZFNhbmRib3hTdGF0dXNSZXF1ZXN0EhYKDnBvZF9zYW5kYm94X2lkGAEgASgJEg8KB3ZlcmJvc2UYAiABKAgiigMKEFBvZFNhbmRib3hTdGF0dXMSCgoCaWQYASABKAkSMAoIbWV0YWRhdGEYAiABKAsyHi5ydW50aW1lLnYxLlBvZFNhbmRib3hNZXRhZGF0YRIqCgVzdGF0ZRgDIAEoDjIbLnJ1bnRpbWUudjEuUG9kU2FuZGJveFN0YXRlEhIKCmNyZWF0ZWRfYXQYBCABKAMSOAoGbGFiZWxzGAcgAygLMigucnVudGltZS52MS5Qb2RTYW5kYm94U3RhdHVzLkxhYmVsc0VudHJ5EkIKC2Fubm90YXRpb25zGAggAygLMi0ucnVudGltZS52MS5Qb2RTYW5kYm94U3RhdHVzLkFubm90YXRpb25zRW50cnkSFwoPcnVudGltZV9oYW5kbGVyGAkgASgJGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaMgoQQW5ub3RhdGlvbnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIrMBChhQb2RTYW5kYm94U3RhdHVzUmVzcG9uc2USLAoGc3RhdHVzGAEgASgLMhwucnVudGltZS52MS5Qb2RTYW5kYm94U3RhdHVzEjwKBGluZm8YAiADKAsyLi5ydW50aW1lLnYxLlBvZFNhbmRib3hTdGF0dXNSZXNwb25zZS5JbmZvRW50cnkaKwoJSW5mb0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiFwoVTGlzdFBvZFNhbmRib3hSZXF1ZXN0IvgCCgpQb2RTYW5kYm94EgoKAmlkGAEgASgJEjAKCG1ldGFkYXRhGAIgASgLMh4ucnVudGltZS52MS5Qb2RTYW5kYm94TWV0YWRhdGESKgoFc3RhdGUYAyABKA4yGy5ydW50aW1lLnYxLlBvZFNhbmRib3hTdGF0ZRISCgpjcmVhdGVkX2F0GAQgASgDEjIKBmxhYmVscxgFIAMoCzIiLnJ1bnRpbWUudjEuUG9kU2FuZGJveC5MYWJlbHNFbnRyeRI8Cgthbm5vdGF0aW9ucxgGIAMoCzInLnJ1bnRpbWUudjEuUG9kU2FuZGJveC5Bbm5vdGF0aW9uc0VudHJ5EhcKD3J1bnRpbWVfaGFuZGxlchgHIAEoCRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGjIKEEFubm90YXRpb25zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI/ChZMaXN0UG9kU2FuZGJveFJlc3BvbnNlEiUKBWl0ZW1zGAEgAygLMhYucnVudGltZS52MS5Qb2RTYW5kYm94IosBCglJbWFnZVNwZWMSDQoFaW1hZ2UYASABKAkSOwoLYW5ub3RhdGlvbnMYAiADKAsyJi5ydW50aW1lLnYxLkltYWdlU3BlYy5Bbm5vdGF0aW9uc0VudHJ5GjIKEEFubm90YXRpb25zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASImCghLZXlWYWx1ZRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAkiMgoRQ29udGFpbmVyTWV0YWRhdGESDAoEbmFtZRgBIAEoCRIPCgdhdHRlbXB0GAIgASgNIrEDCg9Db250YWluZXJDb25maWcSLwoIbWV0YWRhdGEYASABKAsyHS5ydW50aW1lLnYxLkNvbnRhaW5lck1ldGFkYXRhEiQKBWltYWdlGAIgASgLMhUucnVudGltZS52MS5JbWFnZVNwZWMSDwoHY29tbWFuZBgDIAMoCRIMCgRhcmdzGAQgAygJEhMKC3dvcmtpbmdfZGlyGAUgASgJEiIKBGVudnMYBiADKAsyFC5ydW50aW1lLnYxLktleVZhbHVlEjcKBmxhYmVscxgJIAMoCzInLnJ1bnRpbWUudjEuQ29udGFpbmVyQ29uZmlnLkxhYmVsc0VudHJ5EkEKC2Fubm90YXRpb25zGAogAygLMiwucnVudGltZS52MS5Db250YWluZXJDb25maWcuQW5ub3RhdGlvbnNFbnRyeRIQCghsb2dfcGF0aBgLIAEoCRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGjIKEEFubm90YXRpb25zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKTAQoWQ3JlYXRlQ29udGFpbmVyUmVxdWVzdBIWCg5wb2Rfc2FuZGJveF9pZBgBIAEoCRIrCgZjb25maWcYAiABKAsyGy5ydW50aW1lLnYxLkNvbnRhaW5lckNvbmZpZxI0Cg5zYW5kYm94X2NvbmZpZxgDIAEoCzIcLnJ1bnRpbWUudjEuUG9kU2FuZGJveENvbmZpZyIvChdDcmVhdGVDb250YWluZXJSZXNwb25zZRIUCgxjb250YWluZXJfaWQYASABKAkiLQoVU3RhcnRDb250YWluZXJSZXF1ZXN0EhQKDGNvbnRhaW5lcl9pZBgBIAEoCSIYChZTdGFydENvbnRhaW5lclJlc3BvbnNlIj0KFFN0b3BDb250YWluZXJSZXF1ZXN0EhQKDGNvbnRhaW5lcl9pZBgBIAEoCRIPCgd0aW1lb3V0GAIgASgDIhcKFVN0b3BDb250YWluZXJSZXNwb25zZSIuChZSZW1vdmVDb250YWluZXJSZXF1ZXN0EhQKDGNvbnRhaW5lcl9pZBgBIAEoCSIZChdSZW1vdmVDb250YWluZXJSZXNwb25zZSIXChVMaXN0Q29udGFpbmVyc1JlcXVlc3QiqwMKCUNvbnRhaW5lchIKCgJpZBgBIAEoCRIWCg5wb2Rfc2FuZGJveF9pZBgCIAEoCRIvCghtZXRhZGF0YRgDIAEoCzIdLnJ1bnRpbWUudjEuQ29udGFpbmVyTWV0YWRhdGESJAoFaW1hZ2UYBCABKAsyFS5ydW50aW1lLnYxLkltYWdlU3BlYxIRCglpbWFnZV9yZWYYBSABKAkSKQoFc3RhdGUYBiABKA4yGi5ydW50aW1lLnYxLkNvbnRhaW5lclN0YXRlEhIKCmNyZWF0ZWRfYXQYByABKAMSMQoGbGFiZWxzGAggAygLMiEucnVudGltZS52MS5Db250YWluZXIuTGFiZWxzRW50cnkSOwoLYW5ub3RhdGlvbnMYCSADKAsyJi5ydW50aW1lLnYxLkNvbnRhaW5lci5Bbm5vdGF0aW9uc0VudHJ5Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaMgoQQW5ub3RhdGlvbnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIkMKFkxpc3RDb250YWluZXJzUmVzcG9uc2USKQoKY29udGFpbmVycxgBIAMoCzIVLnJ1bnRpbWUudjEuQ29udGFpbmVyIj8KFkNvbnRhaW5lclN0YXR1c1JlcXVlc3QSFAoMY29udGFpbmVyX2lkGAEgASgJEg8KB3ZlcmJvc2UYAiABKAgilAQKD0NvbnRhaW5lclN0YXR1cxIKCgJpZBgBIAEoCRIvCghtZXRhZGF0YRgCIAEoCzIdLnJ1bnRpbWUudjEuQ29udGFpbmVyTWV0YWRhdGESKQoFc3RhdGUYAyABKA4yGi5ydW50aW1lLnYxLkNvbnRhaW5lclN0YXRlEhIKCmNyZWF0ZWRfYXQYBCABKAMSEgoKc3RhcnRlZF9hdBgFIAEoAxITCgtmaW5pc2hlZF9hdBgGIAEoAxIRCglleGl0X2NvZGUYByABKAUSJAoFaW1hZ2UYCCABKAsyFS5ydW50aW1lLnYxLkltYWdlU3BlYxIRCglpbWFnZV9yZWYYCSABKAkSDgoGcmVhc29uGAogASgJEg8KB21lc3NhZ2UYCyABKAkSNwoGbGFiZWxzGAwgAygLMicucnVudGltZS52MS5Db250YWluZXJTdGF0dXMuTGFiZWxzRW50cnkSQQoLYW5ub3RhdGlvbnMYDSADKAsyLC5ydW50aW1lLnYxLkNvbnRhaW5lclN0YXR1cy5Bbm5vdGF0aW9uc0VudHJ5EhAKCGxvZ19wYXRoGA8gASgJGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaMgoQQW5ub3RhdGlvbnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIrABChdDb250YWluZXJTdGF0dXNSZXNwb25zZRIrCgZzdGF0dXMYASABKAsyGy5ydW50aW1lLnYxLkNvbnRhaW5lclN0YXR1cxI7CgRpbmZvGAIgAygLMi0ucnVudGltZS52MS5Db250YWluZXJTdGF0dXNSZXNwb25zZS5JbmZvRW50cnkaKwoJSW5mb0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiRQoPRXhlY1N5bmNSZXF1ZXN0EhQKDGNvbnRhaW5lcl9pZBgBIAEoCRILCgNjbWQYAiADKAkSDwoHdGltZW91dBgDIAEoAyJFChBFeGVjU3luY1Jlc3BvbnNlEg4KBnN0ZG91dBgBIAEoDBIOCgZzdGRlcnIYAiABKAwSEQoJZXhpdF9jb2RlGAMgASgFIhwKC1VJbnQ2NFZhbHVlEg0KBXZhbHVlGAEgASgEIioKFEZpbGVzeXN0ZW1JZGVudGlmaWVyEhIKCm1vdW50cG9pbnQYASABKAkisAEKD0ZpbGVzeXN0ZW1Vc2FnZRIRCgl0aW1lc3RhbXAYASABKAMSLwoFZnNfaWQYAiABKAsyIC5ydW50aW1lLnYxLkZpbGVzeXN0ZW1JZGVudGlmaWVyEisKCnVzZWRfYnl0ZXMYAyABKAsyFy5ydW50aW1lLnYxLlVJbnQ2NFZhbHVlEiwKC2lub2Rlc191c2VkGAQgASgLMhcucnVudGltZS52MS5VSW50NjRWYWx1ZSItChVDb250YWluZXJTdGF0c1JlcXVlc3QSFAoMY29udGFpbmVyX2lkGAEgASgJIkMKFkNvbnRhaW5lclN0YXRzUmVzcG9uc2USKQoFc3RhdHMYASABKAsyGi5ydW50aW1lLnYxLkNvbnRhaW5lclN0YXRzIrkCChNDb250YWluZXJBdHRyaWJ1dGVzEgoKAmlkGAEgASgJEi8KCG1ldGFkYXRhGAIgASgLMh0ucnVudGltZS52MS5Db250YWluZXJNZXRhZGF0YRI7CgZsYWJlbHMYAyADKAsyKy5ydW50aW1lLnYxLkNvbnRhaW5lckF0dHJpYnV0ZXMuTGFiZWxzRW50cnkSRQoLYW5ub3RhdGlvbnMYBCADKAsyMC5ydW50aW1lLnYxLkNvbnRhaW5lckF0dHJpYnV0ZXMuQW5ub3RhdGlvbnNFbnRyeRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGjIKEEFubm90YXRpb25zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASLGAQoOQ29udGFpbmVyU3RhdHMSMwoKYXR0cmlidXRlcxgBIAEoCzIfLnJ1bnRpbWUudjEuQ29udGFpbmVyQXR0cmlidXRlcxIhCgNjcHUYAiABKAsyFC5ydW50aW1lLnYxLkNwdVVzYWdlEicKBm1lbW9yeRgDIAEoCzIXLnJ1bnRpbWUudjEuTWVtb3J5VXNhZ2USMwoOd3JpdGFibGVfbGF5ZXIYBCABKAsyGy5ydW50aW1lLnYxLkZpbGVzeXN0ZW1Vc2FnZSKKAQoIQ3B1VXNhZ2USEQoJdGltZXN0YW1wGAEgASgDEjgKF3VzYWdlX2NvcmVfbmFub19zZWNvbmRzGAIgASgLMhcucnVudGltZS52MS5VSW50NjRWYWx1ZRIxChB1c2FnZV9uYW5vX2NvcmVzGAMgASgLMhcucnVudGltZS52MS5VSW50NjRWYWx1ZSLCAgoLTWVtb3J5VXNhZ2USEQoJdGltZXN0YW1wGAEgASgDEjIKEXdvcmtpbmdfc2V0X2J5dGVzGAIgASgLMhcucnVudGltZS52MS5VSW50NjRWYWx1ZRIwCg9hdmFpbGFibGVfYnl0ZXMYAyABKAsyFy5ydW50aW1lLnYxLlVJbnQ2NFZhbHVlEiwKC3VzYWdlX2J5dGVzGAQgASgLMhcucnVudGltZS52MS5VSW50NjRWYWx1ZRIqCglyc3NfYnl0ZXMYBSABKAsyFy5ydW50aW1lLnYxLlVJbnQ2NFZhbHVlEiwKC3BhZ2VfZmF1bHRzGAYgASgLMhcucnVudGltZS52MS5VSW50NjRWYWx1ZRIyChFtYWpvcl9wYWdlX2ZhdWx0cxgHIAEoCzIXLnJ1bnRpbWUudjEuVUludDY0VmFsdWUiUQoQUnVudGltZUNvbmRpdGlvbhIMCgR0eXBlGAEgASgJEg4KBnN0YXR1cxgCIAEoCBIOCgZyZWFzb24YAyABKAkSDwoHbWVzc2FnZRgEIAEoCSJBCg1SdW50aW1lU3RhdHVzEjAKCmNvbmRpdGlvbnMYASADKAsyHC5ydW50aW1lLnYxLlJ1bnRpbWVDb25kaXRpb24iIAoNU3RhdHVzUmVxdWVzdBIPCgd2ZXJib3NlGAEgASgIIpwBCg5TdGF0dXNSZXNwb25zZRIpCgZzdGF0dXMYASABKAsyGS5ydW50aW1lLnYxLlJ1bnRpbWVTdGF0dXMSMgoEaW5mbxgCIAMoCzIkLnJ1bnRpbWUudjEuU3RhdHVzUmVzcG9uc2UuSW5mb0VudHJ5GisKCUluZm9FbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIhMKEUxpc3RJbWFnZXNSZXF1ZXN0Im8KBUltYWdlEgoKAmlkGAEgASgJEhEKCXJlcG9fdGFncxgCIAMoCRIUCgxyZXBvX2RpZ2VzdHMYAyADKAkSDAoEc2l6ZRgEIAEoBBIjCgRzcGVjGAcgASgLMhUucnVudGltZS52MS5JbWFnZVNwZWMiNwoSTGlzdEltYWdlc1Jlc3BvbnNlEiEKBmltYWdlcxgBIAMoCzIRLnJ1bnRpbWUudjEuSW1hZ2UiSwoSSW1hZ2VTdGF0dXNSZXF1ZXN0EiQKBWltYWdlGAEgASgLMhUucnVudGltZS52MS5JbWFnZVNwZWMSDwoHdmVyYm9zZRgCIAEoCCKdAQoTSW1hZ2VTdGF0dXNSZXNwb25zZRIgCgVpbWFnZRgBIAEoCzIRLnJ1bnRpbWUudjEuSW1hZ2USNwoEaW5mbxgCIAMoCzIpLnJ1bnRpbWUudjEuSW1hZ2VTdGF0dXNSZXNwb25zZS5JbmZvRW50cnkaKwoJSW5mb0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEqPQoNTmFtZXNwYWNlTW9kZRIHCgNQT0QQABINCglDT05UQUlORVIQARIICgROT0RFEAISCgoGVEFSR0VUEAMqOgoPUG9kU2FuZGJveFN0YXRlEhEKDVNBTkRCT1hfUkVBRFkQABIUChBTQU5EQk9YX05PVFJFQURZEAEqawoOQ29udGFpbmVyU3RhdGUSFQoRQ09OVEFJTkVSX0NSRUFURUQQABIVChFDT05UQUlORVJfUlVOTklORxABEhQKEENPTlRBSU5FUl9FWElURUQQAhIVChFDT05UQUlORVJfVU5LTk9XThADMrUKCg5SdW50aW1lU2VydmljZRJECgdWZXJzaW9uEhoucnVudGltZS52MS5WZXJzaW9uUmVxdWVzdBobLnJ1bnRpbWUudjEuVmVyc2lvblJlc3BvbnNlIgASVgoNUnVuUG9kU2FuZGJveBIgLnJ1bnRpbWUudjEuUnVuUG9kU2FuZGJveFJlcXVlc3QaIS5ydW50aW1lLnYxLlJ1blBvZFNhbmRib3hSZXNwb25zZSIAElkKDlN0b3BQb2RTYW5kYm94EiEucnVudGltZS52MS5TdG9wUG9kU2FuZGJveFJlcXVlc3QaIi5ydW50aW1lLnYxLlN0b3BQb2RTYW5kYm94UmVzcG9uc2UiABJfChBSZW1vdmVQb2RTYW5kYm94EiMucnVudGltZS52MS5SZW1vdmVQb2RTYW5kYm94UmVxdWVzdBokLnJ1bnRpbWUudjEuUmVtb3ZlUG9kU2FuZGJveFJlc3BvbnNlIgASXwoQUG9kU2FuZGJveFN0YXR1cxIjLnJ1bnRpbWUudjEuUG9kU2FuZGJveFN0YXR1c1JlcXVlc3QaJC5ydW50aW1lLnYxLlBvZFNhbmRib3hTdGF0dXNSZXNwb25zZSIAElkKDkxpc3RQb2RTYW5kYm94EiEucnVudGltZS52MS5MaXN0UG9kU2FuZGJveFJlcXVlc3QaIi5ydW50aW1lLnYxLkxpc3RQb2RTYW5kYm94UmVzcG9uc2UiABJcCg9DcmVhdGVDb250YWluZXISIi5ydW50aW1lLnYxLkNyZWF0ZUNvbnRhaW5lclJlcXVlc3QaIy5ydW50aW1lLnYxLkNyZWF0ZUNvbnRhaW5lclJlc3BvbnNlIgASWQoOU3RhcnRDb250YWluZXISIS5ydW50aW1lLnYxLlN0YXJ0Q29udGFpbmVyUmVxdWVzdBoiLnJ1bnRpbWUudjEuU3RhcnRDb250YWluZXJSZXNwb25zZSIAElYKDVN0b3BDb250YWluZXISIC5ydW50aW1lLnYxLlN0b3BDb250YWluZXJSZXF1ZXN0GiEucnVudGltZS52MS5TdG9wQ29udGFpbmVyUmVzcG9uc2UiABJcCg9SZW1vdmVDb250YWluZXISIi5ydW50aW1lLnYxLlJlbW92ZUNvbnRhaW5lclJlcXVlc3QaIy5ydW50aW1lLnYxLlJlbW92ZUNvbnRhaW5lclJlc3BvbnNlIgASWQoOTGlzdENvbnRhaW5lcnMSIS5ydW50aW1lLnYxLkxpc3RDb250YWluZXJzUmVxdWVzdBoiLnJ1bnRpbWUudjEuTGlzdENvbnRhaW5lcnNSZXNwb25zZSIAElwKD0NvbnRhaW5lclN0YXR1cxIiLnJ1bnRpbWUudjEuQ29udGFpbmVyU3RhdHVzUmVxdWVzdBojLnJ1bnRpbWUudjEuQ29udGFpbmVyU3RhdHVzUmVzcG9uc2UiABJHCghFeGVjU3luYxIbLnJ1bnRpbWUudjEuRXhlY1N5bmNSZXF1ZXN0GhwucnVudGltZS52MS5FeGVjU3luY1Jlc3BvbnNlIgASWQoOQ29udGFpbmVyU3RhdHMSIS5ydW50aW1lLnYxLkNvbnRhaW5lclN0YXRzUmVxdWVzdBoiLnJ1bnRpbWUudjEuQ29udGFpbmVyU3RhdHNSZXNwb25zZSIAEkEKBlN0YXR1cxIZLnJ1bnRpbWUudjEuU3RhdHVzUmVxdWVzdBoaLnJ1bnRpbWUudjEuU3RhdHVzUmVzcG9uc2UiADKvAQoMSW1hZ2VTZXJ2aWNlEk0KCkxpc3RJbWFnZXMSHS5ydW50aW1lLnYxLkxpc3RJbWFnZXNSZXF1ZXN0Gh4ucnVudGltZS52MS5MaXN0SW1hZ2VzUmVzcG9uc2UiABJQCgtJbWFnZVN0YXR1cxIeLnJ1bnRpbWUudjEuSW1hZ2VTdGF0dXNSZXF1ZXN0Gh8ucnVudGltZS52MS5JbWFnZVN0YXR1c1Jlc3BvbnNlIgBiBnByb3RvMw");
+  fileDesc("ChhjcmkvcnVudGltZS92MS9hcGkucHJvdG8SCnJ1bnRpbWUudjEiIQoOVmVyc2lvblJlcXVlc3QSDwoHdmVyc2lvbhgBIAEoCSJuCg9WZXJzaW9uUmVzcG9uc2USDwoHdmVyc2lvbhgBIAEoCRIUCgxydW50aW1lX25hbWUYAiABKAkSFwoPcnVudGltZV92ZXJzaW9uGAMgASgJEhsKE3J1bnRpbWVfYXBpX3ZlcnNpb24YBCABKAkioAEKD05hbWVzcGFjZU9wdGlvbhIqCgduZXR3b3JrGAEgASgOMhkucnVudGltZS52MS5OYW1lc3BhY2VNb2RlEiYKA3BpZBgCIAEoDjIZLnJ1bnRpbWUudjEuTmFtZXNwYWNlTW9kZRImCgNpcGMYAyABKA4yGS5ydW50aW1lLnYxLk5hbWVzcGFjZU1vZGUSEQoJdGFyZ2V0X2lkGAQgASgJIlUKG0xpbnV4U2FuZGJveFNlY3VyaXR5Q29udGV4dBI2ChFuYW1lc3BhY2Vfb3B0aW9ucxgBIAEoCzIbLnJ1bnRpbWUudjEuTmFtZXNwYWNlT3B0aW9uInEKFUxpbnV4UG9kU2FuZGJveENvbmZpZxIVCg1jZ3JvdXBfcGFyZW50GAEgASgJEkEKEHNlY3VyaXR5X2NvbnRleHQYAiABKAsyJy5ydW50aW1lLnYxLkxpbnV4U2FuZGJveFNlY3VyaXR5Q29udGV4dCJTChJQb2RTYW5kYm94TWV0YWRhdGESDAoEbmFtZRgBIAEoCRILCgN1aWQYAiABKAkSEQoJbmFtZXNwYWNlGAMgASgJEg8KB2F0dGVtcHQYBCABKA0igAMKEFBvZFNhbmRib3hDb25maWcSMAoIbWV0YWRhdGEYASABKAsyHi5ydW50aW1lLnYxLlBvZFNhbmRib3hNZXRhZGF0YRIQCghob3N0bmFtZRgCIAEoCRIVCg1sb2dfZGlyZWN0b3J5GAMgASgJEjgKBmxhYmVscxgGIAMoCzIoLnJ1bnRpbWUudjEuUG9kU2FuZGJveENvbmZpZy5MYWJlbHNFbnRyeRJCCgthbm5vdGF0aW9ucxgHIAMoCzItLnJ1bnRpbWUudjEuUG9kU2FuZGJveENvbmZpZy5Bbm5vdGF0aW9uc0VudHJ5EjAKBWxpbnV4GAggASgLMiEucnVudGltZS52MS5MaW51eFBvZFNhbmRib3hDb25maWcaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARoyChBBbm5vdGF0aW9uc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiXQoUUnVuUG9kU2FuZGJveFJlcXVlc3QSLAoGY29uZmlnGAEgASgLMhwucnVudGltZS52MS5Qb2RTYW5kYm94Q29uZmlnEhcKD3J1bnRpbWVfaGFuZGxlchgCIAEoCSIvChVSdW5Qb2RTYW5kYm94UmVzcG9uc2USFgoOcG9kX3NhbmRib3hfaWQYASABKAkiLwoVU3RvcFBvZFNhbmRib3hSZXF1ZXN0EhYKDnBvZF9zYW5kYm94X2lkGAEgASgJIhgKFlN0b3BQb2RTYW5kYm94UmVzcG9uc2UiMQoXUmVtb3ZlUG9kU2FuZGJveFJlcXVlc3QSFgoOcG9kX3NhbmRib3hfaWQYASABKAkiGgoYUmVtb3ZlUG9kU2FuZGJveFJlc3BvbnNlIkIKF1BvZFNhbmRib3hTdGF0dXNSZXF1ZXN0EhYKDnBvZF9zYW5kYm94X2lkGAEgASgJEg8KB3ZlcmJvc2UYAiABKAgiigMKEFBvZFNhbmRib3hTdGF0dXMSCgoCaWQYASABKAkSMAoIbWV0YWRhdGEYAiABKAsyHi5ydW50aW1lLnYxLlBvZFNhbmRib3hNZXRhZGF0YRIqCgVzdGF0ZRgDIAEoDjIbLnJ1bnRpbWUudjEuUG9kU2FuZGJveFN0YXRlEhIKCmNyZWF0ZWRfYXQYBCABKAMSOAoGbGFiZWxzGAcgAygLMigucnVudGltZS52MS5Qb2RTYW5kYm94U3RhdHVzLkxhYmVsc0VudHJ5EkIKC2Fubm90YXRpb25zGAggAygLMi0ucnVudGltZS52MS5Qb2RTYW5kYm94U3RhdHVzLkFubm90YXRpb25zRW50cnkSFwoPcnVudGltZV9oYW5kbGVyGAkgASgJGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaMgoQQW5ub3RhdGlvbnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIrMBChhQb2RTYW5kYm94U3RhdHVzUmVzcG9uc2USLAoGc3RhdHVzGAEgASgLMhwucnVudGltZS52MS5Qb2RTYW5kYm94U3RhdHVzEjwKBGluZm8YAiADKAsyLi5ydW50aW1lLnYxLlBvZFNhbmRib3hTdGF0dXNSZXNwb25zZS5JbmZvRW50cnkaKwoJSW5mb0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiFwoVTGlzdFBvZFNhbmRib3hSZXF1ZXN0IvgCCgpQb2RTYW5kYm94EgoKAmlkGAEgASgJEjAKCG1ldGFkYXRhGAIgASgLMh4ucnVudGltZS52MS5Qb2RTYW5kYm94TWV0YWRhdGESKgoFc3RhdGUYAyABKA4yGy5ydW50aW1lLnYxLlBvZFNhbmRib3hTdGF0ZRISCgpjcmVhdGVkX2F0GAQgASgDEjIKBmxhYmVscxgFIAMoCzIiLnJ1bnRpbWUudjEuUG9kU2FuZGJveC5MYWJlbHNFbnRyeRI8Cgthbm5vdGF0aW9ucxgGIAMoCzInLnJ1bnRpbWUudjEuUG9kU2FuZGJveC5Bbm5vdGF0aW9uc0VudHJ5EhcKD3J1bnRpbWVfaGFuZGxlchgHIAEoCRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGjIKEEFubm90YXRpb25zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASI/ChZMaXN0UG9kU2FuZGJveFJlc3BvbnNlEiUKBWl0ZW1zGAEgAygLMhYucnVudGltZS52MS5Qb2RTYW5kYm94IosBCglJbWFnZVNwZWMSDQoFaW1hZ2UYASABKAkSOwoLYW5ub3RhdGlvbnMYAiADKAsyJi5ydW50aW1lLnYxLkltYWdlU3BlYy5Bbm5vdGF0aW9uc0VudHJ5GjIKEEFubm90YXRpb25zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASImCghLZXlWYWx1ZRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAkiRAoFTW91bnQSFgoOY29udGFpbmVyX3BhdGgYASABKAkSEQoJaG9zdF9wYXRoGAIgASgJEhAKCHJlYWRvbmx5GAMgASgIInMKF0xpbnV4Q29udGFpbmVyUmVzb3VyY2VzEhIKCmNwdV9wZXJpb2QYASABKAMSEQoJY3B1X3F1b3RhGAIgASgDEhIKCmNwdV9zaGFyZXMYAyABKAMSHQoVbWVtb3J5X2xpbWl0X2luX2J5dGVzGAQgASgDIk4KFExpbnV4Q29udGFpbmVyQ29uZmlnEjYKCXJlc291cmNlcxgBIAEoCzIjLnJ1bnRpbWUudjEuTGludXhDb250YWluZXJSZXNvdXJjZXMiMgoRQ29udGFpbmVyTWV0YWRhdGESDAoEbmFtZRgBIAEoCRIPCgdhdHRlbXB0GAIgASgNIoUECg9Db250YWluZXJDb25maWcSLwoIbWV0YWRhdGEYASABKAsyHS5ydW50aW1lLnYxLkNvbnRhaW5lck1ldGFkYXRhEiQKBWltYWdlGAIgASgLMhUucnVudGltZS52MS5JbWFnZVNwZWMSDwoHY29tbWFuZBgDIAMoCRIMCgRhcmdzGAQgAygJEhMKC3dvcmtpbmdfZGlyGAUgASgJEiIKBGVudnMYBiADKAsyFC5ydW50aW1lLnYxLktleVZhbHVlEiEKBm1vdW50cxgHIAMoCzIRLnJ1bnRpbWUudjEuTW91bnQSNwoGbGFiZWxzGAkgAygLMicucnVudGltZS52MS5Db250YWluZXJDb25maWcuTGFiZWxzRW50cnkSQQoLYW5ub3RhdGlvbnMYCiADKAsyLC5ydW50aW1lLnYxLkNvbnRhaW5lckNvbmZpZy5Bbm5vdGF0aW9uc0VudHJ5EhAKCGxvZ19wYXRoGAsgASgJEi8KBWxpbnV4GA8gASgLMiAucnVudGltZS52MS5MaW51eENvbnRhaW5lckNvbmZpZxotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGjIKEEFubm90YXRpb25zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKTAQoWQ3JlYXRlQ29udGFpbmVyUmVxdWVzdBIWCg5wb2Rfc2FuZGJveF9pZBgBIAEoCRIrCgZjb25maWcYAiABKAsyGy5ydW50aW1lLnYxLkNvbnRhaW5lckNvbmZpZxI0Cg5zYW5kYm94X2NvbmZpZxgDIAEoCzIcLnJ1bnRpbWUudjEuUG9kU2FuZGJveENvbmZpZyIvChdDcmVhdGVDb250YWluZXJSZXNwb25zZRIUCgxjb250YWluZXJfaWQYASABKAkiLQoVU3RhcnRDb250YWluZXJSZXF1ZXN0EhQKDGNvbnRhaW5lcl9pZBgBIAEoCSIYChZTdGFydENvbnRhaW5lclJlc3BvbnNlIj0KFFN0b3BDb250YWluZXJSZXF1ZXN0EhQKDGNvbnRhaW5lcl9pZBgBIAEoCRIPCgd0aW1lb3V0GAIgASgDIhcKFVN0b3BDb250YWluZXJSZXNwb25zZSIuChZSZW1vdmVDb250YWluZXJSZXF1ZXN0EhQKDGNvbnRhaW5lcl9pZBgBIAEoCSIZChdSZW1vdmVDb250YWluZXJSZXNwb25zZSIXChVMaXN0Q29udGFpbmVyc1JlcXVlc3QiqwMKCUNvbnRhaW5lchIKCgJpZBgBIAEoCRIWCg5wb2Rfc2FuZGJveF9pZBgCIAEoCRIvCghtZXRhZGF0YRgDIAEoCzIdLnJ1bnRpbWUudjEuQ29udGFpbmVyTWV0YWRhdGESJAoFaW1hZ2UYBCABKAsyFS5ydW50aW1lLnYxLkltYWdlU3BlYxIRCglpbWFnZV9yZWYYBSABKAkSKQoFc3RhdGUYBiABKA4yGi5ydW50aW1lLnYxLkNvbnRhaW5lclN0YXRlEhIKCmNyZWF0ZWRfYXQYByABKAMSMQoGbGFiZWxzGAggAygLMiEucnVudGltZS52MS5Db250YWluZXIuTGFiZWxzRW50cnkSOwoLYW5ub3RhdGlvbnMYCSADKAsyJi5ydW50aW1lLnYxLkNvbnRhaW5lci5Bbm5vdGF0aW9uc0VudHJ5Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaMgoQQW5ub3RhdGlvbnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIkMKFkxpc3RDb250YWluZXJzUmVzcG9uc2USKQoKY29udGFpbmVycxgBIAMoCzIVLnJ1bnRpbWUudjEuQ29udGFpbmVyIj8KFkNvbnRhaW5lclN0YXR1c1JlcXVlc3QSFAoMY29udGFpbmVyX2lkGAEgASgJEg8KB3ZlcmJvc2UYAiABKAgitwQKD0NvbnRhaW5lclN0YXR1cxIKCgJpZBgBIAEoCRIvCghtZXRhZGF0YRgCIAEoCzIdLnJ1bnRpbWUudjEuQ29udGFpbmVyTWV0YWRhdGESKQoFc3RhdGUYAyABKA4yGi5ydW50aW1lLnYxLkNvbnRhaW5lclN0YXRlEhIKCmNyZWF0ZWRfYXQYBCABKAMSEgoKc3RhcnRlZF9hdBgFIAEoAxITCgtmaW5pc2hlZF9hdBgGIAEoAxIRCglleGl0X2NvZGUYByABKAUSJAoFaW1hZ2UYCCABKAsyFS5ydW50aW1lLnYxLkltYWdlU3BlYxIRCglpbWFnZV9yZWYYCSABKAkSDgoGcmVhc29uGAogASgJEg8KB21lc3NhZ2UYCyABKAkSNwoGbGFiZWxzGAwgAygLMicucnVudGltZS52MS5Db250YWluZXJTdGF0dXMuTGFiZWxzRW50cnkSQQoLYW5ub3RhdGlvbnMYDSADKAsyLC5ydW50aW1lLnYxLkNvbnRhaW5lclN0YXR1cy5Bbm5vdGF0aW9uc0VudHJ5EiEKBm1vdW50cxgOIAMoCzIRLnJ1bnRpbWUudjEuTW91bnQSEAoIbG9nX3BhdGgYDyABKAkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARoyChBBbm5vdGF0aW9uc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEisAEKF0NvbnRhaW5lclN0YXR1c1Jlc3BvbnNlEisKBnN0YXR1cxgBIAEoCzIbLnJ1bnRpbWUudjEuQ29udGFpbmVyU3RhdHVzEjsKBGluZm8YAiADKAsyLS5ydW50aW1lLnYxLkNvbnRhaW5lclN0YXR1c1Jlc3BvbnNlLkluZm9FbnRyeRorCglJbmZvRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJFCg9FeGVjU3luY1JlcXVlc3QSFAoMY29udGFpbmVyX2lkGAEgASgJEgsKA2NtZBgCIAMoCRIPCgd0aW1lb3V0GAMgASgDIkUKEEV4ZWNTeW5jUmVzcG9uc2USDgoGc3Rkb3V0GAEgASgMEg4KBnN0ZGVychgCIAEoDBIRCglleGl0X2NvZGUYAyABKAUiHAoLVUludDY0VmFsdWUSDQoFdmFsdWUYASABKAQiKgoURmlsZXN5c3RlbUlkZW50aWZpZXISEgoKbW91bnRwb2ludBgBIAEoCSKwAQoPRmlsZXN5c3RlbVVzYWdlEhEKCXRpbWVzdGFtcBgBIAEoAxIvCgVmc19pZBgCIAEoCzIgLnJ1bnRpbWUudjEuRmlsZXN5c3RlbUlkZW50aWZpZXISKwoKdXNlZF9ieXRlcxgDIAEoCzIXLnJ1bnRpbWUudjEuVUludDY0VmFsdWUSLAoLaW5vZGVzX3VzZWQYBCABKAsyFy5ydW50aW1lLnYxLlVJbnQ2NFZhbHVlIi0KFUNvbnRhaW5lclN0YXRzUmVxdWVzdBIUCgxjb250YWluZXJfaWQYASABKAkiQwoWQ29udGFpbmVyU3RhdHNSZXNwb25zZRIpCgVzdGF0cxgBIAEoCzIaLnJ1bnRpbWUudjEuQ29udGFpbmVyU3RhdHMiuQIKE0NvbnRhaW5lckF0dHJpYnV0ZXMSCgoCaWQYASABKAkSLwoIbWV0YWRhdGEYAiABKAsyHS5ydW50aW1lLnYxLkNvbnRhaW5lck1ldGFkYXRhEjsKBmxhYmVscxgDIAMoCzIrLnJ1bnRpbWUudjEuQ29udGFpbmVyQXR0cmlidXRlcy5MYWJlbHNFbnRyeRJFCgthbm5vdGF0aW9ucxgEIAMoCzIwLnJ1bnRpbWUudjEuQ29udGFpbmVyQXR0cmlidXRlcy5Bbm5vdGF0aW9uc0VudHJ5Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEaMgoQQW5ub3RhdGlvbnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIsYBCg5Db250YWluZXJTdGF0cxIzCgphdHRyaWJ1dGVzGAEgASgLMh8ucnVudGltZS52MS5Db250YWluZXJBdHRyaWJ1dGVzEiEKA2NwdRgCIAEoCzIULnJ1bnRpbWUudjEuQ3B1VXNhZ2USJwoGbWVtb3J5GAMgASgLMhcucnVudGltZS52MS5NZW1vcnlVc2FnZRIzCg53cml0YWJsZV9sYXllchgEIAEoCzIbLnJ1bnRpbWUudjEuRmlsZXN5c3RlbVVzYWdlIooBCghDcHVVc2FnZRIRCgl0aW1lc3RhbXAYASABKAMSOAoXdXNhZ2VfY29yZV9uYW5vX3NlY29uZHMYAiABKAsyFy5ydW50aW1lLnYxLlVJbnQ2NFZhbHVlEjEKEHVzYWdlX25hbm9fY29yZXMYAyABKAsyFy5ydW50aW1lLnYxLlVJbnQ2NFZhbHVlIsICCgtNZW1vcnlVc2FnZRIRCgl0aW1lc3RhbXAYASABKAMSMgoRd29ya2luZ19zZXRfYnl0ZXMYAiABKAsyFy5ydW50aW1lLnYxLlVJbnQ2NFZhbHVlEjAKD2F2YWlsYWJsZV9ieXRlcxgDIAEoCzIXLnJ1bnRpbWUudjEuVUludDY0VmFsdWUSLAoLdXNhZ2VfYnl0ZXMYBCABKAsyFy5ydW50aW1lLnYxLlVJbnQ2NFZhbHVlEioKCXJzc19ieXRlcxgFIAEoCzIXLnJ1bnRpbWUudjEuVUludDY0VmFsdWUSLAoLcGFnZV9mYXVsdHMYBiABKAsyFy5ydW50aW1lLnYxLlVJbnQ2NFZhbHVlEjIKEW1ham9yX3BhZ2VfZmF1bHRzGAcgASgLMhcucnVudGltZS52MS5VSW50NjRWYWx1ZSJRChBSdW50aW1lQ29uZGl0aW9uEgwKBHR5cGUYASABKAkSDgoGc3RhdHVzGAIgASgIEg4KBnJlYXNvbhgDIAEoCRIPCgdtZXNzYWdlGAQgASgJIkEKDVJ1bnRpbWVTdGF0dXMSMAoKY29uZGl0aW9ucxgBIAMoCzIcLnJ1bnRpbWUudjEuUnVudGltZUNvbmRpdGlvbiIgCg1TdGF0dXNSZXF1ZXN0Eg8KB3ZlcmJvc2UYASABKAginAEKDlN0YXR1c1Jlc3BvbnNlEikKBnN0YXR1cxgBIAEoCzIZLnJ1bnRpbWUudjEuUnVudGltZVN0YXR1cxIyCgRpbmZvGAIgAygLMiQucnVudGltZS52MS5TdGF0dXNSZXNwb25zZS5JbmZvRW50cnkaKwoJSW5mb0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiEwoRTGlzdEltYWdlc1JlcXVlc3QibwoFSW1hZ2USCgoCaWQYASABKAkSEQoJcmVwb190YWdzGAIgAygJEhQKDHJlcG9fZGlnZXN0cxgDIAMoCRIMCgRzaXplGAQgASgEEiMKBHNwZWMYByABKAsyFS5ydW50aW1lLnYxLkltYWdlU3BlYyI3ChJMaXN0SW1hZ2VzUmVzcG9uc2USIQoGaW1hZ2VzGAEgAygLMhEucnVudGltZS52MS5JbWFnZSJLChJJbWFnZVN0YXR1c1JlcXVlc3QSJAoFaW1hZ2UYASABKAsyFS5ydW50aW1lLnYxLkltYWdlU3BlYxIPCgd2ZXJib3NlGAIgASgIIp0BChNJbWFnZVN0YXR1c1Jlc3BvbnNlEiAKBWltYWdlGAEgASgLMhEucnVudGltZS52MS5JbWFnZRI3CgRpbmZvGAIgAygLMikucnVudGltZS52MS5JbWFnZVN0YXR1c1Jlc3BvbnNlLkluZm9FbnRyeRorCglJbmZvRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASo9Cg1OYW1lc3BhY2VNb2RlEgcKA1BPRBAAEg0KCUNPTlRBSU5FUhABEggKBE5PREUQAhIKCgZUQVJHRVQQAyo6Cg9Qb2RTYW5kYm94U3RhdGUSEQoNU0FOREJPWF9SRUFEWRAAEhQKEFNBTkRCT1hfTk9UUkVBRFkQASprCg5Db250YWluZXJTdGF0ZRIVChFDT05UQUlORVJfQ1JFQVRFRBAAEhUKEUNPTlRBSU5FUl9SVU5OSU5HEAESFAoQQ09OVEFJTkVSX0VYSVRFRBACEhUKEUNPTlRBSU5FUl9VTktOT1dOEAMytQoKDlJ1bnRpbWVTZXJ2aWNlEkQKB1ZlcnNpb24SGi5ydW50aW1lLnYxLlZlcnNpb25SZXF1ZXN0GhsucnVudGltZS52MS5WZXJzaW9uUmVzcG9uc2UiABJWCg1SdW5Qb2RTYW5kYm94EiAucnVudGltZS52MS5SdW5Qb2RTYW5kYm94UmVxdWVzdBohLnJ1bnRpbWUudjEuUnVuUG9kU2FuZGJveFJlc3BvbnNlIgASWQoOU3RvcFBvZFNhbmRib3gSIS5ydW50aW1lLnYxLlN0b3BQb2RTYW5kYm94UmVxdWVzdBoiLnJ1bnRpbWUudjEuU3RvcFBvZFNhbmRib3hSZXNwb25zZSIAEl8KEFJlbW92ZVBvZFNhbmRib3gSIy5ydW50aW1lLnYxLlJlbW92ZVBvZFNhbmRib3hSZXF1ZXN0GiQucnVudGltZS52MS5SZW1vdmVQb2RTYW5kYm94UmVzcG9uc2UiABJfChBQb2RTYW5kYm94U3RhdHVzEiMucnVudGltZS52MS5Qb2RTYW5kYm94U3RhdHVzUmVxdWVzdBokLnJ1bnRpbWUudjEuUG9kU2FuZGJveFN0YXR1c1Jlc3BvbnNlIgASWQoOTGlzdFBvZFNhbmRib3gSIS5ydW50aW1lLnYxLkxpc3RQb2RTYW5kYm94UmVxdWVzdBoiLnJ1bnRpbWUudjEuTGlzdFBvZFNhbmRib3hSZXNwb25zZSIAElwKD0NyZWF0ZUNvbnRhaW5lchIiLnJ1bnRpbWUudjEuQ3JlYXRlQ29udGFpbmVyUmVxdWVzdBojLnJ1bnRpbWUudjEuQ3JlYXRlQ29udGFpbmVyUmVzcG9uc2UiABJZCg5TdGFydENvbnRhaW5lchIhLnJ1bnRpbWUudjEuU3RhcnRDb250YWluZXJSZXF1ZXN0GiIucnVudGltZS52MS5TdGFydENvbnRhaW5lclJlc3BvbnNlIgASVgoNU3RvcENvbnRhaW5lchIgLnJ1bnRpbWUudjEuU3RvcENvbnRhaW5lclJlcXVlc3QaIS5ydW50aW1lLnYxLlN0b3BDb250YWluZXJSZXNwb25zZSIAElwKD1JlbW92ZUNvbnRhaW5lchIiLnJ1bnRpbWUudjEuUmVtb3ZlQ29udGFpbmVyUmVxdWVzdBojLnJ1bnRpbWUudjEuUmVtb3ZlQ29udGFpbmVyUmVzcG9uc2UiABJZCg5MaXN0Q29udGFpbmVycxIhLnJ1bnRpbWUudjEuTGlzdENvbnRhaW5lcnNSZXF1ZXN0GiIucnVudGltZS52MS5MaXN0Q29udGFpbmVyc1Jlc3BvbnNlIgASXAoPQ29udGFpbmVyU3RhdHVzEiIucnVudGltZS52MS5Db250YWluZXJTdGF0dXNSZXF1ZXN0GiMucnVudGltZS52MS5Db250YWluZXJTdGF0dXNSZXNwb25zZSIAEkcKCEV4ZWNTeW5jEhsucnVudGltZS52MS5FeGVjU3luY1JlcXVlc3QaHC5ydW50aW1lLnYxLkV4ZWNTeW5jUmVzcG9uc2UiABJZCg5Db250YWluZXJTdGF0cxIhLnJ1bnRpbWUudjEuQ29udGFpbmVyU3RhdHNSZXF1ZXN0GiIucnVudGltZS52MS5Db250YWluZXJTdGF0c1Jlc3BvbnNlIgASQQoGU3RhdHVzEhkucnVudGltZS52MS5TdGF0dXNSZXF1ZXN0GhoucnVudGltZS52MS5TdGF0dXNSZXNwb25zZSIAMq8BCgxJbWFnZVNlcnZpY2USTQoKTGlzdEltYWdlcxIdLnJ1bnRpbWUudjEuTGlzdEltYWdlc1JlcXVlc3QaHi5ydW50aW1lLnYxLkxpc3RJbWFnZXNSZXNwb25zZSIAElAKC0ltYWdlU3RhdHVzEh4ucnVudGltZS52MS5JbWFnZVN0YXR1c1JlcXVlc3QaHy5ydW50aW1lLnYxLkltYWdlU3RhdHVzUmVzcG9uc2UiAGIGcHJvdG8z");
 
 /**
  * @generated from message runtime.v1.VersionRequest
@@ -528,6 +528,82 @@ export const KeyValueSchema: GenMessage<KeyValue> = /*@__PURE__*/
   messageDesc(file_cri_runtime_v1_api, 20);
 
 /**
+ * @generated from message runtime.v1.Mount
+ */
+export type Mount = Message<"runtime.v1.Mount"> & {
+  /**
+   * @generated from field: string container_path = 1;
+   */
+  containerPath: string;
+
+  /**
+   * @generated from field: string host_path = 2;
+   */
+  hostPath: string;
+
+  /**
+   * @generated from field: bool readonly = 3;
+   */
+  readonly: boolean;
+};
+
+/**
+ * Describes the message runtime.v1.Mount.
+ * Use `create(MountSchema)` to create a new message.
+ */
+export const MountSchema: GenMessage<Mount> = /*@__PURE__*/
+  messageDesc(file_cri_runtime_v1_api, 21);
+
+/**
+ * @generated from message runtime.v1.LinuxContainerResources
+ */
+export type LinuxContainerResources = Message<"runtime.v1.LinuxContainerResources"> & {
+  /**
+   * @generated from field: int64 cpu_period = 1;
+   */
+  cpuPeriod: bigint;
+
+  /**
+   * @generated from field: int64 cpu_quota = 2;
+   */
+  cpuQuota: bigint;
+
+  /**
+   * @generated from field: int64 cpu_shares = 3;
+   */
+  cpuShares: bigint;
+
+  /**
+   * @generated from field: int64 memory_limit_in_bytes = 4;
+   */
+  memoryLimitInBytes: bigint;
+};
+
+/**
+ * Describes the message runtime.v1.LinuxContainerResources.
+ * Use `create(LinuxContainerResourcesSchema)` to create a new message.
+ */
+export const LinuxContainerResourcesSchema: GenMessage<LinuxContainerResources> = /*@__PURE__*/
+  messageDesc(file_cri_runtime_v1_api, 22);
+
+/**
+ * @generated from message runtime.v1.LinuxContainerConfig
+ */
+export type LinuxContainerConfig = Message<"runtime.v1.LinuxContainerConfig"> & {
+  /**
+   * @generated from field: runtime.v1.LinuxContainerResources resources = 1;
+   */
+  resources?: LinuxContainerResources | undefined;
+};
+
+/**
+ * Describes the message runtime.v1.LinuxContainerConfig.
+ * Use `create(LinuxContainerConfigSchema)` to create a new message.
+ */
+export const LinuxContainerConfigSchema: GenMessage<LinuxContainerConfig> = /*@__PURE__*/
+  messageDesc(file_cri_runtime_v1_api, 23);
+
+/**
  * @generated from message runtime.v1.ContainerMetadata
  */
 export type ContainerMetadata = Message<"runtime.v1.ContainerMetadata"> & {
@@ -547,7 +623,7 @@ export type ContainerMetadata = Message<"runtime.v1.ContainerMetadata"> & {
  * Use `create(ContainerMetadataSchema)` to create a new message.
  */
 export const ContainerMetadataSchema: GenMessage<ContainerMetadata> = /*@__PURE__*/
-  messageDesc(file_cri_runtime_v1_api, 21);
+  messageDesc(file_cri_runtime_v1_api, 24);
 
 /**
  * @generated from message runtime.v1.ContainerConfig
@@ -584,6 +660,11 @@ export type ContainerConfig = Message<"runtime.v1.ContainerConfig"> & {
   envs: KeyValue[];
 
   /**
+   * @generated from field: repeated runtime.v1.Mount mounts = 7;
+   */
+  mounts: Mount[];
+
+  /**
    * @generated from field: map<string, string> labels = 9;
    */
   labels: { [key: string]: string };
@@ -597,6 +678,11 @@ export type ContainerConfig = Message<"runtime.v1.ContainerConfig"> & {
    * @generated from field: string log_path = 11;
    */
   logPath: string;
+
+  /**
+   * @generated from field: runtime.v1.LinuxContainerConfig linux = 15;
+   */
+  linux?: LinuxContainerConfig | undefined;
 };
 
 /**
@@ -604,7 +690,7 @@ export type ContainerConfig = Message<"runtime.v1.ContainerConfig"> & {
  * Use `create(ContainerConfigSchema)` to create a new message.
  */
 export const ContainerConfigSchema: GenMessage<ContainerConfig> = /*@__PURE__*/
-  messageDesc(file_cri_runtime_v1_api, 22);
+  messageDesc(file_cri_runtime_v1_api, 25);
 
 /**
  * @generated from message runtime.v1.CreateContainerRequest
@@ -631,7 +717,7 @@ export type CreateContainerRequest = Message<"runtime.v1.CreateContainerRequest"
  * Use `create(CreateContainerRequestSchema)` to create a new message.
  */
 export const CreateContainerRequestSchema: GenMessage<CreateContainerRequest> = /*@__PURE__*/
-  messageDesc(file_cri_runtime_v1_api, 23);
+  messageDesc(file_cri_runtime_v1_api, 26);
 
 /**
  * @generated from message runtime.v1.CreateContainerResponse
@@ -648,7 +734,7 @@ export type CreateContainerResponse = Message<"runtime.v1.CreateContainerRespons
  * Use `create(CreateContainerResponseSchema)` to create a new message.
  */
 export const CreateContainerResponseSchema: GenMessage<CreateContainerResponse> = /*@__PURE__*/
-  messageDesc(file_cri_runtime_v1_api, 24);
+  messageDesc(file_cri_runtime_v1_api, 27);
 
 /**
  * @generated from message runtime.v1.StartContainerRequest
@@ -665,7 +751,7 @@ export type StartContainerRequest = Message<"runtime.v1.StartContainerRequest"> 
  * Use `create(StartContainerRequestSchema)` to create a new message.
  */
 export const StartContainerRequestSchema: GenMessage<StartContainerRequest> = /*@__PURE__*/
-  messageDesc(file_cri_runtime_v1_api, 25);
+  messageDesc(file_cri_runtime_v1_api, 28);
 
 /**
  * @generated from message runtime.v1.StartContainerResponse
@@ -678,7 +764,7 @@ export type StartContainerResponse = Message<"runtime.v1.StartContainerResponse"
  * Use `create(StartContainerResponseSchema)` to create a new message.
  */
 export const StartContainerResponseSchema: GenMessage<StartContainerResponse> = /*@__PURE__*/
-  messageDesc(file_cri_runtime_v1_api, 26);
+  messageDesc(file_cri_runtime_v1_api, 29);
 
 /**
  * @generated from message runtime.v1.StopContainerRequest
@@ -700,7 +786,7 @@ export type StopContainerRequest = Message<"runtime.v1.StopContainerRequest"> & 
  * Use `create(StopContainerRequestSchema)` to create a new message.
  */
 export const StopContainerRequestSchema: GenMessage<StopContainerRequest> = /*@__PURE__*/
-  messageDesc(file_cri_runtime_v1_api, 27);
+  messageDesc(file_cri_runtime_v1_api, 30);
 
 /**
  * @generated from message runtime.v1.StopContainerResponse
@@ -713,7 +799,7 @@ export type StopContainerResponse = Message<"runtime.v1.StopContainerResponse"> 
  * Use `create(StopContainerResponseSchema)` to create a new message.
  */
 export const StopContainerResponseSchema: GenMessage<StopContainerResponse> = /*@__PURE__*/
-  messageDesc(file_cri_runtime_v1_api, 28);
+  messageDesc(file_cri_runtime_v1_api, 31);
 
 /**
  * @generated from message runtime.v1.RemoveContainerRequest
@@ -730,7 +816,7 @@ export type RemoveContainerRequest = Message<"runtime.v1.RemoveContainerRequest"
  * Use `create(RemoveContainerRequestSchema)` to create a new message.
  */
 export const RemoveContainerRequestSchema: GenMessage<RemoveContainerRequest> = /*@__PURE__*/
-  messageDesc(file_cri_runtime_v1_api, 29);
+  messageDesc(file_cri_runtime_v1_api, 32);
 
 /**
  * @generated from message runtime.v1.RemoveContainerResponse
@@ -743,7 +829,7 @@ export type RemoveContainerResponse = Message<"runtime.v1.RemoveContainerRespons
  * Use `create(RemoveContainerResponseSchema)` to create a new message.
  */
 export const RemoveContainerResponseSchema: GenMessage<RemoveContainerResponse> = /*@__PURE__*/
-  messageDesc(file_cri_runtime_v1_api, 30);
+  messageDesc(file_cri_runtime_v1_api, 33);
 
 /**
  * @generated from message runtime.v1.ListContainersRequest
@@ -756,7 +842,7 @@ export type ListContainersRequest = Message<"runtime.v1.ListContainersRequest"> 
  * Use `create(ListContainersRequestSchema)` to create a new message.
  */
 export const ListContainersRequestSchema: GenMessage<ListContainersRequest> = /*@__PURE__*/
-  messageDesc(file_cri_runtime_v1_api, 31);
+  messageDesc(file_cri_runtime_v1_api, 34);
 
 /**
  * @generated from message runtime.v1.Container
@@ -813,7 +899,7 @@ export type Container = Message<"runtime.v1.Container"> & {
  * Use `create(ContainerSchema)` to create a new message.
  */
 export const ContainerSchema: GenMessage<Container> = /*@__PURE__*/
-  messageDesc(file_cri_runtime_v1_api, 32);
+  messageDesc(file_cri_runtime_v1_api, 35);
 
 /**
  * @generated from message runtime.v1.ListContainersResponse
@@ -830,7 +916,7 @@ export type ListContainersResponse = Message<"runtime.v1.ListContainersResponse"
  * Use `create(ListContainersResponseSchema)` to create a new message.
  */
 export const ListContainersResponseSchema: GenMessage<ListContainersResponse> = /*@__PURE__*/
-  messageDesc(file_cri_runtime_v1_api, 33);
+  messageDesc(file_cri_runtime_v1_api, 36);
 
 /**
  * @generated from message runtime.v1.ContainerStatusRequest
@@ -852,7 +938,7 @@ export type ContainerStatusRequest = Message<"runtime.v1.ContainerStatusRequest"
  * Use `create(ContainerStatusRequestSchema)` to create a new message.
  */
 export const ContainerStatusRequestSchema: GenMessage<ContainerStatusRequest> = /*@__PURE__*/
-  messageDesc(file_cri_runtime_v1_api, 34);
+  messageDesc(file_cri_runtime_v1_api, 37);
 
 /**
  * @generated from message runtime.v1.ContainerStatus
@@ -924,6 +1010,11 @@ export type ContainerStatus = Message<"runtime.v1.ContainerStatus"> & {
   annotations: { [key: string]: string };
 
   /**
+   * @generated from field: repeated runtime.v1.Mount mounts = 14;
+   */
+  mounts: Mount[];
+
+  /**
    * @generated from field: string log_path = 15;
    */
   logPath: string;
@@ -934,7 +1025,7 @@ export type ContainerStatus = Message<"runtime.v1.ContainerStatus"> & {
  * Use `create(ContainerStatusSchema)` to create a new message.
  */
 export const ContainerStatusSchema: GenMessage<ContainerStatus> = /*@__PURE__*/
-  messageDesc(file_cri_runtime_v1_api, 35);
+  messageDesc(file_cri_runtime_v1_api, 38);
 
 /**
  * @generated from message runtime.v1.ContainerStatusResponse
@@ -956,7 +1047,7 @@ export type ContainerStatusResponse = Message<"runtime.v1.ContainerStatusRespons
  * Use `create(ContainerStatusResponseSchema)` to create a new message.
  */
 export const ContainerStatusResponseSchema: GenMessage<ContainerStatusResponse> = /*@__PURE__*/
-  messageDesc(file_cri_runtime_v1_api, 36);
+  messageDesc(file_cri_runtime_v1_api, 39);
 
 /**
  * @generated from message runtime.v1.ExecSyncRequest
@@ -983,7 +1074,7 @@ export type ExecSyncRequest = Message<"runtime.v1.ExecSyncRequest"> & {
  * Use `create(ExecSyncRequestSchema)` to create a new message.
  */
 export const ExecSyncRequestSchema: GenMessage<ExecSyncRequest> = /*@__PURE__*/
-  messageDesc(file_cri_runtime_v1_api, 37);
+  messageDesc(file_cri_runtime_v1_api, 40);
 
 /**
  * @generated from message runtime.v1.ExecSyncResponse
@@ -1010,7 +1101,7 @@ export type ExecSyncResponse = Message<"runtime.v1.ExecSyncResponse"> & {
  * Use `create(ExecSyncResponseSchema)` to create a new message.
  */
 export const ExecSyncResponseSchema: GenMessage<ExecSyncResponse> = /*@__PURE__*/
-  messageDesc(file_cri_runtime_v1_api, 38);
+  messageDesc(file_cri_runtime_v1_api, 41);
 
 /**
  * @generated from message runtime.v1.UInt64Value
@@ -1027,7 +1118,7 @@ export type UInt64Value = Message<"runtime.v1.UInt64Value"> & {
  * Use `create(UInt64ValueSchema)` to create a new message.
  */
 export const UInt64ValueSchema: GenMessage<UInt64Value> = /*@__PURE__*/
-  messageDesc(file_cri_runtime_v1_api, 39);
+  messageDesc(file_cri_runtime_v1_api, 42);
 
 /**
  * @generated from message runtime.v1.FilesystemIdentifier
@@ -1044,7 +1135,7 @@ export type FilesystemIdentifier = Message<"runtime.v1.FilesystemIdentifier"> & 
  * Use `create(FilesystemIdentifierSchema)` to create a new message.
  */
 export const FilesystemIdentifierSchema: GenMessage<FilesystemIdentifier> = /*@__PURE__*/
-  messageDesc(file_cri_runtime_v1_api, 40);
+  messageDesc(file_cri_runtime_v1_api, 43);
 
 /**
  * @generated from message runtime.v1.FilesystemUsage
@@ -1076,7 +1167,7 @@ export type FilesystemUsage = Message<"runtime.v1.FilesystemUsage"> & {
  * Use `create(FilesystemUsageSchema)` to create a new message.
  */
 export const FilesystemUsageSchema: GenMessage<FilesystemUsage> = /*@__PURE__*/
-  messageDesc(file_cri_runtime_v1_api, 41);
+  messageDesc(file_cri_runtime_v1_api, 44);
 
 /**
  * @generated from message runtime.v1.ContainerStatsRequest
@@ -1093,7 +1184,7 @@ export type ContainerStatsRequest = Message<"runtime.v1.ContainerStatsRequest"> 
  * Use `create(ContainerStatsRequestSchema)` to create a new message.
  */
 export const ContainerStatsRequestSchema: GenMessage<ContainerStatsRequest> = /*@__PURE__*/
-  messageDesc(file_cri_runtime_v1_api, 42);
+  messageDesc(file_cri_runtime_v1_api, 45);
 
 /**
  * @generated from message runtime.v1.ContainerStatsResponse
@@ -1110,7 +1201,7 @@ export type ContainerStatsResponse = Message<"runtime.v1.ContainerStatsResponse"
  * Use `create(ContainerStatsResponseSchema)` to create a new message.
  */
 export const ContainerStatsResponseSchema: GenMessage<ContainerStatsResponse> = /*@__PURE__*/
-  messageDesc(file_cri_runtime_v1_api, 43);
+  messageDesc(file_cri_runtime_v1_api, 46);
 
 /**
  * @generated from message runtime.v1.ContainerAttributes
@@ -1142,7 +1233,7 @@ export type ContainerAttributes = Message<"runtime.v1.ContainerAttributes"> & {
  * Use `create(ContainerAttributesSchema)` to create a new message.
  */
 export const ContainerAttributesSchema: GenMessage<ContainerAttributes> = /*@__PURE__*/
-  messageDesc(file_cri_runtime_v1_api, 44);
+  messageDesc(file_cri_runtime_v1_api, 47);
 
 /**
  * @generated from message runtime.v1.ContainerStats
@@ -1174,7 +1265,7 @@ export type ContainerStats = Message<"runtime.v1.ContainerStats"> & {
  * Use `create(ContainerStatsSchema)` to create a new message.
  */
 export const ContainerStatsSchema: GenMessage<ContainerStats> = /*@__PURE__*/
-  messageDesc(file_cri_runtime_v1_api, 45);
+  messageDesc(file_cri_runtime_v1_api, 48);
 
 /**
  * @generated from message runtime.v1.CpuUsage
@@ -1201,7 +1292,7 @@ export type CpuUsage = Message<"runtime.v1.CpuUsage"> & {
  * Use `create(CpuUsageSchema)` to create a new message.
  */
 export const CpuUsageSchema: GenMessage<CpuUsage> = /*@__PURE__*/
-  messageDesc(file_cri_runtime_v1_api, 46);
+  messageDesc(file_cri_runtime_v1_api, 49);
 
 /**
  * @generated from message runtime.v1.MemoryUsage
@@ -1248,7 +1339,7 @@ export type MemoryUsage = Message<"runtime.v1.MemoryUsage"> & {
  * Use `create(MemoryUsageSchema)` to create a new message.
  */
 export const MemoryUsageSchema: GenMessage<MemoryUsage> = /*@__PURE__*/
-  messageDesc(file_cri_runtime_v1_api, 47);
+  messageDesc(file_cri_runtime_v1_api, 50);
 
 /**
  * @generated from message runtime.v1.RuntimeCondition
@@ -1280,7 +1371,7 @@ export type RuntimeCondition = Message<"runtime.v1.RuntimeCondition"> & {
  * Use `create(RuntimeConditionSchema)` to create a new message.
  */
 export const RuntimeConditionSchema: GenMessage<RuntimeCondition> = /*@__PURE__*/
-  messageDesc(file_cri_runtime_v1_api, 48);
+  messageDesc(file_cri_runtime_v1_api, 51);
 
 /**
  * @generated from message runtime.v1.RuntimeStatus
@@ -1297,7 +1388,7 @@ export type RuntimeStatus = Message<"runtime.v1.RuntimeStatus"> & {
  * Use `create(RuntimeStatusSchema)` to create a new message.
  */
 export const RuntimeStatusSchema: GenMessage<RuntimeStatus> = /*@__PURE__*/
-  messageDesc(file_cri_runtime_v1_api, 49);
+  messageDesc(file_cri_runtime_v1_api, 52);
 
 /**
  * @generated from message runtime.v1.StatusRequest
@@ -1314,7 +1405,7 @@ export type StatusRequest = Message<"runtime.v1.StatusRequest"> & {
  * Use `create(StatusRequestSchema)` to create a new message.
  */
 export const StatusRequestSchema: GenMessage<StatusRequest> = /*@__PURE__*/
-  messageDesc(file_cri_runtime_v1_api, 50);
+  messageDesc(file_cri_runtime_v1_api, 53);
 
 /**
  * @generated from message runtime.v1.StatusResponse
@@ -1336,7 +1427,7 @@ export type StatusResponse = Message<"runtime.v1.StatusResponse"> & {
  * Use `create(StatusResponseSchema)` to create a new message.
  */
 export const StatusResponseSchema: GenMessage<StatusResponse> = /*@__PURE__*/
-  messageDesc(file_cri_runtime_v1_api, 51);
+  messageDesc(file_cri_runtime_v1_api, 54);
 
 /**
  * @generated from message runtime.v1.ListImagesRequest
@@ -1349,7 +1440,7 @@ export type ListImagesRequest = Message<"runtime.v1.ListImagesRequest"> & {
  * Use `create(ListImagesRequestSchema)` to create a new message.
  */
 export const ListImagesRequestSchema: GenMessage<ListImagesRequest> = /*@__PURE__*/
-  messageDesc(file_cri_runtime_v1_api, 52);
+  messageDesc(file_cri_runtime_v1_api, 55);
 
 /**
  * @generated from message runtime.v1.Image
@@ -1386,7 +1477,7 @@ export type Image = Message<"runtime.v1.Image"> & {
  * Use `create(ImageSchema)` to create a new message.
  */
 export const ImageSchema: GenMessage<Image> = /*@__PURE__*/
-  messageDesc(file_cri_runtime_v1_api, 53);
+  messageDesc(file_cri_runtime_v1_api, 56);
 
 /**
  * @generated from message runtime.v1.ListImagesResponse
@@ -1403,7 +1494,7 @@ export type ListImagesResponse = Message<"runtime.v1.ListImagesResponse"> & {
  * Use `create(ListImagesResponseSchema)` to create a new message.
  */
 export const ListImagesResponseSchema: GenMessage<ListImagesResponse> = /*@__PURE__*/
-  messageDesc(file_cri_runtime_v1_api, 54);
+  messageDesc(file_cri_runtime_v1_api, 57);
 
 /**
  * @generated from message runtime.v1.ImageStatusRequest
@@ -1425,7 +1516,7 @@ export type ImageStatusRequest = Message<"runtime.v1.ImageStatusRequest"> & {
  * Use `create(ImageStatusRequestSchema)` to create a new message.
  */
 export const ImageStatusRequestSchema: GenMessage<ImageStatusRequest> = /*@__PURE__*/
-  messageDesc(file_cri_runtime_v1_api, 55);
+  messageDesc(file_cri_runtime_v1_api, 58);
 
 /**
  * @generated from message runtime.v1.ImageStatusResponse
@@ -1447,7 +1538,7 @@ export type ImageStatusResponse = Message<"runtime.v1.ImageStatusResponse"> & {
  * Use `create(ImageStatusResponseSchema)` to create a new message.
  */
 export const ImageStatusResponseSchema: GenMessage<ImageStatusResponse> = /*@__PURE__*/
-  messageDesc(file_cri_runtime_v1_api, 56);
+  messageDesc(file_cri_runtime_v1_api, 59);
 
 /**
  * @generated from enum runtime.v1.NamespaceMode
