@@ -114,14 +114,27 @@ function cgroupDirs(relative: string): string[] {
   return ['memory', 'cpu', 'cpuacct', 'pids'].map((c) => path.join(root, c, relative));
 }
 
-/** What the kubelet does for its pod cgroups: remove them once the pod is gone. */
+/**
+ * What the kubelet does for its pod cgroups: remove them once the pod is gone
+ * (after a failed run, also container cgroups the shim did not get to remove;
+ * rmdir only succeeds on a cgroup without processes).
+ */
 function removeCgroupParent(): void {
+  for (const dir of cgroupDirs(cgroupParent)) {
+    for (const child of safeList(dir)) {
+      try {
+        fs.rmdirSync(path.join(dir, child));
+      } catch {
+        /* a control file, or a cgroup still in use */
+      }
+    }
+  }
   for (const rel of [cgroupParent, path.dirname(cgroupParent)]) {
     for (const dir of cgroupDirs(rel)) {
       try {
         fs.rmdirSync(dir);
       } catch {
-        /* absent (or, on a failed run, still holding a container cgroup) */
+        /* absent */
       }
     }
   }
