@@ -324,8 +324,11 @@ test('StopPodSandbox and RemovePodSandbox leave nothing behind', T, withLog(asyn
     if (holdsOurs) problems.push(`wasm child holding files of this containerd: ${p.pid}`);
   }
   for (const m of listMounts(node.c.tmp)) problems.push(`mount left: ${m.mountPoint} (${m.fsType})`);
-  const socket = socketPathFor(node.c.address, CRI_NAMESPACE, podId);
-  if (fs.existsSync(socket)) problems.push(`shim socket left: ${socket}`);
+  // the pod's socket, and any a container would have had if it had not joined the pod's shim
+  for (const id of [podId, ids.failing, ids.worker, ids.hungry]) {
+    const socket = socketPathFor(node.c.address, CRI_NAMESPACE, id);
+    if (fs.existsSync(socket)) problems.push(`shim socket left: ${socket}`);
+  }
   const bundles = safeList(path.join(node.c.state, 'io.containerd.runtime.v2.task', CRI_NAMESPACE));
   if (bundles.length) problems.push(`bundle dirs left: ${bundles.join(', ')}`);
   for (const id of [podId, ids.failing, ids.worker, ids.hungry]) {
