@@ -35,6 +35,15 @@ export interface StartContainerdOptions {
   snapshotter?: 'auto' | 'overlayfs' | 'native';
   /** How long to wait for the socket to answer; default 15 s. */
   startTimeoutMs?: number;
+  /** Enables the CRI plugin (disabled otherwise) with this configuration. */
+  cri?: CriPluginOptions;
+}
+
+export interface CriPluginOptions {
+  /** The pod sandbox image; import it before the first pod, or the plugin tries to pull it. */
+  sandboxImage: string;
+  /** CRI runtime handlers: handler name → runtime_type (e.g. wasmts → io.containerd.wasmts.v1). */
+  runtimes: Record<string, string>;
 }
 
 export interface CtrOptions {
@@ -270,6 +279,31 @@ function tomlString(s: string): string {
   return JSON.stringify(s); // TOML basic strings accept JSON escapes for our paths
 }
 
+/**
+ * The CRI plugin's section (config version 2, containerd 1.6/1.7). Its own
+ * state lives under root/state; CNI dirs point into the temp dir, where none
+ * is configured (host-network pods need no CNI); the streaming server takes a
+ * free port (the default "0"), so instances do not collide.
+ */
+function criPluginConfig(cri: CriPluginOptions, tmp: string, snapshotter: string): string[] {
+  const cfg = '[plugins."io.containerd.grpc.v1.cri"]';
+  const lines = [
+    `  ${cfg}`,
+    `    sandbox_image = ${tomlString(cri.sandboxImage)}`,
+    `    [plugins."io.containerd.grpc.v1.cri".cni]`,
+    `      bin_dir = ${tomlString(path.join(tmp, 'cni', 'bin'))}`,
+    `      conf_dir = ${tomlString(path.join(tmp, 'cni', 'net.d'))}`,
+    `    [plugins."io.containerd.grpc.v1.cri".containerd]`,
+    `      snapshotter = ${tomlString(snapshotter)}`,
+  ];
+  // Naming any runtime replaces the plugin's default map, whose runc entry the default handler needs.
+  for (const [handler, runtimeType] of Object.entries({ runc: 'io.containerd.runc.v2', ...cri.runtimes })) {
+    if (!/^[A-Za-z0-9_-]+$/.test(handler)) throw new Error(`startContainerd: CRI runtime handler name ${JSON.stringify(handler)} needs quoting; use [A-Za-z0-9_-]`);
+    lines.push(`      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.${handler}]`, `        runtime_type = ${tomlString(runtimeType)}`);
+  }
+  return [...lines, ''];
+}
+
 const live = new Set<{ syncCleanup(): void }>();
 let exitHookInstalled = false;
 function installExitHook(): void {
@@ -312,7 +346,7 @@ export async function startContainerd(opts: StartContainerdOptions = {}): Promis
     `root = ${tomlString(root)}`,
     `state = ${tomlString(state)}`,
     `temp = ${tomlString(path.join(tmp, 'temp'))}`,
-    'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
+    opts.cri ? 'disabled_plugins = []' : 'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
     '',
     '[grpc]',
     `  address = ${tomlString(address)}`,
@@ -327,6 +361,7 @@ export async function startContainerd(opts: StartContainerdOptions = {}): Promis
     '  [plugins."io.containerd.internal.v1.opt"]',
     `    path = ${tomlString(path.join(tmp, 'opt'))}`,
     '',
+    ...(opts.cri ? criPluginConfig(opts.cri, tmp, snapshotter) : []),
   ].join('\n'));
   mkdirSync(path.join(tmp, 'temp'));
 
