@@ -18,7 +18,8 @@ import {
   type ContainerConfigSchema,
   type PodSandboxConfig,
 } from '../../src/gen/cri/runtime/v1/api_pb.js';
-import { listMounts, listProcesses, processAlive } from '../helpers/containerd.js';
+import { busyDaemonProblems, listMounts, listProcesses, processAlive } from '../helpers/containerd.js';
+import { isShimDaemon } from '../../src/shim/handoff.js';
 import { socketPathFor, until } from '../e2e/helpers.js';
 import { CRI_NAMESPACE, HANDLER, PAUSE_IMAGE, PROBE_IMAGE, RUNTIME_TYPE, startCriNode, type CriNode } from './setup.js';
 
@@ -309,14 +310,14 @@ test('StopPodSandbox and RemovePodSandbox leave nothing behind', T, withLog(asyn
   assert.deepEqual((await node.c.ctrOk(['container', 'ls', '-q'])).stdout.trim(), '');
 
   const problems: string[] = [];
-  // The pod's shim exits by itself after the last Shutdown; one idle spare daemon may wait for the next pod.
+  // start/delete exit at once; the long-lived daemon stays, holding nothing of the pod.
   const shimRe = new RegExp(`-address ${node.c.address.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}( |$)`);
-  const isSpare = (p: { argv: string[] }) => p.argv[p.argv.length - 1] === 'spare';
-  const shims = () => listProcesses(shimRe).filter((p) => p.pid !== node.c.pid);
-  const shimExited = await until('the pod shim to exit', () => shims().filter((p) => !isSpare(p)).length === 0 || undefined, 8_000).catch(() => false);
-  if (!shimExited) for (const p of shims().filter((p) => !isSpare(p))) problems.push(`shim still running: ${p.pid} ${p.cmdline}`);
-  const spares = shims().filter(isSpare);
-  if (spares.length > 1) problems.push(`${spares.length} spare daemons`);
+  const shims = () => listProcesses(shimRe).filter((p) => p.pid !== node.c.pid && !isShimDaemon(p.argv));
+  const settled = await until('the pod shim to let go', () => (shims().length === 0 && busyDaemonProblems(node.c.address, node.c.tmp).length === 0) || undefined, 8_000).catch(() => false);
+  if (!settled) {
+    for (const p of shims()) problems.push(`shim still running: ${p.pid} ${p.cmdline}`);
+    problems.push(...busyDaemonProblems(node.c.address, node.c.tmp));
+  }
   // Wasm children: the tasks' pids, and any child holding a file of this containerd
   for (const pid of taskPids) if (processAlive(pid)) problems.push(`task process still running: ${pid}`);
   for (const p of listProcesses(/wasm-child/)) {
