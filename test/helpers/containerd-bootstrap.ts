@@ -30,7 +30,7 @@ export interface StartCallOptions {
   namespace: string;
   grpcAddress: string;
   ttrpcAddress: string;
-  /** Runtime options (CRI always has some); undefined: none, stdin stays empty before 2.3. */
+  /** Runtime options (ctr --runtime-config-path, or CRI with `options` in the runtime's config); undefined: none, stdin stays empty before 2.3. */
   configPath?: string;
   /** Extra env: containerd's own environment, or 2.x's [plugins."io.containerd.shim.v1.manager"] env. */
   env?: Record<string, string>;

@@ -39,7 +39,7 @@ describe('what each containerd version gets, and accepts', () => {
   };
   for (const version of VERSIONS) {
     for (const configPath of [undefined, '/etc/wasmts.toml']) {
-      test(`${version}, ${configPath ? 'with runtime options (CRI)' : 'no runtime options (ctr)'}`, () => {
+      test(`${version}, ${configPath ? 'with runtime options' : 'without runtime options'}`, () => {
         const { stdin, env } = call(version, configPath ? { configPath } : {});
         const want = expected[version];
         assert.equal(chooseStartReply(parseStartInput(stdin), env).encoding, want.encoding);
