@@ -19,6 +19,11 @@
 // 1.7 and 2.0-2.2 cannot be told apart from start's inputs, so they get a
 // plain address (version 2) unless WASMTS_SHIM_VERSION=3 says containerd is
 // 2.x. A plain address is accepted by every version, as version 2.
+//
+// A front end that does not parse stdin may print the plain address itself
+// when stdin is empty, MAX_SHIM_VERSION is unset, empty or 2, and
+// WASMTS_SHIM_VERSION is not 3; anything else must come here (2.3 always
+// writes BootstrapParams, so it always does).
 import { BinaryReader, BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
 
 export interface StartInput {

@@ -169,3 +169,15 @@ describe('the Go emulation itself tells accepted from refused', () => {
     assert.deepEqual(goProtoUnmarshalBootstrapResult(new Uint8Array([0x08, 0x03, 0xf8, 0x01, 0x05])), { version: 3, address: '', protocol: '' }, 'unknown field 31 kept');
   });
 });
+
+describe('the rule a front end without stdin parsing may apply', () => {
+  // stdin empty, MAX_SHIM_VERSION unset/empty/2, WASMTS_SHIM_VERSION not 3 → the plain address.
+  test('within it, this module answers the plain address too', () => {
+    for (const max of [undefined, '', '2']) {
+      for (const wanted of [undefined, '', '2', 'x']) {
+        const env = { ...(max === undefined ? {} : { MAX_SHIM_VERSION: max }), ...(wanted === undefined ? {} : { WASMTS_SHIM_VERSION: wanted }) };
+        assert.equal(Buffer.from(startReply(new Uint8Array(), env, ADDRESS)).toString(), ADDRESS, JSON.stringify(env));
+      }
+    }
+  });
+});
