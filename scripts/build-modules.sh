@@ -2,6 +2,9 @@
 # Build the C test modules in test/modules/ into build/modules/:
 #   <name>.wasm    clang --target=wasm32-wasi -O2   (WASI preview1 module)
 #   <name>.native  cc -O2 -static                   (for runc comparisons)
+# A source may carry a line "build-modules: [wasm-only] [clang flags...]":
+# extra flags for its wasm build, and wasm-only to skip the native one
+# (test/modules/reactor.c: "build-modules: wasm-only -mexec-model=reactor").
 # Only rebuilds an output when its source (or this script) is newer.
 # Usage: scripts/build-modules.sh [-f]   (-f forces a rebuild)
 set -euo pipefail
@@ -45,10 +48,16 @@ for src in "$src_dir"/*.c; do
   name="$(basename "$src" .c)"
   wasm="$out_dir/$name.wasm"
   native="$out_dir/$name.native"
+  read -r -a extra <<<"$(sed -n 's/.*build-modules:\(.*\)$/\1/p' "$src" | head -n 1)"
+  wasm_only=0
+  wasm_flags=()
+  for flag in "${extra[@]}"; do
+    if [[ $flag == wasm-only ]]; then wasm_only=1; else wasm_flags+=("$flag"); fi
+  done
   if stale "$wasm" "$src"; then
-    build_one "$wasm" "$CLANG" --target=wasm32-wasi "${sysroot_flag[@]}" -O2 -Wall "$src"
+    build_one "$wasm" "$CLANG" --target=wasm32-wasi "${sysroot_flag[@]}" -O2 -Wall "${wasm_flags[@]}" "$src"
   fi
-  if stale "$native" "$src"; then
+  if [[ $wasm_only == 0 ]] && stale "$native" "$src"; then
     build_one "$native" "$CC" -O2 -Wall -static "$src"
   fi
 done

@@ -3,6 +3,7 @@
 // bundle; the daemon (`serve`) is a separate bundle loaded only when needed.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { startReply } from '../shim/bootstrap.js';
 import { FlagError, parseShimFlags } from '../shim/flags.js';
 import { DAEMON_ACTION } from '../shim/handoff.js';
 import { deleteShim, startShim } from '../shim/manager.js';
@@ -39,13 +40,14 @@ async function main(argv: string[]): Promise<void> {
   }
   switch (flags.action) {
     case 'start': {
+      const stdin = readStdin();
       const address = await startShim(flags, {
         cwd: process.cwd(),
-        stdin: readStdin(),
+        stdin,
         daemonEntry: path.join(here, 'shim.cjs'),
         env: process.env,
       });
-      process.stdout.write(address);
+      process.stdout.write(startReply(stdin, process.env, address));
       process.exit(0); // never close the listening handle: libuv would unlink the socket
     }
     case 'delete': {

@@ -8,6 +8,7 @@ import { SpanRecorder, type ActiveSpan, type SpanRecord } from '../telemetry/rec
 import { parseTraceparent } from '../telemetry/traceparent.js';
 import { confinePaths } from './confine.js';
 import { PAUSE_MODULE } from './pause-module.js';
+import { callEntry, entryProblem, interceptProcExit } from './entry-call.js';
 import type { ChildJob, FromChild, ToChild } from './protocol.js';
 import { SETUP_EXIT_STATUS, TRAP_EXIT_STATUS } from './protocol.js';
 
@@ -96,6 +97,7 @@ async function prepare(job: ChildJob): Promise<Prepared> {
     returnOnExit: true,
   });
   const imports = wasi.getImportObject() as { wasi_snapshot_preview1: Record<string, (...a: (number | bigint)[]) => number> };
+  interceptProcExit(imports.wasi_snapshot_preview1);
   const confinement = job.preopens['/']
     ? confinePaths(imports.wasi_snapshot_preview1, job.preopens['/'], Object.keys(job.preopens))
     : undefined;
@@ -107,23 +109,13 @@ async function prepare(job: ChildJob): Promise<Prepared> {
     throw new Error(`${job.modulePath} cannot be instantiated: ${(err as Error).message}`);
   }
   instantiateSpan?.end();
-  const exported = instance.exports[job.exportName];
-  if (typeof exported !== 'function') {
-    throw new Error(`${job.modulePath} has no exported function "${job.exportName}"`);
-  }
-  if (!(instance.exports.memory instanceof WebAssembly.Memory)) {
-    throw new Error(`${job.modulePath} does not export its memory, which WASI needs`);
-  }
-  confinement?.setMemory(instance.exports.memory);
+  const problem = entryProblem(instance, job.exportName);
+  if (problem) throw new Error(`${job.modulePath} ${problem}`);
+  confinement?.setMemory(instance.exports.memory as WebAssembly.Memory);
   if (job.user) dropPrivileges(job.user);
   return {
     stderrFd,
-    run() {
-      if (job.exportName === '_start') return wasi.start(instance) ?? 0;
-      if (typeof instance.exports._initialize === 'function') wasi.initialize(instance);
-      const result = (exported as () => unknown)();
-      return typeof result === 'number' ? result : 0;
-    },
+    run: () => callEntry(wasi, instance, job.exportName),
   };
 }
 

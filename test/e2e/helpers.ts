@@ -163,6 +163,7 @@ function stageImageFiles(dir: string): { src: string; dest: string }[] {
   return [
     { src: path.join(MODULES, 'hello.wasm'), dest: 'hello.wasm' },
     { src: path.join(MODULES, 'fib.wasm'), dest: 'fib.wasm' },
+    { src: path.join(MODULES, 'reactor.wasm'), dest: 'reactor.wasm' },
     { src: path.join(MODULES, 'probe.native'), dest: 'probe.native' },
     { src: path.join(dir, 'data'), dest: 'data' },
     { src: path.join(dir, 'app'), dest: 'app' },

@@ -10,7 +10,7 @@ import fc from 'fast-check';
 import { encodeFrame, FrameDecoder, HEADER_LENGTH, MAX_PAYLOAD, type DecodeEvent } from '../../src/ttrpc/frame.js';
 import { checkProcess, readAnnotations, readSpec, SpecError } from '../../src/shim/spec.js';
 import { resolveEntrypoint } from '../../src/shim/entrypoint.js';
-import { parseStartInput } from '../../src/shim/bootstrap.js';
+import { parseStartInput, startReply } from '../../src/shim/bootstrap.js';
 import { FlagError, parseShimFlags } from '../../src/shim/flags.js';
 
 export interface FuzzTarget {
@@ -246,12 +246,25 @@ export function bundleTargets(): FuzzTarget[] {
         }),
     },
     {
-      name: 'parseStartInput: any bytes on start\'s stdin are tolerated',
+      name: 'parseStartInput and startReply: any bytes on start\'s stdin are tolerated and answered',
       property: () =>
-        fc.property(fc.oneof(fc.uint8Array({ maxLength: 256 }), fc.jsonValue().map((v) => Buffer.from(JSON.stringify(v) ?? ''))), (bytes) => {
-          const r = only('parseStartInput', () => parseStartInput(bytes), () => false)!;
-          for (const [k, v] of Object.entries(r)) if (v !== undefined && typeof v !== 'string') throw new Error(`${k} is ${typeof v}`);
-        }),
+        fc.property(
+          fc.oneof(fc.uint8Array({ maxLength: 256 }), fc.jsonValue().map((v) => Buffer.from(JSON.stringify(v) ?? ''))),
+          fc.record({ MAX_SHIM_VERSION: fc.constantFrom(undefined, '', '2', '3', 'x'), WASMTS_SHIM_VERSION: fc.constantFrom(undefined, '2', '3', 'yes') }),
+          (bytes, env) => {
+            const r = only('parseStartInput', () => parseStartInput(bytes), () => false)!;
+            if (!['empty', 'bootstrap', 'other'].includes(r.kind)) throw new Error(`kind ${r.kind}`);
+            for (const [k, v] of Object.entries(r)) {
+              if (k === 'logLevel' ? !Number.isInteger(v) : k === 'optionTypes' ? !(Array.isArray(v) && v.every((t) => typeof t === 'string')) : typeof v !== 'string') {
+                throw new Error(`${k} is ${JSON.stringify(v)}`);
+              }
+            }
+            const address = 'unix:///run/containerd/s/0123';
+            const reply = Buffer.from(only('startReply', () => startReply(bytes, env, address), () => false)!);
+            // plain, JSON or a BootstrapResult (tag 0x08): all of them carry the address
+            if (!reply.includes(address)) throw new Error(`reply ${reply.toString('hex')} lacks the address`);
+          },
+        ),
     },
     {
       name: 'parseShimFlags: any argv parses or fails with a FlagError',

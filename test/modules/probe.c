@@ -38,6 +38,14 @@
  *                       (natively, with a memory limit, the kernel kills it)
  *   spin                burn CPU forever
  *
+ * Exports besides _start (wasm only), run with the `probe.wasm#NAME` entry
+ * syntax, which calls them without running main:
+ *   hello               print "hello from an export" and the first line of
+ *                       /data/greeting.txt (when there is one), return
+ *   goodbye             print "goodbye from an export" to stderr, exit(3)
+ *   crash               __builtin_trap()
+ *   add(a, b)           takes parameters, so it is no entry point
+ *
  * wasi-libc cwd finding (Debian bookworm wasi-libc 0.0~git20220510.9886d3d-2,
  * clang 14, node 20 node:wasi preview1), checked empirically:
  *   - The initial cwd is ALWAYS "/": libc starts with __wasilibc_cwd = "/" and
@@ -292,3 +300,28 @@ int main(int argc, char **argv) {
     }
     return usage();
 }
+
+#ifdef __wasm__
+/* Exports are called without main: nothing flushes stdio at the end, so they flush themselves. */
+__attribute__((export_name("hello"))) void hello(void) {
+    puts("hello from an export");
+    FILE *f = fopen("/data/greeting.txt", "r");
+    char line[256];
+    if (f && fgets(line, sizeof line, f)) fputs(line, stdout);
+    if (f) fclose(f);
+    fflush(stdout);
+}
+
+__attribute__((export_name("goodbye"))) void goodbye(void) {
+    fputs("goodbye from an export\n", stderr);
+    exit(3);
+}
+
+__attribute__((export_name("crash"))) void crash(void) {
+    __builtin_trap();
+}
+
+__attribute__((export_name("add"))) int add(int a, int b) {
+    return a + b;
+}
+#endif

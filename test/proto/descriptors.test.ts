@@ -360,7 +360,9 @@ function assertNoDiffs(diffs: string[], what: string): void {
 
 // ---------------------------------------------------------------------------
 // containerd.runtime.bootstrap.v1 (containerd 2.3) — not in Debian's 1.6
-// package, so its field numbers are pinned here by hand.
+// package, so its field numbers are pinned here by hand, from
+// api/runtime/bootstrap/v1/bootstrap.proto at containerd v2.3.0 (unchanged
+// up to v2.4.0-beta.0).
 
 const BOOT = "containerd.runtime.bootstrap.v1";
 const BOOTSTRAP_TABLE: SchemaModel = (() => {
@@ -376,6 +378,7 @@ const BOOTSTRAP_TABLE: SchemaModel = (() => {
     f("containerd_grpc_address", 6, "string"),
     f("containerd_binary", 7, "string"),
     f("extensions", 8, `message ${BOOT}.Extension`, "repeated"),
+    f("socket_dir", 9, "string"), // proto3 optional
   ]);
   msg("Extension", [f("value", 1, "message google.protobuf.Any")]);
   msg("BootstrapResult", [

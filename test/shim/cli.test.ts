@@ -15,7 +15,7 @@ import { anyPack } from '@bufbuild/protobuf/wkt';
 import { startContainerd, type Containerd } from '../helpers/containerd.js';
 import { TtrpcClient, createClient } from '../../src/ttrpc/client.js';
 import { Task, DeleteResponseSchema } from '../../src/gen/containerd/task/v2/shim_pb.js';
-import { BootstrapParamsSchema } from '../../src/gen/containerd/runtime/bootstrap/v1/bootstrap_pb.js';
+import { BootstrapParamsSchema, BootstrapResultSchema } from '../../src/gen/containerd/runtime/bootstrap/v1/bootstrap_pb.js';
 import { OptionsSchema } from '../../src/gen/runtimeoptions/v1/api_pb.js';
 
 const SHIM = path.resolve('bin/containerd-shim-wasmts-v1');
@@ -146,7 +146,7 @@ describe('containerd-shim-wasmts-v1', () => {
     }
   });
 
-  test('start tolerates runtime options and 2.3 BootstrapParams on stdin', async () => {
+  test('start tolerates runtime options and 2.3 BootstrapParams on stdin; BootstrapParams get a BootstrapResult', async () => {
     const inputs: [string, Uint8Array][] = [
       ['runtime options Any', toBinary(
         (await import('@bufbuild/protobuf/wkt')).AnySchema,
@@ -166,7 +166,13 @@ describe('containerd-shim-wasmts-v1', () => {
       const r = runShim(['-id', id, 'start'], bundle, input);
       assert.equal(r.code, 0, `${what}: ${r.stderr}`);
       assert.equal(r.stderr, '', what);
-      assert.equal(r.stdout, expectedAddress(id), what);
+      if (what.startsWith('BootstrapParams')) {
+        const result = fromBinary(BootstrapResultSchema, r.raw);
+        assert.deepEqual([result.version, result.address, result.protocol], [3, expectedAddress(id), 'ttrpc'], what);
+        r.stdout = result.address;
+      } else {
+        assert.equal(r.stdout, expectedAddress(id), what);
+      }
       const pid = Number(fs.readFileSync(path.join(bundle, 'shim.pid'), 'utf8'));
       daemons.add(pid);
       const info = await shutdown(r.stdout, id);

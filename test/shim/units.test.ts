@@ -55,17 +55,17 @@ describe('socket address', () => {
 
 describe("start's stdin", () => {
   test('empty, Any, BootstrapParams (binary and JSON), garbage', () => {
-    assert.deepEqual(parseStartInput(new Uint8Array()), {});
+    assert.deepEqual(parseStartInput(new Uint8Array()), { kind: 'empty' });
     const params = toBinary(BootstrapParamsSchema, create(BootstrapParamsSchema, {
       instanceId: 'i', namespace: 'ns', containerdTtrpcAddress: 'unix:///t.sock', containerdGrpcAddress: '/g.sock', containerdBinary: '/bin/c', logLevel: -4,
     }));
-    assert.deepEqual(parseStartInput(params), { namespace: 'ns', ttrpcAddress: 'unix:///t.sock', grpcAddress: '/g.sock', containerdBinary: '/bin/c' });
-    assert.deepEqual(parseStartInput(Buffer.from('{"namespace":"n2","containerd_ttrpc_address":"/x"}')), { namespace: 'n2', ttrpcAddress: '/x' });
+    assert.deepEqual(parseStartInput(params), { kind: 'bootstrap', instanceId: 'i', namespace: 'ns', logLevel: -4, ttrpcAddress: 'unix:///t.sock', grpcAddress: '/g.sock', containerdBinary: '/bin/c' });
+    assert.deepEqual(parseStartInput(Buffer.from('{"namespace":"n2","containerd_ttrpc_address":"/x"}')), { kind: 'bootstrap', namespace: 'n2', ttrpcAddress: '/x' });
     // An Any: field 1 type_url, field 2 value
     const any = Buffer.from([0x0a, 0x03, 0x61, 0x2f, 0x62, 0x12, 0x01, 0x00]);
-    assert.deepEqual(parseStartInput(any), {});
-    assert.deepEqual(parseStartInput(Buffer.from([0xff, 0xff, 0xff])), {});
-    assert.deepEqual(parseStartInput(Buffer.from('{not json')), {});
+    assert.deepEqual(parseStartInput(any), { kind: 'other', optionTypes: ['a/b'] });
+    assert.deepEqual(parseStartInput(Buffer.from([0xff, 0xff, 0xff])), { kind: 'other' });
+    assert.deepEqual(parseStartInput(Buffer.from('{not json')), { kind: 'other' });
   });
 });
 
