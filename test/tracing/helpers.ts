@@ -21,8 +21,8 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import zlib from 'node:zlib';
 import { fromBinary } from '@bufbuild/protobuf';
-import { busyDaemonProblems, listProcesses, shimDaemons, startContainerd, type Containerd, type CtrOptions, type CtrResult, type ProcessInfo } from '../helpers/containerd.js';
-import { isShimDaemon } from '../../src/shim/handoff.js';
+import { busyDaemonProblems, daemonKey, listProcesses, shimDaemons, startContainerd, type Containerd, type CtrOptions, type CtrResult, type ProcessInfo } from '../helpers/containerd.js';
+import { daemonPaths, isShimDaemon } from '../../src/shim/handoff.js';
 import { socketPathFor } from '../../src/shim/address.js';
 import { packImage } from '../../src/image/oci.js';
 import { ExportTraceServiceRequestSchema } from '../../src/gen/opentelemetry/proto/collector/trace/v1/trace_service_pb.js';
@@ -147,8 +147,10 @@ export interface TracedContainerd {
   cleanup(id: string): Promise<void>;
   /** Problems: `start`/`delete` still running, a daemon holding what finished containers left, Wasm children holding a FIFO of one of our containers. */
   leftovers(): string[];
-  /** containerd log lines (the shims log there) mentioning id. */
+  /** containerd log lines (the shims log a container's lines there) mentioning id. */
   logFor(id: string): string;
+  /** What the daemons logged outside any container (their daemon.log: start-up, telemetry), so far. */
+  daemonLog(): string;
   stop(): Promise<void>;
 }
 
@@ -184,6 +186,8 @@ export async function startTracedContainerd(name: string, otelEnv: Record<string
     throw err;
   }
   const ids: string[] = [];
+  /** The daemon.log files of the daemons seen so far. */
+  const daemonLogs = new Set<string>();
   const addrRe = new RegExp(`(^|\\s)-address ${escapeRe(c.address)}(\\s|$)`);
   const shimProcs = (): ProcessInfo[] => listProcesses(addrRe).filter((p) => p.pid !== c.pid && /containerd-shim-wasmts|shim\.cjs/.test(p.cmdline));
   const bundleDir = (id: string): string => path.join(c.state, 'io.containerd.runtime.v2.task', c.namespace, id);
@@ -256,6 +260,19 @@ export async function startTracedContainerd(name: string, otelEnv: Record<string
         if (ours) problems.push(`wasm child still running: ${p.pid} ${p.cmdline}`);
       }
       return problems;
+    },
+    daemonLog() {
+      for (const d of shimDaemons(c.address)) {
+        const key = daemonKey(d.pid);
+        if (key) daemonLogs.add(daemonPaths(key).log);
+      }
+      return [...daemonLogs].map((f) => {
+        try {
+          return fs.readFileSync(f, 'utf8');
+        } catch {
+          return ''; // its daemon left and removed it
+        }
+      }).join('');
     },
     logFor(id) {
       return c
