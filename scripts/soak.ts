@@ -1,20 +1,36 @@
-// Load and soak on a private containerd (see test/hostile/soak-lib.ts):
-//   1. N sequential `ctr run --rm` lifecycles, each checked, with the daemons'
-//      RSS sampled along the way;
-//   2. a long-lived pod daemon running M containers one after another: its RSS
-//      and fd count at the start vs the end;
+// Load and soak on a private containerd, every container on its one
+// long-lived shim daemon (see test/hostile/soak-lib.ts):
+//   1. N sequential `ctr run --rm` lifecycles, each checked, with the daemon's
+//      RSS sampled along the way: it must stay flat (see MAX_GROWTH_MIB);
+//   2. a pod (one socket of the daemon) running M containers one after
+//      another: the daemon's RSS and fd count at the start vs the end;
 //   3. P containers at once, each with its own output and exit status;
 //   4. a module growing to the wasm32 memory limit (malloc fails, exit 3).
 // After each phase and at the end: leaked processes, mounts, sockets, bundle
-// dirs, containerd fds; after containerd stops, files it or the shims left in
-// /run/containerd/s. Prints the figures; exits 1 on any failure or leak.
+// dirs, containerd fds, and a daemon still holding a finished container's
+// files; after containerd stops, the daemon must leave by itself and take its
+// state dir (lock, ready and control sockets) along. Prints the figures;
+// exits 1 on any failure or leak.
 //
-//   node --import tsx scripts/soak.ts [--lifecycles 1000] [--pod 300] [--parallel 50] [--no-oom]
+//   node --import tsx scripts/soak.ts [--lifecycles 1000] [--pod 300] [--parallel 50] [--no-oom] [--max-growth-mib 24]
 import * as fs from 'node:fs';
-import { listProcesses, processAlive } from '../test/helpers/containerd.js';
+import { daemonKey, listProcesses, processAlive, shimDaemons } from '../test/helpers/containerd.js';
 import { setupSuite, SOCKET_DIR, type Suite } from '../test/e2e/helpers.js';
 import { formatResult, lifecycles, outOfMemory, parallel, podDaemon, type PhaseResult } from '../test/hostile/soak-lib.js';
-import { shimProcesses, sleep, unixSocketPaths } from '../test/hostile/helpers.js';
+import { sleep } from '../test/hostile/helpers.js';
+import { daemonPaths } from '../src/shim/handoff.js';
+
+/**
+ * How much the daemon's RSS may grow over the lifecycles (median of its last 5
+ * samples against its first 5 after the warm-up). Whatever one container
+ * leaves behind in the daemon (its ServedSocket, TaskService, tracer, a log
+ * fd's buffers) is tens of KiB or more, so a per-container leak shows as tens
+ * of MiB over 1000 lifecycles; a flat daemon still moves by a few MiB as V8's
+ * heap grows and shrinks between collections (its old space is collected
+ * only when it has grown well past its live size). 24 MiB sits between: it
+ * catches any leak of 25 KiB or more per container over 1000 lifecycles.
+ */
+const MAX_GROWTH_MIB = 24;
 
 function num(name: string, dflt: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -36,7 +52,7 @@ function socketDirEntries(): Set<string> {
 
 async function main(): Promise<number> {
   if (process.argv.includes('--help') || process.argv.includes('-h')) {
-    log('usage: node --import tsx scripts/soak.ts [--lifecycles 1000] [--pod 300] [--parallel 50] [--no-oom]');
+    log('usage: node --import tsx scripts/soak.ts [--lifecycles 1000] [--pod 300] [--parallel 50] [--no-oom] [--max-growth-mib 24]');
     return 0;
   }
   if (process.getuid?.() !== 0) throw new Error('the soak needs root (it runs a private containerd)');
@@ -44,6 +60,7 @@ async function main(): Promise<number> {
   const m = num('pod', 300);
   const p = num('parallel', 50);
   const oom = !process.argv.includes('--no-oom');
+  const maxGrowthMiB = num('max-growth-mib', MAX_GROWTH_MIB);
   const t0 = Date.now();
   const socketsBefore = socketDirEntries();
   log(`soak: ${n} lifecycles, a pod daemon through ${m} containers, ${p} at once${oom ? ', out of memory' : ''}`);
@@ -51,15 +68,10 @@ async function main(): Promise<number> {
   let s: Suite | undefined;
   const results: PhaseResult[] = [];
   const endLeaks: string[] = [];
-  /** Socket files our shims (daemons and spares) listened on in SOCKET_DIR, collected as they come and go. */
-  const ours = new Set<string>();
-  let watcher: NodeJS.Timeout | undefined;
+  /** The socket files of every container (and pod) of this soak: all must be gone at the end. */
+  let ours = new Set<string>();
   try {
     s = await setupSuite('soak');
-    const suite = s;
-    watcher = setInterval(() => {
-      for (const p of unixSocketPaths(shimProcesses(suite.c).map((x) => x.pid))) if (p.startsWith(`${SOCKET_DIR}/`)) ours.add(p);
-    }, 250);
     log(`soak: containerd ${s.c.pid} in ${s.c.tmp} (${s.c.snapshotter})`);
     // one run first, so the baselines include whatever containerd sets up lazily
     const warm = await s.run(['/probe.wasm', 'exit', '0'], { id: s.id('warmup') });
@@ -72,25 +84,29 @@ async function main(): Promise<number> {
       results.push(r);
       log(formatResult(r));
     };
-    if (n > 0) await phase('lifecycles', () => lifecycles(s!, n, { log, sampleEvery: 25 }));
+    if (n > 0) await phase('lifecycles', () => lifecycles(s!, n, { log, sampleEvery: 25, maxGrowthMiB }));
     if (m > 0) await phase('pod daemon', () => podDaemon(s!, m, { log }));
     if (p > 0) await phase('parallel', () => parallel(s!, p, { log }));
     if (oom) await phase('out of memory', () => outOfMemory(s!));
 
     endLeaks.push(...(await s.leftovers()));
-    // Stop containerd the way an operator would and give the shims' spare
-    // daemon its chance to notice and leave by itself (it checks every 5 s).
+    const daemons = shimDaemons(s.c.address);
+    if (daemons.length !== 1) endLeaks.push(`${daemons.length} daemons at the end, one expected: ${daemons.map((d) => d.pid).join(', ')}`);
+    const stateDirs = daemons.map((d) => daemonKey(d.pid)).filter((k): k is string => !!k).map((k) => daemonPaths(k).dir);
+    // Stop containerd the way an operator would: the daemon notices (it checks
+    // every 2 s) and leaves by itself, taking its state dir along.
     const addressRe = new RegExp(`-address ${s.c.address.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}( |$)`);
     const ctrd = s.c.pid;
     process.kill(ctrd, 'SIGTERM');
     for (let i = 0; i < 150 && processAlive(ctrd); i++) await sleep(100);
     for (let i = 0; i < 100 && listProcesses(addressRe).length > 0; i++) await sleep(100);
     for (const proc of listProcesses(addressRe)) endLeaks.push(`shim process still running 10 s after containerd stopped: ${proc.pid} ${proc.cmdline}`);
+    for (const dir of stateDirs) if (fs.existsSync(dir)) endLeaks.push(`daemon state dir left after the daemon left: ${dir} (${fs.readdirSync(dir).join(', ')})`);
+    ours = new Set(s.ids.map((id) => s!.socketFor(id)));
   } finally {
-    if (watcher) clearInterval(watcher);
     await s?.teardown();
   }
-  for (const p of ours) if (fs.existsSync(p)) endLeaks.push(`socket file left in ${SOCKET_DIR} by this soak's shims: ${p}`);
+  for (const p of ours) if (fs.existsSync(p)) endLeaks.push(`socket file left in ${SOCKET_DIR} by this soak's containers: ${p}`);
   // other containerds on this machine may add files meanwhile: reported, not counted
   const others = [...socketDirEntries()].filter((f) => !socketsBefore.has(f) && !ours.has(`${SOCKET_DIR}/${f}`));
 
@@ -107,6 +123,8 @@ async function main(): Promise<number> {
   for (const l of endLeaks) log(`    LEAK ${l}`);
   for (const r of results) for (const l of r.leaks) log(`    LEAK (${r.phase}) ${l.what}`);
   if (lc) {
+    const growth = Object.entries(lc.figures).find(([k]) => k.startsWith('daemon RSS growth MiB'));
+    log(`  daemon RSS, early vs late lifecycles (median): ${lc.figures['daemon RSS MiB, first runs (median)']} vs ${lc.figures['daemon RSS MiB, last runs (median)']} MiB; growth ${growth?.[1]} MiB (limit ${maxGrowthMiB})`);
     log(`  daemon peak RSS, first vs last lifecycles: ${lc.figures['daemon peak RSS MiB, first runs (max VmHWM)']} vs ${lc.figures['daemon peak RSS MiB, last runs (max VmHWM)']} MiB`);
     log(`  containerd fds before/after the lifecycles: ${lc.figures['containerd fds before/after']}`);
   }
@@ -116,7 +134,7 @@ async function main(): Promise<number> {
     log(`  pod daemon RSS, start vs end: ${start?.[1]} vs ${end?.[1]} MiB (${start?.[0].replace('pod daemon RSS MiB ', '')} / ${end?.[0].replace('pod daemon RSS MiB ', '')}); fds ${pod.figures['pod daemon fds after warm-up/end']}`);
   }
   if (others.length) log(`  (new in ${SOCKET_DIR} meanwhile, not from this soak's shims: ${others.length})`);
-  log(`  socket files seen from this soak's shims: ${ours.size}`);
+  log(`  container socket files checked: ${ours.size}`);
   log(`  time: ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   return failures === 0 && leaks === 0 ? 0 : 1;
 }

@@ -49,6 +49,8 @@ export class Container {
   /** Absent where cgroups are not usable (or the spec names none). */
   readonly cgroup: Cgroup | undefined;
   private oomKillsSeen = 0;
+  /** Where Create's time went (ms), for the log: mounting, then the child's compile and instantiate. */
+  createTimings = { mountMs: 0, prepareMs: 0 };
   private userRoot: string | undefined;
 
   private constructor(
@@ -94,10 +96,13 @@ export class Container {
       container = new Container(params.id, params.bundle, rootfs, spec, engine, onExit);
       mounted = true;
       container.applyResources(spec.linux?.resources);
+      const t0 = performance.now();
       await mountSnapshot(params.bundle, rootfs, params.rootfs);
       await mountBinds(params.bundle, rootfs, bindMountsOf(spec.mounts));
       if (spec.root?.readonly) await makeReadOnly(params.bundle, rootfs);
+      const t1 = performance.now();
       container.init = await container.spawn('', proc, params.stdio, params.traceparent);
+      container.createTimings = { mountMs: round(t1 - t0), prepareMs: round(performance.now() - t1) };
       fs.writeFileSync(path.join(params.bundle, PID_FILE), String(container.init.pid), { mode: 0o600 });
       writeBundleFile(params.bundle, SHIM_PID_FILE, String(process.pid));
       return container;
@@ -242,6 +247,8 @@ function preopensFor(rootfs: string): Record<string, string> {
 function withPwd(env: string[], cwd: string): string[] {
   return env.some((e) => e.startsWith('PWD=')) ? env : [...env, `PWD=${cwd}`];
 }
+
+const round = (ms: number) => Math.round(ms * 10) / 10;
 
 function safeKill(p: Process): void {
   try {

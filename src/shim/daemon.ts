@@ -68,7 +68,12 @@ function listenOn(target: NonNullable<DaemonOptions['listen']>): Promise<net.Ser
 export async function runDaemon(flags: ShimFlags, options: DaemonOptions = {}): Promise<void> {
   const key = keyFrom(process.env);
   const paths = key ? daemonPaths(key) : undefined;
-  if (paths) fs.mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
+  if (paths) {
+    // The root is traversable: non-root modules reach their rootfs views below it (rootfs.ts).
+    fs.mkdirSync(path.dirname(paths.dir), { recursive: true, mode: 0o711 });
+    fs.chmodSync(path.dirname(paths.dir), 0o711);
+    fs.mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
+  }
   const log = createLogger(openDaemonLog(paths, flags.bundle || process.cwd()), flags.debug, { pid: process.pid });
   // containerd removes bundles while we run; a thread started later (the telemetry worker) would fail on uv_cwd.
   process.chdir('/');

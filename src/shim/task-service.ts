@@ -80,7 +80,7 @@ export class TaskService {
         (c, p, exit) => this.exited(c, p, exit),
       );
       this.containers.set(req.id, container);
-      this.deps.log.info('container created', { id: req.id, pid: container.init.pid });
+      this.deps.log.info('container created', { id: req.id, pid: container.init.pid, mount_ms: container.createTimings.mountMs, prepare_ms: container.createTimings.prepareMs });
       this.deps.events.publish('/tasks/create', ev.TaskCreateSchema, create(ev.TaskCreateSchema, {
         containerId: req.id,
         bundle: req.bundle,

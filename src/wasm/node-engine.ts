@@ -19,6 +19,27 @@ const CLK_TCK = 100; // Linux USER_HZ
 /** Niceness a warm child boots at, so booting it only takes CPU that running containers leave idle. */
 const WARM_NICENESS = 19;
 
+/**
+ * A container's child runs at normal priority. Niceness is per thread on
+ * Linux: every thread of the warm child (V8's compiler workers among them)
+ * goes back to 0, not only its main thread.
+ */
+function unnice(pid: number): void {
+  let tids: string[];
+  try {
+    tids = fs.readdirSync(`/proc/${pid}/task`);
+  } catch {
+    tids = [String(pid)];
+  }
+  for (const tid of tids) {
+    try {
+      setPriority(Number(tid), 0);
+    } catch {
+      // not root, or the thread is gone
+    }
+  }
+}
+
 export class NodeEngine implements Engine {
   /** A child booted ahead of the next Create, so Node's start-up is off its path. */
   private warm: ChildProcess | undefined;
@@ -72,11 +93,7 @@ export class NodeEngine implements Engine {
     let child: ChildProcess;
     if (warm && warm.exitCode === null && warm.signalCode === null && warm.connected) {
       child = warm;
-      try {
-        if (child.pid) setPriority(child.pid, 0); // a container's child runs at normal priority
-      } catch {
-        // not root
-      }
+      if (child.pid) unnice(child.pid);
     } else {
       child = this.spawnChild();
     }

@@ -269,7 +269,7 @@ export function bundleTargets(): FuzzTarget[] {
     {
       name: 'parseShimFlags: any argv parses or fails with a FlagError',
       property: () =>
-        fc.property(fc.array(fc.oneof(fc.constantFrom('-namespace', '-address', '-id', '-bundle', '-publish-binary', '-debug', '-debug=false', '-v', '--id', '-socket', 'start', 'delete', 'serve', 'spare', '-', '--', '-id='), fc.string({ maxLength: 12 })), { maxLength: 10 }), (argv) => {
+        fc.property(fc.array(fc.oneof(fc.constantFrom('-namespace', '-address', '-id', '-bundle', '-publish-binary', '-debug', '-debug=false', '-v', '--id', '-socket', 'start', 'delete', 'serve', 'launch', '-', '--', '-id='), fc.string({ maxLength: 12 })), { maxLength: 10 }), (argv) => {
           only('parseShimFlags', () => parseShimFlags(argv), (e) => e instanceof FlagError);
         }),
     },

@@ -533,12 +533,8 @@ export async function startContainerd(opts: StartContainerdOptions = {}): Promis
   const keyDirs = new Set<string>();
   const noteKeyDirs = (): void => {
     for (const d of shimDaemons(address)) {
-      try {
-        const key = keyFrom(Object.fromEntries(readFileSync(`/proc/${d.pid}/environ`, 'utf8').split('\0').map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])));
-        if (key) keyDirs.add(daemonPaths(key).dir);
-      } catch {
-        // gone meanwhile
-      }
+      const key = daemonKey(d.pid);
+      if (key) keyDirs.add(daemonPaths(key).dir);
     }
   };
   const removeKeyDirs = (): void => {
@@ -670,13 +666,34 @@ export function shimDaemons(address: string): ProcessInfo[] {
   return listProcesses(/shim\.cjs/).filter((p) => isShimDaemon(p.argv) && p.argv.includes(address));
 }
 
+/** The key a daemon serves (its _WASMTS_KEY); undefined for a standalone daemon or one that is gone. */
+export function daemonKey(pid: number): string | undefined {
+  try {
+    const env: Record<string, string> = {};
+    for (const kv of readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0')) {
+      const eq = kv.indexOf('=');
+      if (eq > 0) env[kv.slice(0, eq)] = kv.slice(eq + 1);
+    }
+    return keyFrom(env);
+  } catch {
+    return undefined;
+  }
+}
+
 /**
- * What an idle daemon must not hold once its containers are gone: a file
- * under `dir` (a bundle's log FIFO, a rootfs), or a child besides its one
- * warm Wasm child.
+ * What idle daemons must not hold once their containers are gone: a file
+ * under `dir` (a bundle's log FIFO, a rootfs), or a child besides the one
+ * warm Wasm child; and one key must not keep two daemons (a second one, not
+ * holding the key's lock, leaves with its last socket).
  */
 export function busyDaemonProblems(address: string, dir: string): string[] {
   const problems: string[] = [];
+  const byKey = new Map<string, number[]>();
+  for (const d of shimDaemons(address)) {
+    const key = daemonKey(d.pid) ?? `standalone ${d.pid}`;
+    byKey.set(key, [...(byKey.get(key) ?? []), d.pid]);
+  }
+  for (const [key, pids] of byKey) if (pids.length > 1) problems.push(`${pids.length} daemons for key ${key.slice(0, 12)}: ${pids.join(', ')}`);
   for (const d of shimDaemons(address)) {
     for (const target of openFiles(d.pid)) {
       if (target.startsWith(`${dir}/`)) problems.push(`daemon ${d.pid} still holds ${target}`);

@@ -1,11 +1,14 @@
 // Shared pieces of the hostile suites and the soak script: where a task's
 // bundle and daemon are, /proc figures (fds, RSS, uid), a leak census of one
-// private containerd, and a shim daemon driven by hand (like test/shim/cli.test.ts).
+// private containerd (the long-lived shared daemon may stay, holding nothing
+// of finished containers), and a socket of that daemon driven by hand (like
+// test/shim/cli.test.ts).
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { descendants, listMounts, listProcesses, processAlive, startContainerd, type Containerd, type CtrResult } from '../helpers/containerd.js';
+import { busyDaemonProblems, descendants, listMounts, listProcesses, processAlive, startContainerd, type Containerd, type CtrResult } from '../helpers/containerd.js';
+import { isShimDaemon } from '../../src/shim/handoff.js';
 import { ensureBuilt, MODULES, PLATFORM, RUNTIME, SHIM_BIN, socketPathFor, sleep, until as e2eUntil } from '../e2e/helpers.js';
 import { packImage } from '../../src/image/oci.js';
 import { TtrpcClient, createClient } from '../../src/ttrpc/client.js';
@@ -81,22 +84,14 @@ export function socketOf(c: Containerd, grouping: string, ns = c.namespace): str
 }
 
 /**
- * Shim processes (start, serve, delete or spare) of this containerd. `spare`:
- * an idle spare daemon (launched as `spare`, still in "/"); one that adopted a
- * container moved into its bundle and counts as a daemon.
+ * Shim processes of this containerd: `start` and `delete` (which exit at
+ * once) and the long-lived daemons (`daemon`: true, see isShimDaemon).
  */
-export function shimProcesses(c: Containerd): { pid: number; cmdline: string; spare: boolean }[] {
+export function shimProcesses(c: Containerd): { pid: number; cmdline: string; daemon: boolean }[] {
   const re = new RegExp(`(^|\\s)-address ${escapeRe(c.address)}(\\s|$)`);
-  const cwd = (pid: number) => {
-    try {
-      return fs.readlinkSync(`/proc/${pid}/cwd`);
-    } catch {
-      return '';
-    }
-  };
   return listProcesses(re)
     .filter((p) => p.pid !== c.pid)
-    .map((p) => ({ pid: p.pid, cmdline: p.cmdline, spare: p.argv[p.argv.length - 1] === 'spare' && cwd(p.pid) === '/' }));
+    .map((p) => ({ pid: p.pid, cmdline: p.cmdline, daemon: isShimDaemon(p.argv) }));
 }
 
 /** Wasm children holding a file below the containerd's temp dir (every running child holds its rootfs preopen). */
@@ -119,10 +114,10 @@ export function wasmChildren(c: Containerd): { pid: number; cmdline: string }[] 
 }
 
 export interface Census {
-  /** Shim processes other than an idle spare daemon. */
+  /** `start` or `delete` processes still running (they exit at once). */
   shims: string[];
-  /** Idle spare daemons (one may wait for the next container). */
-  spares: string[];
+  /** What the long-lived daemons still hold of finished containers (busyDaemonProblems). */
+  daemons: string[];
   children: string[];
   mounts: string[];
   /** Bundle directories left in containerd's state dir. */
@@ -142,8 +137,8 @@ export function census(c: Containerd, groupings: Iterable<string> = [], ns = c.n
     if (fs.existsSync(p)) sockets.push(`${g}: ${p}`);
   }
   return {
-    shims: shimProcesses(c).filter((p) => !p.spare).map((p) => `${p.pid} ${p.cmdline}`),
-    spares: shimProcesses(c).filter((p) => p.spare).map((p) => `${p.pid} ${p.cmdline}`),
+    shims: shimProcesses(c).filter((p) => !p.daemon).map((p) => `${p.pid} ${p.cmdline}`),
+    daemons: busyDaemonProblems(c.address, c.tmp),
     children: wasmChildren(c).map((p) => `${p.pid} ${p.cmdline}`),
     mounts: listMounts(c.tmp).map((m) => `${m.mountPoint} (${m.fsType})`),
     bundles,
@@ -154,7 +149,7 @@ export function census(c: Containerd, groupings: Iterable<string> = [], ns = c.n
 export function censusProblems(x: Census): string[] {
   return [
     ...x.shims.map((s) => `shim process left: ${s}`),
-    ...(x.spares.length > 1 ? [`${x.spares.length} spare daemons: ${x.spares.join('; ')}`] : []),
+    ...x.daemons,
     ...x.children.map((s) => `wasm child left: ${s}`),
     ...x.mounts.map((s) => `mount left: ${s}`),
     ...x.bundles.map((s) => `bundle dir left: ${s}`),
@@ -162,7 +157,7 @@ export function censusProblems(x: Census): string[] {
   ];
 }
 
-/** Polls the census until it is clean (shims take up to ~2 s to exit after Shutdown). */
+/** Polls the census until it is clean (a daemon lets go of a finished container's files within moments). */
 export async function settledProblems(c: Containerd, groupings: Iterable<string>, timeoutMs = 10_000): Promise<string[]> {
   const list = [...groupings];
   const deadline = Date.now() + timeoutMs;
@@ -188,16 +183,17 @@ export function logSince(c: Containerd, offset: number): string {
 }
 
 // ---------------------------------------------------------------------------
-// a shim daemon started by hand, as containerd would (see test/shim/cli.test.ts)
+// a socket of the shared daemon, started by hand as containerd would (see test/shim/cli.test.ts)
 
 export interface HandDaemon {
   readonly id: string;
   readonly bundle: string;
   readonly address: string;
+  /** The daemon serving the socket. */
   readonly pid: number;
   readonly conn: TtrpcClient;
   readonly task: ServiceClient<(typeof Task)['method']>;
-  /** Shutdown (after the caller deleted its containers), wait for the daemon to exit, run `delete`. */
+  /** Shutdown (after the caller deleted its containers), wait for the socket to close, run `delete`. */
   stop(): Promise<void>;
 }
 
@@ -205,9 +201,8 @@ export interface HandDaemon {
 export function runShimAction(c: Containerd, args: string[], cwd: string, input?: Uint8Array) {
   const r = spawnSync(SHIM_BIN, ['-namespace', c.namespace, '-address', c.address, '-publish-binary', '/usr/bin/containerd', ...args], {
     cwd,
-    input: input ?? Buffer.alloc(0),
-    // WASMTS_SPARE=0: a daemon with this test's environment launches no spare daemon of its own
-    env: { ...process.env, TTRPC_ADDRESS: c.ttrpcAddress, WASMTS_SPARE: '0' },
+    input: input ?? Buffer.alloc(0), // a pipe: `start` goes through Node, which records the daemon in shim.pid
+    env: { ...process.env, TTRPC_ADDRESS: c.ttrpcAddress },
     timeout: 20_000,
   });
   return { code: r.status, stdout: r.stdout.toString(), stderr: r.stderr.toString(), raw: r.stdout };
@@ -215,7 +210,7 @@ export function runShimAction(c: Containerd, args: string[], cwd: string, input?
 
 /**
  * `start` for a bundle of our own (a config.json whose process never runs: the
- * daemon only needs somewhere to live), then a ttrpc client on its socket.
+ * socket only needs a container id), then a ttrpc client on the socket.
  */
 export async function startHandDaemon(c: Containerd, id: string): Promise<HandDaemon> {
   const bundle = bundleDir(c, id);
@@ -241,7 +236,8 @@ export async function startHandDaemon(c: Containerd, id: string): Promise<HandDa
         /* the connection may close under the call */
       }
       conn.close();
-      await until(`hand daemon ${pid} to exit`, () => !processAlive(pid), 10_000);
+      const socketPath = address.replace(/^unix:\/\//, '');
+      await until(`socket ${socketPath} to close`, () => !fs.existsSync(socketPath), 10_000);
       const d = runShimAction(c, ['-id', id, '-bundle', bundle, 'delete'], bundle);
       if (d.code !== 0) throw new Error(`shim delete failed (${d.code}): ${d.stderr}`);
       fs.rmSync(bundle, { recursive: true, force: true });

@@ -16,7 +16,8 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { listMounts } from '../helpers/containerd.js';
+import { daemonKey, listMounts } from '../helpers/containerd.js';
+import { daemonPaths, isReadySocketName } from '../../src/shim/handoff.js';
 import { MODULES } from '../e2e/helpers.js';
 import { bundleDir, ids, settledProblems, shimPidOf, sleep, startEnvContainerd, until, type EnvContainerd } from './helpers.js';
 
@@ -300,9 +301,17 @@ describe('the shim\'s socket and files', () => {
       assert.equal(probe.status, 0, probe.stderr);
       const seen = JSON.parse(probe.stdout) as Record<string, string>;
       for (const [what, result] of Object.entries(seen)) assert.match(result, /^E(ACCES|PERM)$/, `${what} as uid ${NOBODY}: ${result}`);
-      // and the spare daemons' control sockets, if any, are owner-only too
-      for (const f of fs.readdirSync('/run/containerd/s').filter((n) => n.startsWith('wasmts-spare-'))) {
-        const st = fs.statSync(path.join('/run/containerd/s', f));
+      // and the daemon's state dir, its ready sockets (which become container sockets) and control socket are owner-only too
+      const key = daemonKey(shimPidOf(h.c, id!));
+      assert.ok(key, 'the daemon serves a key');
+      const { dir, control } = daemonPaths(key);
+      assert.equal(fs.statSync(dir).mode & 0o777, 0o700, `${dir}: mode ${(fs.statSync(dir).mode & 0o777).toString(8)}`);
+      const sockets = [control, ...fs.readdirSync(dir).filter(isReadySocketName).map((n) => path.join(dir, n))];
+      assert.ok(sockets.length >= 2, `control and ready sockets in ${dir}: ${fs.readdirSync(dir).join(', ')}`);
+      for (const f of sockets) {
+        const st = fs.statSync(f);
+        assert.ok(st.isSocket(), f);
+        assert.equal(st.uid, 0, `${f} owned by ${st.uid}`);
         assert.equal(st.mode & 0o077, 0, `${f}: mode ${(st.mode & 0o777).toString(8)}`);
       }
     } finally {

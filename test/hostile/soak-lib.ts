@@ -1,9 +1,11 @@
 // The load and soak phases, shared by scripts/soak.ts (full size) and
-// test/hostile/soak-short.test.ts (a short version of each):
+// test/hostile/soak-short.test.ts (a short version of each). Every container
+// of the containerd reaches the one long-lived daemon of its key:
 //   lifecycles  N sequential `ctr run --rm`, each checked (output or exit status);
-//               the daemons' memory sampled along the way
-//   pod         one long-lived daemon (containers sharing a sandbox id) running
-//               M containers one after another: its RSS and fd count, start vs end
+//               the daemon's memory sampled along the way, early against late
+//   pod         one socket (containers sharing a sandbox id) of that daemon
+//               running M containers one after another: its RSS and fd count,
+//               start vs end
 //   parallel    P containers at once, each with its own output and exit status
 //   oom         (soak only) probe.wasm growing to the wasm32 limit
 // After each phase: a census of what the containers left (shims, Wasm
@@ -30,6 +32,11 @@ export interface PhaseResult {
 
 export interface SoakOptions {
   log?: (line: string) => void;
+}
+
+/** The daemons seen in the samples (one, with a long-lived shared daemon). */
+function daemonPids(samples: { daemon: number }[]): number[] {
+  return [...new Set(samples.map((x) => x.daemon))];
 }
 
 const SANDBOX_ANNOTATION = 'io.kubernetes.cri.sandbox-id';
@@ -63,7 +70,7 @@ async function settledFds(c: Containerd, atMost: number, timeoutMs = 10_000): Pr
 /** The leak census after a phase: what the ids left, and containerd's fds against its baseline. */
 async function leaksAfter(phase: string, s: Suite, groupings: string[], ctrdFdsBefore: number): Promise<{ leaks: Leak[]; ctrdFds: number }> {
   const leaks: Leak[] = [];
-  // shims exit up to ~2 s after their last container (they drain events first)
+  // start/delete exit at once; the daemon lets go of a finished container's files within moments
   const deadline = Date.now() + 12_000;
   let problems = censusProblems(census(s.c, groupings));
   while (problems.length && Date.now() < deadline) {
@@ -85,13 +92,15 @@ async function leaksAfter(phase: string, s: Suite, groupings: string[], ctrdFdsB
 /**
  * N sequential `ctr run --rm`: even runs echo a token (checked on stdout), odd
  * ones exit with a status (checked); every `sampleEvery`-th run sleeps 0.3 s
- * so its daemon's RSS can be read while it serves.
+ * so the daemon's RSS can be read while it serves. With `maxGrowthMiB`, a
+ * daemon whose RSS (median of the last samples against the first ones) grew
+ * by more is a leak, and so is a daemon that changed along the way.
  */
-export async function lifecycles(s: Suite, n: number, o: SoakOptions & { sampleEvery?: number } = {}): Promise<PhaseResult> {
+export async function lifecycles(s: Suite, n: number, o: SoakOptions & { sampleEvery?: number; maxGrowthMiB?: number; warmup?: number } = {}): Promise<PhaseResult> {
   const phase = 'lifecycles';
   const failures: string[] = [];
   const ids: string[] = [];
-  const samples: { i: number; rssKb: number; hwmKb: number }[] = [];
+  const samples: { i: number; daemon: number; rssKb: number; hwmKb: number }[] = [];
   const sampleEvery = o.sampleEvery ?? 20;
   const ctrdFds0 = fdCount(s.c.pid);
   const ctrdRss0 = rssKb(s.c.pid);
@@ -116,7 +125,7 @@ export async function lifecycles(s: Suite, n: number, o: SoakOptions & { sampleE
           const tasks = fs.existsSync(path.join(bundleDir(s.c, id), 'init.pid'));
           if (rss > 0 && tasks) {
             done = true;
-            setTimeout(() => samples.push({ i, rssKb: statusKb(pid, 'VmRSS'), hwmKb: statusKb(pid, 'VmHWM') }), 150);
+            setTimeout(() => samples.push({ i, daemon: pid, rssKb: statusKb(pid, 'VmRSS'), hwmKb: statusKb(pid, 'VmHWM') }), 150);
           }
         } catch {
           /* not there yet */
@@ -142,9 +151,18 @@ export async function lifecycles(s: Suite, n: number, o: SoakOptions & { sampleE
   }
   const ms = Date.now() - t0;
   const { leaks, ctrdFds } = await leaksAfter(phase, s, ids, ctrdFds0);
-  const k = Math.max(1, Math.min(5, Math.floor(samples.length / 2)));
-  const first = samples.slice(0, k);
-  const last = samples.slice(-k);
+  // early: the first samples after the warm-up (JIT, heap and caches settling), against the last ones
+  const warmup = o.warmup ?? Math.floor(n / 10);
+  const settled = samples.filter((x) => x.i >= warmup);
+  const k = Math.max(1, Math.min(5, Math.floor(settled.length / 2)));
+  const first = settled.slice(0, k);
+  const last = settled.slice(-k);
+  const daemons = daemonPids(samples);
+  const growthMiB = (median(last.map((x) => x.rssKb)) - median(first.map((x) => x.rssKb))) / 1024;
+  if (daemons.length > 1) leaks.push({ phase, what: `the containers were served by ${daemons.length} daemons in turn (${daemons.join(', ')}), not one long-lived daemon` });
+  if (o.maxGrowthMiB !== undefined && growthMiB > o.maxGrowthMiB) {
+    leaks.push({ phase, what: `daemon RSS grew ${growthMiB.toFixed(1)} MiB over ${n} lifecycles (median of the first ${k} samples against the last ${k}; limit ${o.maxGrowthMiB})` });
+  }
   return {
     phase,
     runs: n,
@@ -153,11 +171,13 @@ export async function lifecycles(s: Suite, n: number, o: SoakOptions & { sampleE
     ms,
     figures: {
       'ms per lifecycle': Math.round(ms / n),
+      'daemons serving them': daemons.join(', '),
       'daemon RSS samples': samples.length,
       'daemon RSS MiB, first runs (median)': +(median(first.map((x) => x.rssKb)) / 1024).toFixed(1),
       'daemon RSS MiB, last runs (median)': +(median(last.map((x) => x.rssKb)) / 1024).toFixed(1),
       'daemon peak RSS MiB, first runs (max VmHWM)': +(Math.max(0, ...first.map((x) => x.hwmKb)) / 1024).toFixed(1),
       'daemon peak RSS MiB, last runs (max VmHWM)': +(Math.max(0, ...last.map((x) => x.hwmKb)) / 1024).toFixed(1),
+      [`daemon RSS growth MiB (last ${k} samples against the first ${k} after run ${warmup})`]: +growthMiB.toFixed(1),
       'containerd fds before/after': `${ctrdFds0}/${ctrdFds}`,
       'containerd RSS MiB before/after': `${(ctrdRss0 / 1024).toFixed(1)}/${(rssKb(s.c.pid) / 1024).toFixed(1)}`,
     },
@@ -165,9 +185,10 @@ export async function lifecycles(s: Suite, n: number, o: SoakOptions & { sampleE
 }
 
 /**
- * A long-lived pod daemon: a holder container keeps it alive while `m`
- * containers of the same sandbox run through it one after another. Its RSS
- * and fd count are sampled after a warm-up and at the end.
+ * A pod on the long-lived daemon: a holder container keeps the pod's socket
+ * open while `m` containers of the same sandbox run through it one after
+ * another. The daemon's RSS and fd count are sampled after a warm-up and at
+ * the end.
  */
 export async function podDaemon(s: Suite, m: number, o: SoakOptions & { warmup?: number; maxGrowthMiB?: number } = {}): Promise<PhaseResult> {
   const phase = 'pod';
@@ -218,7 +239,7 @@ export async function podDaemon(s: Suite, m: number, o: SoakOptions & { warmup?:
   const maxGrowth = o.maxGrowthMiB ?? 40;
   if (growthMiB > maxGrowth) leaks.push({ phase, what: `pod daemon RSS grew ${growthMiB.toFixed(1)} MiB (from ${(start.rssKb / 1024).toFixed(1)} to ${(end.rssKb / 1024).toFixed(1)} MiB over ${m - warmup} containers; limit ${maxGrowth})` });
   if (end.fds > start.fds) leaks.push({ phase, what: `pod daemon holds ${end.fds} fds, ${start.fds} after the warm-up` });
-  // the holder goes last: then the daemon must exit and leave nothing
+  // the holder goes last: then the pod's socket closes and the daemon holds nothing of the pod
   await s.ctr(['task', 'kill', '-s', 'SIGKILL', holder]);
   await until('the pod holder to stop', async () => (await s.tasks()).get(holder)?.status === 'STOPPED', 15_000).catch(() => undefined);
   await s.ctr(['task', 'delete', holder]);
@@ -259,11 +280,11 @@ export async function parallel(s: Suite, p: number, o: SoakOptions = {}): Promis
   const ids = Array.from({ length: p }, (_, i) => s.id(`par${i}`));
   const runs = ids.map((id, i) => spawnRun(s, ['/probe.wasm', 'stdin', `container ${i} read: `], { id, timeoutMs: 60_000 + p * 2_000 }));
   let peakShims = 0;
-  let peakSpares = 0;
+  let peakDaemons = 0;
   const sampleShims = () => {
     const all = shimProcesses(s.c);
     peakShims = Math.max(peakShims, all.length);
-    peakSpares = Math.max(peakSpares, all.filter((x) => x.spare).length);
+    peakDaemons = Math.max(peakDaemons, all.filter((x) => x.daemon).length);
   };
   const sampler = setInterval(sampleShims, 100);
   try {
@@ -288,7 +309,6 @@ export async function parallel(s: Suite, p: number, o: SoakOptions = {}): Promis
   codes.forEach((r, i) => {
     if (r.code !== 10 + (i % 200)) failures.push(`${codeIds[i]}: exit ${r.code}, want ${10 + (i % 200)}: ${r.stderr.trim()}`);
   });
-  await sleep(2_000); // spares launched by the last daemons
   clearInterval(sampler);
   const ms = Date.now() - t0;
   for (const id of [...ids, ...codeIds]) if (failures.some((f) => f.startsWith(`${id}:`))) await s.cleanup(id);
@@ -299,7 +319,7 @@ export async function parallel(s: Suite, p: number, o: SoakOptions = {}): Promis
     failures,
     leaks,
     ms,
-    figures: { 'at once': p, 'containers run': 2 * p, 'peak shim processes': peakShims, 'peak idle spare daemons': peakSpares, 'containerd fds before/after': `${ctrdFds0}/${ctrdFds}` },
+    figures: { 'at once': p, 'containers run': 2 * p, 'peak shim processes': peakShims, 'peak daemons': peakDaemons, 'containerd fds before/after': `${ctrdFds0}/${ctrdFds}` },
   };
 }
 

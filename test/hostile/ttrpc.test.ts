@@ -5,14 +5,17 @@
 // would send, and thousands of connections opened and dropped. Every case
 // must get the right status or a closed connection; afterwards containerd
 // still manages the container, the daemon's fd count is back at its
-// baseline, and the container exits with the right status.
+// baseline, and the container exits with the right status. A second
+// container runs on the same long-lived daemon (its own socket) throughout:
+// nothing sent to the target's socket may touch it.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
-import { setupSuite, type Suite } from '../e2e/helpers.js';
+import { collect, PLATFORM, RUNTIME, setupSuite, type Suite } from '../e2e/helpers.js';
+import type { ChildProcess } from 'node:child_process';
 import { RawConn, rawHeader, requestFrame, rng } from '../ttrpc/helpers.js';
 import { encodeFrame, FrameType, MAX_PAYLOAD } from '../../src/ttrpc/frame.js';
 import { Code, codeName, TtrpcError } from '../../src/ttrpc/status.js';
@@ -31,6 +34,8 @@ let socket: string;
 let shimPid: number;
 let baselineFds: number;
 let logOffset = 0;
+/** The other container on the same daemon: `ctr run --rm` attached, printing a tick every 100 ms. */
+let bystander: { id: string; pid: number; run: ChildProcess; out: { text(): string }; exited: Promise<number | null> };
 
 before(async () => {
   s = await setupSuite('hrpc');
@@ -39,7 +44,16 @@ before(async () => {
   await s.waitStatus(id, 'RUNNING');
   socket = s.socketFor(id);
   shimPid = shimPidOf(s.c, id);
-  // let the daemon finish booting (spare child, log FIFO, events connection, the spare daemon it launches after 1 s)
+  const other = s.id('bystander');
+  const run = s.c.ctrSpawn(['run', '--rm', '--runtime', RUNTIME, '--platform', PLATFORM, s.image, other, '/probe.wasm', 'daemon', '100'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const out = collect(run.stdout);
+  const exited = new Promise<number | null>((resolve) => run.on('close', (code) => resolve(code)));
+  await s.waitStatus(other, 'RUNNING');
+  await until('the bystander\'s first tick', () => out.text().includes('tick 0\n'), 10_000);
+  bystander = { id: other, pid: (await s.tasks()).get(other)!.pid, run, out, exited };
+  assert.equal(shimPidOf(s.c, other), shimPid, 'both containers on the one daemon');
+  assert.notEqual(s.socketFor(other), socket, 'each on its own socket');
+  // let the daemon settle (warm child, log FIFOs, events connection)
   await sleep(1_500);
   await s.ctrOk(['task', 'ls']);
   baselineFds = fdCount(shimPid);
@@ -47,6 +61,7 @@ before(async () => {
 }, { timeout: 120_000 });
 
 after(async () => {
+  bystander?.run.kill('SIGKILL');
   await s?.teardown();
 });
 
@@ -381,6 +396,37 @@ test('thousands of connections opened and dropped: the daemon keeps serving and 
   c.destroy();
 });
 
+/** "tick 0\ntick 1\n…": numbers in order with none missing. */
+function ticks(text: string): number[] {
+  return text.split('\n').filter(Boolean).map((l) => Number(/^tick (\d+)$/.exec(l)?.[1] ?? NaN));
+}
+
+test('the other container on the same daemon was untouched: still running and printing, State answers, it exits with its status', T, async () => {
+  const t = (await s.tasks()).get(bystander.id);
+  assert.deepEqual(t, { pid: bystander.pid, status: 'RUNNING' });
+  const seen = ticks(bystander.out.text());
+  assert.ok(seen.every((n, i) => n === i), `ticks in order, none lost: ${seen.slice(0, 5).join(',')}…${seen.slice(-5).join(',')}`);
+  const before = seen.length;
+  await until('the bystander to keep printing', () => ticks(bystander.out.text()).length >= before + 3, 5_000);
+  // its own socket answers State, from the same daemon
+  const conn = await TtrpcClient.connect(s.socketFor(bystander.id));
+  try {
+    const task = createClient(Task, conn);
+    const st = await task.state({ id: bystander.id });
+    assert.equal(st.status, Status.RUNNING);
+    assert.equal(st.pid, bystander.pid);
+    assert.equal((await task.connect({ id: bystander.id })).shimPid, shimPid);
+  } finally {
+    conn.close();
+  }
+  const ps = await s.ctrOk(['task', 'ps', bystander.id]);
+  assert.match(ps.stdout, new RegExp(`^${bystander.pid}\\s`, 'm'));
+  await s.ctrOk(['task', 'kill', '-s', 'SIGTERM', bystander.id]);
+  assert.equal(await bystander.exited, 143, 'ctr run --rm reports SIGTERM');
+  assert.ok(ticks(bystander.out.text()).every((n, i) => n === i), 'its output stayed whole');
+  assert.equal((await s.tasks()).has(bystander.id), false, 'deleted by ctr run --rm');
+});
+
 test('afterwards: fds at baseline, no crash logged, the container exits with its status and nothing is left', T, async () => {
   await fdsBackToBaseline();
   const log = s.c.log().slice(logOffset);
@@ -392,6 +438,6 @@ test('afterwards: fds at baseline, no crash logged, the container exits with its
   const d = await s.ctrOk(['task', 'delete', id]);
   assert.match(d.stderr, /exit code 143\b/);
   await s.ctrOk(['container', 'delete', id]);
-  assert.deepEqual(await settledProblems(s.c, [id]), []);
+  assert.deepEqual(await settledProblems(s.c, [id, bystander.id]), []);
   assert.deepEqual(await s.leftovers(), []);
 });

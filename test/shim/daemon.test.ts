@@ -7,19 +7,20 @@
 // leaves, and what a dead daemon's files do to the next `start`.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { AnySchema, anyPack } from '@bufbuild/protobuf/wkt';
-import { processAlive, shimDaemons, startContainerd, type Containerd } from '../helpers/containerd.js';
-import { ensureBuilt, MODULES, SHIM_BIN, sleep, until } from '../e2e/helpers.js';
+import { daemonKey, processAlive, shimDaemons, startContainerd, type Containerd } from '../helpers/containerd.js';
+import { ensureBuilt, MODULES, REPO, SHIM_BIN, sleep, until } from '../e2e/helpers.js';
 import { TtrpcClient, createClient } from '../../src/ttrpc/client.js';
 import { Task, DeleteResponseSchema } from '../../src/gen/containerd/task/v2/shim_pb.js';
 import { OptionsSchema } from '../../src/gen/runtimeoptions/v1/api_pb.js';
-import { STATE_ROOT } from '../../src/shim/handoff.js';
+import { daemonPaths, STATE_ROOT } from '../../src/shim/handoff.js';
 
 const NS = 'default';
 const READY_SOCKETS = 4; // src/shim/daemon.ts keeps this many
@@ -351,4 +352,50 @@ test('a dead daemon\'s lock and ready sockets make start fall back to Node; a ne
   await shutdown(second.stdout, 'dmn-after-2');
   await waitGone(socketOf(first.stdout));
   assert.deepEqual(shimDaemons(ctd.address).map((p) => p.pid), [next]);
+});
+
+// The front end's liveness check is `[ -d /proc/<pid> ]`, which a dead daemon
+// passes until its parent reaps it: init reaps within a second here, a parent
+// that never waits (or a slow init) leaves a zombie for good. Here the daemon
+// runs under `sh -c '… & exec sleep'` (sleep never reaps), then is killed.
+test('a dead daemon not yet reaped (a zombie): start does not claim its dead ready sockets', {
+  ...T,
+  todo: 'bin/containerd-shim-wasmts-v1 checks /proc/<pid> exists, not that it is no zombie: reported to the lead',
+}, async (t) => {
+  const [current] = shimDaemons(ctd.address);
+  assert.ok(current, 'the key\'s daemon from the tests above');
+  const key = daemonKey(current.pid)!;
+  assert.ok(key);
+  process.kill(current.pid, 'SIGKILL');
+  await until(`daemon ${current.pid} to be reaped`, () => !fs.existsSync(`/proc/${current.pid}`), 5_000, 20);
+
+  // a daemon of the same key whose parent never reaps it
+  const seed = 'dmn-zombie-seed';
+  const bundle = bundleFor(ctd, seed);
+  const socketPath = socketOf(expectedAddress(ctd, seed));
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(socketPath, resolve));
+  const fd = (server as unknown as { _handle: { fd: number } })._handle.fd;
+  const argv = [path.join(REPO, 'dist', 'shim.cjs'), '-namespace', NS, '-id', seed, '-address', ctd.address, '-publish-binary', '/usr/bin/containerd', '-bundle', bundle, '-socket', socketPath, 'serve'];
+  const holder = spawn('sh', ['-c', `"${process.execPath}" "$@" & exec sleep 300`, 'sh', ...argv], {
+    cwd: bundle, env: { ...process.env, _WASMTS_KEY: key, TTRPC_ADDRESS: ctd.ttrpcAddress }, stdio: ['ignore', 'ignore', 'ignore', fd], detached: true,
+  });
+  // (closing it here would unlink the socket file the daemon now serves)
+  t.after(() => {
+    holder.kill('SIGKILL');
+    server.close();
+  });
+  const dir = daemonPaths(key).dir;
+  const zombie = await until('the new daemon to take the lock', () => {
+    const pid = Number(fs.readFileSync(path.join(dir, 'lock'), 'utf8'));
+    return pid && pid !== current.pid && processAlive(pid) && pid;
+  }, 10_000);
+  await until('its ready sockets', () => readySockets(dir, zombie).length === READY_SOCKETS, 10_000);
+  process.kill(zombie, 'SIGKILL');
+  await until(`daemon ${zombie} to be a zombie`, () => /^\S+ \(.*\) Z/.test(fs.readFileSync(`/proc/${zombie}/stat`, 'utf8')), 5_000, 20);
+
+  const noNode = frontEnd(ctd, ['-id', 'dmn-zombie-1', 'start'], { cwd: bundleFor(ctd, 'dmn-zombie-1'), PATH: coreutilsOnly });
+  assert.notEqual(noNode.code, 0, `start claimed a dead daemon's ready socket: ${noNode.stdout}`);
+  const r = start(ctd, 'dmn-zombie-2', { stdin: 'null' });
+  assert.ok(await connectPid(r.stdout, 'dmn-zombie-2'));
 });

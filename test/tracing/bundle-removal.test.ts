@@ -1,9 +1,11 @@
-// The shim daemon driven the way containerd 1.6 drives it, without containerd:
-// `start` launches the daemon in the bundle, a ttrpc client sends Create, Wait,
-// Start, Delete, Shutdown, and then the bundle is removed, which is what
-// containerd's shim.delete() does right after Shutdown returns (bundle.Delete).
-// The bundle was the daemon's working directory. The daemon's spans must still
-// reach the collector: the exit flush must not depend on that directory.
+// The shim driven the way containerd 1.6 drives it, without containerd: the
+// front end's `start` (through Node: stdin is a pipe) hands the container to
+// the key's long-lived daemon, a ttrpc client sends Create, Wait, Start,
+// Delete, Shutdown, and then the bundle is removed, which is what containerd's
+// shim.delete() does right after Shutdown returns (bundle.Delete). The
+// container's spans must still reach the collector, whether the daemon lives
+// on (its flush after the socket closes) or leaves because its containerd is
+// gone (its exit flush): neither may depend on the bundle.
 //
 // Regression test (deterministic) for an intermittent loss seen end to end:
 // all spans of a short container missing, its shim exiting at once although
@@ -47,12 +49,19 @@ interface Outcome {
   id: string;
   /** Daemon log lines (read from the bundle's log FIFO). */
   log: () => string;
-  /** ms from Shutdown's reply until the daemon process was gone. */
-  exitMs: number;
+  /** The daemon, alive or not. */
+  pid: number;
+  /** ms from Shutdown's reply until the daemon process was gone (containerdGone), else undefined. */
+  exitMs?: number;
 }
 
-/** One container's life against a daemon started by `start` in a fresh bundle; removeBundle mimics containerd 1.6. */
-async function lifecycle(label: string, removeBundle: boolean): Promise<Outcome> {
+/**
+ * One container's life on the key's daemon started by `start` for a fresh
+ * bundle; removeBundle mimics containerd 1.6. containerdGone: no file at the
+ * containerd address, so the daemon leaves once the socket closed (it watches
+ * the address); otherwise it lives on, as with a running containerd.
+ */
+async function lifecycle(label: string, removeBundle: boolean, containerdGone: boolean): Promise<Outcome> {
   const dir = fs.mkdtempSync(path.join(tmpdir(), `wasmts-tracing-bundle-${label}-`));
   tmps.push(dir);
   const bundle = path.join(dir, 'bundle');
@@ -72,13 +81,15 @@ async function lifecycle(label: string, removeBundle: boolean): Promise<Outcome>
   const log = () => Buffer.concat(logChunks).toString('utf8');
 
   const id = `trc-bundle-${label}-${process.pid}`;
-  // No spare daemons: this is about the daemon `start` launches.
-  const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', WASMTS_SPARE: '0', ...isolatedOtelEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: rx.httpUrl }) };
-  const start = spawnSync(process.execPath, [path.join(REPO, 'dist', 'shim.cjs'),
-    '-namespace', 'wasmts-tracing', '-id', id, '-address', path.join(dir, 'containerd.sock'), '-publish-binary', '/bin/true', '-debug', 'start'], { cwd: bundle, env, input: '', encoding: 'utf8', timeout: 10_000 });
+  const containerdAddress = path.join(dir, 'containerd.sock');
+  if (!containerdGone) fs.writeFileSync(containerdAddress, ''); // the daemon only checks that it exists
+  const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', ...isolatedOtelEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: rx.httpUrl }) };
+  const start = spawnSync(path.join(REPO, 'bin', 'containerd-shim-wasmts-v1'),
+    ['-namespace', 'wasmts-tracing', '-id', id, '-address', containerdAddress, '-publish-binary', '/bin/true', '-debug', 'start'], { cwd: bundle, env, input: '', encoding: 'utf8', timeout: 10_000 });
   assert.equal(start.status, 0, `start failed: ${start.stderr}`);
   const address = start.stdout.trim();
   const pid = Number(fs.readFileSync(path.join(bundle, 'shim.pid'), 'utf8'));
+  daemons.push({ pid, containerdAddress });
   let client: TtrpcClient | undefined;
   try {
     client = await TtrpcClient.connect(address, { connectTimeoutMs: 5_000 });
@@ -95,29 +106,55 @@ async function lifecycle(label: string, removeBundle: boolean): Promise<Outcome>
     client.close();
     client = undefined;
     if (removeBundle) fs.rmSync(bundle, { recursive: true, force: true });
+    const socketPath = address.replace(/^unix:\/\//, '');
+    while (fs.existsSync(socketPath) && Date.now() - t0 < 5_000) await sleep(20);
+    assert.ok(!fs.existsSync(socketPath), `socket ${socketPath} still there 5 s after Shutdown`);
+    if (!containerdGone) {
+      assert.ok(alive(pid), `daemon ${pid} left although its containerd is there`);
+      return { id, log, pid };
+    }
     while (alive(pid) && Date.now() - t0 < 10_000) await sleep(20);
-    assert.ok(!alive(pid), `daemon ${pid} still running 10 s after Shutdown`);
-    return { id, log, exitMs: Date.now() - t0 };
+    assert.ok(!alive(pid), `daemon ${pid} still running 10 s after Shutdown, its containerd gone`);
+    return { id, log, pid, exitMs: Date.now() - t0 };
   } finally {
     client?.close?.();
-    if (alive(pid)) process.kill(pid, 'SIGKILL');
     reader.kill();
-    fs.rmSync(address.replace(/^unix:\/\//, ''), { force: true });
   }
 }
 
+/** The daemons started here; each leaves once its containerd address is gone (killed if not). */
+const daemons: { pid: number; containerdAddress: string }[] = [];
+after(async () => {
+  for (const d of daemons) fs.rmSync(d.containerdAddress, { force: true });
+  const t0 = Date.now();
+  while (daemons.some((d) => alive(d.pid)) && Date.now() - t0 < 6_000) await sleep(50);
+  for (const d of daemons) if (alive(d.pid)) process.kill(d.pid, 'SIGKILL');
+});
+
+const SPANS = ['wasmts.container', 'Create', 'Start', 'Wait', 'Delete', 'Shutdown', 'wasm.run'];
+
 test('control: a short container\'s spans reach the collector when the bundle stays', { timeout: 30_000 }, async () => {
-  const o = await lifecycle('kept', false);
-  await waitForContainerTrace(rx, o.id, ['wasmts.container', 'Create', 'Start', 'Wait', 'Delete', 'Shutdown', 'wasm.run'], 3_000).catch((err: Error) => {
+  const o = await lifecycle('kept', false, true);
+  await waitForContainerTrace(rx, o.id, SPANS, 3_000).catch((err: Error) => {
     throw new Error(`${err.message}\n--- daemon log ---\n${o.log()}`);
   });
 });
 
-test('a short container\'s spans reach the collector although containerd removes the bundle (the daemon\'s cwd) right after Shutdown', {
+test('a short container\'s spans reach the collector although containerd removes the bundle right after Shutdown, the daemon living on', {
   timeout: 30_000,
 }, async () => {
-  const o = await lifecycle('removed', true);
-  await waitForContainerTrace(rx, o.id, ['wasmts.container', 'Create', 'Start', 'Wait', 'Delete', 'Shutdown', 'wasm.run'], 3_000).catch((err: Error) => {
+  const o = await lifecycle('removed-lives', true, false);
+  await waitForContainerTrace(rx, o.id, SPANS, 3_000).catch((err: Error) => {
+    throw new Error(`${err.message}\n--- daemon log ---\n${o.log()}`);
+  });
+  assert.ok(alive(o.pid), 'the daemon serves on');
+});
+
+test('a short container\'s spans reach the collector although containerd removes the bundle right after Shutdown and then goes away (exit flush)', {
+  timeout: 30_000,
+}, async () => {
+  const o = await lifecycle('removed', true, true);
+  await waitForContainerTrace(rx, o.id, SPANS, 3_000).catch((err: Error) => {
     throw new Error(`${err.message}\ndaemon exited ${o.exitMs} ms after Shutdown\n--- daemon log ---\n${o.log()}`);
   });
 });

@@ -21,7 +21,8 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import zlib from 'node:zlib';
 import { fromBinary } from '@bufbuild/protobuf';
-import { listProcesses, processAlive as alive, startContainerd, type Containerd, type CtrOptions, type CtrResult, type ProcessInfo } from '../helpers/containerd.js';
+import { busyDaemonProblems, daemonKey, listProcesses, shimDaemons, startContainerd, type Containerd, type CtrOptions, type CtrResult, type ProcessInfo } from '../helpers/containerd.js';
+import { daemonPaths, isShimDaemon } from '../../src/shim/handoff.js';
 import { socketPathFor } from '../../src/shim/address.js';
 import { packImage } from '../../src/image/oci.js';
 import { ExportTraceServiceRequestSchema } from '../../src/gen/opentelemetry/proto/collector/trace/v1/trace_service_pb.js';
@@ -133,66 +134,28 @@ export interface TracedContainerd {
   /** `ctr run [--rm|-d] --runtime io.containerd.wasmts.v1 --platform wasip1/wasm <image> <id> ...args`, timed. */
   run(args: string[], o: RunOpts): Promise<TimedResult>;
   /**
-   * Shim processes of this containerd: with id, the ones serving that container (found
-   * by its ttrpc socket, so a daemon adopted from a spare counts too); without, every
-   * shim process except idle spares.
+   * Shim processes of this containerd: with id, the ones still busy with that container
+   * (its `start` or `delete`, or the long-lived daemon while it serves the container's
+   * socket or holds a file of its bundle); without, every `start` or `delete` still running.
    */
   shims(id?: string): ProcessInfo[];
-  /** Idle spare daemons (booted ahead for the next container, by design left running). */
-  idleSpares(): ProcessInfo[];
-  /** Polls until no shim of id is left; resolves with the ms it took (or rejects after timeoutMs). */
+  /** The long-lived daemons of this containerd (one per key). */
+  daemons(): ProcessInfo[];
+  /** Polls until no shim is busy with id any more; resolves with the ms it took (or rejects after timeoutMs). */
   waitShimGone(id: string, timeoutMs: number, since?: number): Promise<number>;
   /** Kill + delete a task and its container, ignoring errors. */
   cleanup(id: string): Promise<void>;
-  /** Problems: shims still running, Wasm children holding a FIFO of one of our containers. */
+  /** Problems: `start`/`delete` still running, a daemon holding what finished containers left, Wasm children holding a FIFO of one of our containers. */
   leftovers(): string[];
-  /** containerd log lines (the shims log there) mentioning id. */
+  /** containerd log lines (the shims log a container's lines there) mentioning id. */
   logFor(id: string): string;
+  /** What the daemons logged outside any container (their daemon.log: start-up, telemetry), so far. */
+  daemonLog(): string;
   stop(): Promise<void>;
 }
 
-/** Inodes of the unix sockets bound to one of `paths` (listening and accepted ones; the name outlives an unlink). */
-function unixSocketInodes(paths: Set<string>): Set<string> {
-  const out = new Set<string>();
-  if (paths.size === 0) return out;
-  let text = '';
-  try {
-    text = fs.readFileSync('/proc/net/unix', 'utf8');
-  } catch {
-    return out;
-  }
-  for (const line of text.split('\n').slice(1)) {
-    const f = line.trim().split(/\s+/);
-    if (f.length >= 8 && paths.has(f.slice(7).join(' '))) out.add(f[6]!);
-  }
-  return out;
-}
-
-/** Names of the unix sockets process pid holds (bound ones only). */
-function boundPaths(pid: number): string[] {
-  const inodes = new Set<string>();
-  try {
-    for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
-      try {
-        const m = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/${pid}/fd/${fd}`));
-        if (m) inodes.add(m[1]!);
-      } catch {
-        /* closed meanwhile */
-      }
-    }
-    const out: string[] = [];
-    for (const line of fs.readFileSync('/proc/net/unix', 'utf8').split('\n').slice(1)) {
-      const f = line.trim().split(/\s+/);
-      if (f.length >= 8 && inodes.has(f[6]!)) out.push(f.slice(7).join(' '));
-    }
-    return out;
-  } catch {
-    return [];
-  }
-}
-
-function holdsInode(pid: number, inodes: Set<string>): boolean {
-  if (inodes.size === 0) return false;
+/** True when process pid has a file open at or below one of dirs (a bundle's log FIFO, its rootfs). */
+function holdsFileUnder(pid: number, dirs: string[]): boolean {
   let fds: string[] = [];
   try {
     fds = fs.readdirSync(`/proc/${pid}/fd`);
@@ -201,8 +164,8 @@ function holdsInode(pid: number, inodes: Set<string>): boolean {
   }
   for (const fd of fds) {
     try {
-      const m = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/${pid}/fd/${fd}`));
-      if (m && inodes.has(m[1]!)) return true;
+      const target = fs.readlinkSync(`/proc/${pid}/fd/${fd}`).replace(/ \(deleted\)$/, '');
+      if (dirs.some((d) => target === d || target.startsWith(`${d}/`))) return true;
     } catch {
       /* closed meanwhile */
     }
@@ -223,42 +186,19 @@ export async function startTracedContainerd(name: string, otelEnv: Record<string
     throw err;
   }
   const ids: string[] = [];
-  /** Daemon pid of each container, read from <bundle>/shim.pid while `ctr run` ran. */
-  const daemonPids = new Map<string, number>();
+  /** The daemon.log files of the daemons seen so far. */
+  const daemonLogs = new Set<string>();
   const addrRe = new RegExp(`(^|\\s)-address ${escapeRe(c.address)}(\\s|$)`);
-  const shimProcs = (): ProcessInfo[] => listProcesses(addrRe).filter((p) => p.pid !== c.pid && /containerd-shim-wasmts|daemon\.cjs|shim\.cjs/.test(p.cmdline));
-  const isSpare = (p: ProcessInfo): boolean => p.argv[p.argv.length - 1] === 'spare';
+  const shimProcs = (): ProcessInfo[] => listProcesses(addrRe).filter((p) => p.pid !== c.pid && /containerd-shim-wasmts|shim\.cjs/.test(p.cmdline));
   const bundleDir = (id: string): string => path.join(c.state, 'io.containerd.runtime.v2.task', c.namespace, id);
-  /** A daemon whose cwd is id's bundle (containerd renames it to .<id> before removing it). */
-  const cwdIn = (pid: number, id: string): boolean => {
-    try {
-      const cwd = fs.readlinkSync(`/proc/${pid}/cwd`).replace(/ \(deleted\)$/, '');
-      const base = path.join(c.state, 'io.containerd.runtime.v2.task', c.namespace);
-      return cwd === path.join(base, id) || cwd === path.join(base, `.${id}`);
-    } catch {
-      return false;
-    }
-  };
-  /** Processes among procs holding a unix socket bound to one of paths (a daemon's listener, until it exits). */
-  const serving = (procs: ProcessInfo[], paths: string[]): ProcessInfo[] => {
-    const inodes = unixSocketInodes(new Set(paths));
-    return procs.filter((p) => holdsInode(p.pid, inodes));
-  };
-  const busyPids = (): Set<number> => new Set([...daemonPids.values()].filter((pid) => alive(pid)));
   const shims = (id?: string): ProcessInfo[] => {
     const procs = shimProcs();
-    if (id !== undefined) {
-      const byId = new RegExp(`(^|\\s)-id ${escapeRe(id)}(\\s|$)`);
-      const known = daemonPids.get(id);
-      const bySocket = serving(procs, [socketPathFor(c.address, c.namespace, id)]);
-      return procs.filter((p) => p.pid === known || byId.test(p.cmdline) || cwdIn(p.pid, id) || bySocket.includes(p));
-    }
-    const busy = busyPids();
-    return procs.filter((p) => !isSpare(p) || busy.has(p.pid) || ids.some((id) => cwdIn(p.pid, id)));
-  };
-  const idleSpares = (): ProcessInfo[] => {
-    const busy = new Set(shims().map((p) => p.pid));
-    return shimProcs().filter((p) => isSpare(p) && !busy.has(p.pid));
+    if (id === undefined) return procs.filter((p) => !isShimDaemon(p.argv));
+    const byId = new RegExp(`(^|\\s)-id ${escapeRe(id)}(\\s|$)`);
+    // containerd renames a bundle to .<id> before removing it
+    const dirs = [bundleDir(id), path.join(path.dirname(bundleDir(id)), `.${id}`)];
+    const serving = fs.existsSync(socketPathFor(c.address, c.namespace, id));
+    return procs.filter((p) => (isShimDaemon(p.argv) ? serving || holdsFileUnder(p.pid, dirs) : byId.test(p.cmdline)));
   };
 
   const cleanup = async (id: string): Promise<void> => {
@@ -281,32 +221,14 @@ export async function startTracedContainerd(name: string, otelEnv: Record<string
     async run(args, o) {
       const mode = o.detach ? ['-d'] : o.rm === false ? [] : ['--rm'];
       const t0 = performance.now();
-      // The bundle (and its shim.pid) lives from `start` to deletion: catch the daemon's pid meanwhile.
-      const pidFile = path.join(bundleDir(o.id), 'shim.pid');
-      const watch = setInterval(() => {
-        try {
-          const pid = Number(fs.readFileSync(pidFile, 'utf8').trim());
-          if (Number.isInteger(pid) && pid > 0) {
-            daemonPids.set(o.id, pid);
-            clearInterval(watch);
-          }
-        } catch {
-          /* not yet, or gone */
-        }
-      }, 5);
-      try {
-        const r = await c.ctr(['run', ...mode, '--runtime', RUNTIME, '--platform', PLATFORM, image.ref, o.id, ...args], o);
-        return { ...r, ms: performance.now() - t0, endedAt: Date.now() };
-      } finally {
-        clearInterval(watch);
-      }
+      const r = await c.ctr(['run', ...mode, '--runtime', RUNTIME, '--platform', PLATFORM, image.ref, o.id, ...args], o);
+      return { ...r, ms: performance.now() - t0, endedAt: Date.now() };
     },
     shims,
-    idleSpares,
+    daemons: () => shimDaemons(c.address),
     async waitShimGone(id, timeoutMs, since = Date.now()) {
       for (;;) {
-        const known = daemonPids.get(id);
-        const left = shims(id).filter((p) => p.pid !== known || alive(p.pid));
+        const left = shims(id);
         if (left.length === 0) return Date.now() - since;
         if (Date.now() - since > timeoutMs) {
           throw new Error(`shim of ${id} still running ${Date.now() - since} ms after deletion: ${left.map((p) => `${p.pid} ${p.cmdline}`).join('; ')}`);
@@ -318,14 +240,8 @@ export async function startTracedContainerd(name: string, otelEnv: Record<string
     leftovers() {
       const problems: string[] = [];
       for (const p of shims()) problems.push(`shim still running: ${p.pid} ${p.cmdline}`);
-      // One idle spare per key (containerd, environment, daemon code) is the design: two
-      // holding the same control socket name would be a leak (one can never be adopted).
-      // A spare of an older daemon code (dist/ rebuilt meanwhile) keeps its own key.
-      const byControl = new Map<string, number[]>();
-      for (const p of idleSpares()) {
-        for (const name of boundPaths(p.pid).filter((n) => n.includes('wasmts-spare-'))) byControl.set(name, [...(byControl.get(name) ?? []), p.pid]);
-      }
-      for (const [name, pids] of byControl) if (pids.length > 1) problems.push(`${pids.length} idle spare daemons on ${name}: ${pids.join(', ')}`);
+      // The long-lived daemon stays (one per key), holding nothing of finished containers.
+      problems.push(...busyDaemonProblems(c.address, c.tmp));
       for (const p of listProcesses(/wasm-child/)) {
         let fds: string[] = [];
         try {
@@ -344,6 +260,19 @@ export async function startTracedContainerd(name: string, otelEnv: Record<string
         if (ours) problems.push(`wasm child still running: ${p.pid} ${p.cmdline}`);
       }
       return problems;
+    },
+    daemonLog() {
+      for (const d of shimDaemons(c.address)) {
+        const key = daemonKey(d.pid);
+        if (key) daemonLogs.add(daemonPaths(key).log);
+      }
+      return [...daemonLogs].map((f) => {
+        try {
+          return fs.readFileSync(f, 'utf8');
+        } catch {
+          return ''; // its daemon left and removed it
+        }
+      }).join('');
     },
     logFor(id) {
       return c
@@ -667,7 +596,7 @@ export async function runTraced(
   return { r, id, ...got };
 }
 
-/** leftovers() of every env, polled until empty or timeoutMs (spares booting meanwhile settle). */
+/** leftovers() of every env, polled until empty or timeoutMs (a daemon lets go of a finished container within moments). */
 export async function settledLeftovers(envs: TracedContainerd[], timeoutMs = 5_000): Promise<string[]> {
   const deadline = Date.now() + timeoutMs;
   let problems = envs.flatMap((e) => e.leftovers());
