@@ -14,7 +14,7 @@ import type { ShimFlags } from './flags.js';
 import { createLogger, openLogFifo } from './log.js';
 import { TaskService } from './task-service.js';
 import { TaskTracer } from './tracing.js';
-import { startTelemetry, type SpanRecord } from '../telemetry/index.js';
+import { startTelemetry } from '../telemetry/index.js';
 import { VERSION } from '../version.js';
 import { bindShimSocket, canConnect } from './address.js';
 import { launchSpare, spareSocketPath, type Handoff, type HandoffReply } from './spare.js';
@@ -65,9 +65,10 @@ export async function runDaemon(flags: ShimFlags, options: DaemonOptions = {}): 
     autoStart: false,
     scopeVersion: VERSION,
   });
-  const tracer = telemetry.enabled ? new TaskTracer(telemetry, process.env) : undefined;
+  // Always: the module gets the trace context even when spans are not exported.
+  const tracer = new TaskTracer(telemetry, { env: process.env, namespace: flags.namespace, socketPath: flags.socket });
   const engine = options.engine ?? newEngine(options.childEntry);
-  if (tracer) engine.onChildSpans = (records) => telemetry.submit(records as SpanRecord[]);
+  if (telemetry.enabled) engine.onChildSpans = (records) => telemetry.submit(records);
   const server = new TtrpcServer({
     onError: (err) => log.warn(`ttrpc: ${err.message}`, { kind: err.kind }),
   });
@@ -88,7 +89,7 @@ export async function runDaemon(flags: ShimFlags, options: DaemonOptions = {}): 
     } catch {
       // not permitted
     }
-    tracer?.endAll();
+    tracer.endAll();
     await Promise.all([
       events.drain(now ? 0 : 2_000),
       telemetry.shutdown(now ? 0 : TELEMETRY_FLUSH_MS),
@@ -102,9 +103,9 @@ export async function runDaemon(flags: ShimFlags, options: DaemonOptions = {}): 
     events,
     log,
     shutdown: (now) => void exit(now),
-    ...(tracer ? { traceparentFor: (id: string, execId: string) => tracer.traceparentFor(id, execId) } : {}),
+    traceContextFor: (id: string, execId: string) => tracer.traceContextFor(id, execId),
   });
-  const impl = tracer ? tracer.wrap(Task, service) : service;
+  const impl = tracer.wrap(Task, service);
   server.registerService(Task, impl);
   server.registerService(Task, impl, { name: 'containerd.task.v3.Task' });
   await server.listen(options.listen ?? { fd: LISTEN_FD });

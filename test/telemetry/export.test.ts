@@ -3,7 +3,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import zlib from 'node:zlib';
 import { startTelemetry, newTraceId, type Telemetry, type SpanRecord } from '../../src/telemetry/index.js';
-import { createChildRecorder } from '../../src/telemetry/child.js';
+import { SpanRecorder } from '../../src/telemetry/recorder.js';
+import { parseTraceparent } from '../../src/telemetry/traceparent.js';
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../../src/otlp/receiver.js';
 import { startCaptureServer, startBadEndpoints, collectLogs, waitUntil, type BadEndpoints } from './helpers.js';
 
@@ -41,11 +42,12 @@ async function exerciseTrace(t: Telemetry, env: Record<string, string>): Promise
     links: [{ context: root.context }],
   });
   // The child process: TRACECONTEXT from the create span, records relayed as plain JSON.
-  const child = createChildRecorder({ ...env, TRACECONTEXT: create.traceparent() }, { pid: 424242 });
-  const run = child.recorder.startSpan('wasm.run', { parent: child.parent, attributes: { 'wasm.exit_code': 0 } });
-  child.recorder.startSpan('wasm.compile', { parent: run.context, attributes: { 'wasm.module.size': 123 } }).end();
+  const drained: SpanRecord[] = [];
+  const child = new SpanRecorder((r) => drained.push(r), { enabled: true, process: 'child', pid: 424242 });
+  const run = child.startSpan('wasm.run', { parent: parseTraceparent(create.traceparent()), attributes: { 'wasm.exit_code': 0 } });
+  child.startSpan('wasm.compile', { parent: run.context, attributes: { 'wasm.module.size': 123 } }).end();
   run.end();
-  const relayed = JSON.parse(JSON.stringify(child.drain())) as SpanRecord[];
+  const relayed = JSON.parse(JSON.stringify(drained)) as SpanRecord[];
   t.submit(relayed);
   const failed = t.recorder.startSpan('containerd.task.v2.Task/Kill', { parent: root.context, kind: 'server' });
   failed.recordException(Object.assign(new Error('not found'), { name: 'NotFoundError' }));
