@@ -174,10 +174,13 @@ export class TaskTracer {
       const code = err instanceof TtrpcError ? err.code : 2;
       const status = sc.grpcStatusName(code);
       span.setAttribute(sc.ATTR_RPC_STATUS_CODE, status);
-      // A normal negative answer (NOT_FOUND on a Delete after a failed Create, …) is no error of this server.
+      // A normal negative answer (NOT_FOUND on a Delete after a failed Create, …) is no error of this
+      // server: its message is kept as an event, without the ERROR status.
       if (sc.isServerError(code)) {
         span.setAttribute(sc.ATTR_ERROR_TYPE, status);
         span.recordException(err);
+      } else {
+        span.addEvent('exception', { [sc.ATTR_EXCEPTION_TYPE]: (err as Error)?.name || 'Error', [sc.ATTR_EXCEPTION_MESSAGE]: (err as Error)?.message ?? String(err) });
       }
       if (name === 'Create' && c && this.containers.get(id) === c) {
         // The container failed to come up: that is an error of the container, whatever the code.

@@ -82,7 +82,7 @@ test('a container gives one trace: RPC spans under wasmts.container, child spans
   assert.deepEqual(new Set(spans.map((s) => s.resource['wasmts.process'])), new Set(['shim', 'child']));
 }));
 
-test('exit status 42 is on Wait, Delete, wasm.run and the root span; a second container gets its own trace', { timeout: 60_000 }, withLogs(async () => {
+test('exit status 42: process.exit.code on Wait, Delete, wasm.run and the root, which with wasm.run is ERROR with error.type 42; a second container gets its own trace', { timeout: 60_000 }, withLogs(async () => {
   const { id } = await runTraced(env, rx, 'exit42', ['/probe.wasm', 'exit', '42'], { code: 42, names: LIFECYCLE });
   const t = checkLifecycleTrace(rx.spans(), id, { serviceName: DEFAULT_SERVICE_NAME, exitStatus: 42, module: img.probe });
   // Traces of different containers are distinct.
@@ -91,22 +91,44 @@ test('exit status 42 is on Wait, Delete, wasm.run and the root span; a second co
   for (const o of others) assert.notEqual(o.traceId, t.root.traceId, `container ${o.attributes['container.id']} shares a trace with ${id}`);
 }));
 
-test('a failed RPC (ctr run of a missing module) gives a Create span with status ERROR and an exception event', { timeout: 60_000 }, withLogs(async () => {
+test('a failed Create (ctr run of a missing module): the container root is ERROR with error.type, the Create span records the answer (INVALID_ARGUMENT, not a server error) and its exception event; the NotFound Delete after it is no error', { timeout: 60_000 }, withLogs(async () => {
   // ctr reports the failed Create with exit code 1
-  const { id, spans } = await runTraced(env, rx, 'missing', ['/no-such-module.wasm'], { code: 1, names: ['wasmts.container', 'Create'] });
+  const { id, spans } = await runTraced(env, rx, 'missing', ['/no-such-module.wasm'], { code: 1, names: ['wasmts.container', 'Create', 'Delete'] });
   const root = rootOf(spans, id)!;
   const create = rpc(spans, 'Create')!;
   const ctx = describeSpans(spans);
   assert.equal(create.parentSpanId, root.spanId, ctx);
-  assert.equal(create.status.code, 2, `Create status (ERROR)\n${ctx}`);
+  assert.equal(create.attributes['rpc.status_code'], 'INVALID_ARGUMENT', ctx);
+  assert.equal(create.status.code, 0, `Create status: INVALID_ARGUMENT is the server's answer, not its error (gRPC conventions)\n${ctx}`);
   const ev = create.events.find((e) => e.name === 'exception');
   assert.ok(ev, `Create has an exception event: ${JSON.stringify(create.events, (_, v) => (typeof v === 'bigint' ? String(v) : v))}`);
   assert.match(String(ev.attributes['exception.message']), /no-such-module|not found|no such file|ENOENT/i, JSON.stringify(ev.attributes));
   assert.ok(ev.attributes['exception.type'] !== undefined || ev.attributes['exception.message'] !== undefined);
   // The container never ran: its root records the failure too and nothing ran.
   assert.equal(root.status.code, 2, `root status after a failed Create\n${ctx}`);
+  assert.equal(root.attributes['error.type'], 'INVALID_ARGUMENT', ctx);
+  assert.equal(root.attributes['process.exit.code'], undefined, `it never ran\n${ctx}`);
+  // containerd deletes what it could not create: NOT_FOUND, a normal answer.
+  const del = rpc(spans, 'Delete');
+  assert.ok(del, `containerd sent Delete after the failed Create\n${ctx}`);
+  assert.equal(del.attributes['rpc.status_code'], 'NOT_FOUND', ctx);
+  assert.equal(del.attributes['error.type'], undefined, ctx);
+  for (const s of spans.filter((s) => s.name.startsWith('containerd.task.') && s.name !== create.name)) {
+    assert.equal(s.status.code, 0, `${s.name} ${s.attributes['rpc.status_code']} is not an error\n${ctx}`);
+  }
   assert.equal(spans.filter((s) => s.name === 'wasm.run').length, 0, ctx);
   assert.equal(rpcs(spans, 'Start').length, 0, ctx);
+}));
+
+test('a trap: exit 134, the root and wasm.run ERROR with error.type the trap kind (unreachable), the exception on wasm.run', { timeout: 60_000 }, withLogs(async () => {
+  const { id, spans } = await runTraced(env, rx, 'trap', ['/probe.wasm', 'trap'], { code: 134, names: LIFECYCLE });
+  const t = checkLifecycleTrace(rx.spans(), id, { serviceName: DEFAULT_SERVICE_NAME, exitStatus: 134, errorType: 'unreachable' });
+  const run = t.childSpans.find((s) => s.name === 'wasm.run')!;
+  const ctx = describeSpans(spans);
+  assert.match(String(run.attributes['wasm.trap']), /unreachable/, ctx);
+  const ev = run.events.find((e) => e.name === 'exception');
+  assert.equal(ev?.attributes['exception.type'], 'RuntimeError', ctx);
+  assert.match(t.root.status.message, /unreachable/, ctx);
 }));
 
 test('the Wait span lasts as long as Wait blocked (a module sleeping 1 s)', { timeout: 60_000 }, withLogs(async () => {
@@ -130,6 +152,7 @@ test('Kill, Pids and State of a running container are spans of its trace too', {
   assert.equal(r.code, 0, r.stderr);
   const ps = await env.c.ctr(['task', 'ps', id]);
   assert.equal(ps.code, 0, ps.stderr);
+  await env.c.ctrOk(['task', 'ls']); // State of the running task
   await env.c.ctrOk(['task', 'kill', '-s', 'SIGKILL', id]);
   // wait for STOPPED, then delete task and container (Delete, then Shutdown)
   const deadline = Date.now() + 10_000;
@@ -141,18 +164,35 @@ test('Kill, Pids and State of a running container are spans of its trace too', {
   }
   await env.c.ctrOk(['task', 'delete', id]);
   await env.c.ctrOk(['container', 'delete', id]);
-  const { spans } = await waitForContainerTrace(rx, id, ['wasmts.container', 'Create', 'Start', 'Pids', 'Kill', 'State', 'Delete', 'Shutdown'], 10_000);
+  const { spans } = await waitForContainerTrace(rx, id, ['wasmts.container', 'Create', 'Start', 'Pids', 'Kill', 'State', 'Delete', 'Shutdown', 'wasm.run'], 10_000);
   const root = rootOf(spans, id)!;
   const ctx = describeSpans(spans);
   for (const m of ['Pids', 'Kill', 'State', 'Delete', 'Shutdown']) {
     for (const s of rpcs(spans, m)) {
       assert.equal(s.parentSpanId, root.spanId, `${m}\n${ctx}`);
-      assert.equal(s.attributes['rpc.method'], m);
+      assert.equal(s.attributes['rpc.method'], `containerd.task.v2.Task/${m}`);
       assert.equal(s.attributes['container.id'], id);
     }
   }
-  assert.equal(Number(rpc(spans, 'Delete')!.attributes['wasmts.exit_status']), 137, `Delete of a SIGKILLed task\n${ctx}`);
-  assert.equal(Number(root.attributes['wasmts.exit_status']), 137, ctx);
+  assert.equal(Number(rpc(spans, 'Delete')!.attributes['process.exit.code']), 137, `Delete of a SIGKILLed task\n${ctx}`);
+  assert.equal(Number(root.attributes['process.exit.code']), 137, ctx);
+  // Killed: the root and wasm.run (ended by the daemon for the dead child) are ERROR, error.type the signal.
+  assert.equal(root.status.code, 2, ctx);
+  assert.equal(root.attributes['error.type'], 'SIGKILL', ctx);
+  const run = spans.find((s) => s.name === 'wasm.run');
+  assert.ok(run, `a killed container still has its wasm.run span\n${ctx}`);
+  assert.equal(run.status.code, 2, ctx);
+  assert.equal(run.attributes['process.exit.code'], 137, ctx);
+  assert.equal(run.attributes['error.type'], 'SIGKILL', ctx);
+  assert.equal(run.resource['wasmts.process'], 'child', ctx);
+  assert.ok(run.endTimeUnixNano >= rpc(spans, 'Kill')!.startTimeUnixNano, `wasm.run ends after the Kill\n${ctx}`);
+  // Before the exit, nothing claims an exit code: the State spans of the running task have none.
+  const kill = rpc(spans, 'Kill')!;
+  const runningStates = rpcs(spans, 'State').filter((s) => s.endTimeUnixNano < kill.startTimeUnixNano);
+  assert.ok(runningStates.length > 0, `a State of the running task\n${ctx}`);
+  for (const s of runningStates) assert.equal(s.attributes['process.exit.code'], undefined, `${s.name} of a running task\n${ctx}`);
+  const stoppedStates = rpcs(spans, 'State').filter((s) => s.startTimeUnixNano > run.endTimeUnixNano);
+  for (const s of stoppedStates) assert.equal(s.attributes['process.exit.code'], 137, `${s.name} of the stopped task\n${ctx}`);
 }));
 
 test('spans are flushed when the shim exits: all arrive within 3 s of deletion with the default 5 s batch delay', { timeout: 60_000 }, withLogs(async () => {
