@@ -306,6 +306,13 @@ describe('OTLP receiver', () => {
     assert.equal(t.hasRoot, true);
     assert.equal(t.orphanCount, 0);
     assert.equal(t.startTimeUnixNano, T0);
+    // What an operator alerts on: wasm.run failed with exit 3; the root carries no exit code.
+    assert.equal(t.errorCount, 1);
+    assert.equal(t.exitCode, undefined);
+    const run = rx.trace(traceIdFor(1)).find((s) => s.name === 'wasm.run')!;
+    assert.equal(run.status.code, 2);
+    assert.equal(run.attributes['process.exit.code'], 3);
+    assert.equal(run.attributes['error.type'], '3');
     // trace() is ordered by start time
     const starts = rx.trace(traceIdFor(1)).map((s) => s.startTimeUnixNano);
     assert.deepEqual(starts, [...starts].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)));
