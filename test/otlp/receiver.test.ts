@@ -44,7 +44,7 @@ function checkSynthetic(spans: ReceivedSpan[], traceId: string, protocol: 'http'
   const run = m.get('wasm.run')!;
   assert.equal(run.parentSpanId, IDS.start);
   assert.equal(run.kind, 1);
-  assert.deepEqual(run.attributes, { 'wasi.exit_code': 3, 'wasm.module': 'hello.wasm', 'wasi.args': ['hello', '--n', '3'] });
+  assert.deepEqual(run.attributes, { 'wasi.exit_code': 3, 'process.exit.code': 3, 'error.type': '3', 'wasm.module': 'hello.wasm', 'wasi.args': ['hello', '--n', '3'] });
   assert.deepEqual(run.status, { code: 2, message: 'exit code 3' });
   assert.deepEqual(run.events, [{ name: 'proc_exit', timeUnixNano: T0 + 89n * MS, attributes: { code: 3 } }]);
   assert.deepEqual(run.links, [{ traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331', attributes: { why: 'test' } }]);
