@@ -476,6 +476,7 @@ export function startTelemetry(opts: StartTelemetryOptions): Telemetry {
     },
     submit(records: SpanRecord[]): void {
       try {
+        if (!Array.isArray(records)) return;
         notify(records);
         for (const r of records) enqueue(r);
       } catch {
