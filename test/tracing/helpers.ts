@@ -524,6 +524,8 @@ export interface LifecycleExpectations {
   module?: { size: number; sha256: string };
   /** 'http' or 'grpc': how every span of the trace reached the receiver. */
   protocol?: 'http' | 'grpc';
+  /** The root's parent span id (from the shim's environment); default none. */
+  parent?: string;
 }
 
 export interface LifecycleTrace {
@@ -555,7 +557,7 @@ export function checkLifecycleTrace(all: ReceivedSpan[], id: string, x: Lifecycl
   const roots = spans.filter((s) => s.name === 'wasmts.container');
   eq(roots.length, 1, `wasmts.container spans in the trace of ${id}`);
   const root = roots[0]!;
-  eq(root.parentSpanId, '', 'root span parent (containerd 1.6 sends no traceparent, the shim has no TRACECONTEXT)');
+  eq(root.parentSpanId, x.parent ?? '', 'root span parent (containerd 1.6 sends no traceparent; the shim\'s environment may carry one)');
   eq(root.attributes['container.id'], id, 'root container.id');
   // One trace per container: every span naming this container is in this trace.
   const elsewhere = all.filter((s) => s.attributes['container.id'] === id && s.traceId !== root.traceId);
