@@ -15,6 +15,7 @@ import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -503,6 +504,53 @@ export async function startBadEndpoints(): Promise<BadEndpoints> {
       await Promise.all([new Promise<void>((r) => garbage.close(() => r())), new Promise<void>((r) => hang.close(() => r()))]);
     },
   };
+}
+
+export interface UntrustedTlsEndpoint {
+  /** https://127.0.0.1:<port>, served with a self-signed certificate no CA the shim knows has signed. */
+  url: string;
+  /** TCP connections accepted (TLS handshakes the exporter then refuses). */
+  readonly connections: number;
+  close(): Promise<void>;
+}
+
+/** An OTLP/HTTPS endpoint whose certificate the exporter must refuse (the wrong-CA case). */
+export async function startUntrustedTlsEndpoint(): Promise<UntrustedTlsEndpoint> {
+  const dir = fs.mkdtempSync(path.join(tmpdir(), 'wasmts-tls-'));
+  const key = path.join(dir, 'key.pem');
+  const cert = path.join(dir, 'cert.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+  const sockets = new Set<net.Socket>();
+  let connections = 0;
+  const srv = https.createServer({ key: fs.readFileSync(key), cert: fs.readFileSync(cert) }, (req, res) => {
+    req.resume();
+    req.on('end', () => res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end());
+  });
+  srv.on('connection', (s: net.Socket) => {
+    connections++;
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  srv.on('tlsClientError', () => undefined);
+  const port = await listenLocal(srv);
+  return {
+    url: `https://127.0.0.1:${port}`,
+    get connections() {
+      return connections;
+    },
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => srv.close(() => r()));
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Counts of the shim log's dropped-span warnings naming `endpoint` (the traces URL). */
+export function droppedSpanWarnings(log: string, endpoint: string): { lines: string[]; counts: number[] } {
+  const re = new RegExp(`level=warn msg=".*span export to ${escapeRe(endpoint)} \\(http/protobuf\\) failed: .*; (\\d+) spans? dropped"`);
+  const lines = log.split('\n').filter((l) => re.test(l));
+  return { lines, counts: lines.map((l) => Number(re.exec(l)![1])) };
 }
 
 export function median(xs: number[]): number {
