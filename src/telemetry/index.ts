@@ -299,6 +299,10 @@ export function startTelemetry(opts: StartTelemetryOptions): Telemetry {
         case 'exported':
           exported(m.ok, m.spans, m.error);
           break;
+        case 'dropped':
+          settled += m.spans;
+          dropped(m.spans, m.reason, true);
+          break;
         case 'flushed':
         case 'stats':
         case 'shutdown-done': {
@@ -430,6 +434,9 @@ export function startTelemetry(opts: StartTelemetryOptions): Telemetry {
           const reply = await request('shutdown', exportDeadline);
           if (reply === undefined && state === 'ready') {
             dropped(Math.max(0, sent - settled), `the export did not finish within ${timeoutMs} ms at exit`);
+          } else if (reply !== undefined) {
+            // Exported or reported as failed: anything else never left the SDK's queue.
+            dropped(Math.max(0, sent - settled), 'not exported by exit (the export queue was full)');
           }
         } else if (state !== 'dead') {
           dropped(pending.length, `the exporter was not ready within ${timeoutMs} ms at exit`);

@@ -38,6 +38,8 @@ function post(msg: WorkerToMain): void {
 // --- logging, rate limited -------------------------------------------------
 const seen = new Set<string>();
 const MAX_DISTINCT_LOGS = 50;
+// A long-lived daemon must not go quiet for good: the limit is per minute.
+setInterval(() => seen.clear(), 60_000).unref();
 function log(level: 'info' | 'warn' | 'error' | 'debug', msg: string): void {
   if (seen.has(msg)) return;
   if (seen.size >= MAX_DISTINCT_LOGS) return;
@@ -103,9 +105,10 @@ async function main(): Promise<void> {
     {
       error: (m, ...a) => log('error', `otel: ${m}${a.length ? ' ' + a.map(errText).join(' ') : ''}`),
       warn: (m, ...a) => {
-        // The batch processor's own drops (queue full) say neither where nor why: add the endpoint.
-        const where = /dropped/i.test(m) ? ` (exporting to ${cfg.endpoint})` : '';
-        log('warn', `otel: ${m}${where}${a.length ? ' ' + a.map(errText).join(' ') : ''}`);
+        // The batch processor's own drops (queue full) are counted with the others by the main thread.
+        const full = /^Dropped (\d+) spans because maxQueueSize reached/.exec(m);
+        if (full) return post({ type: 'dropped', spans: Number(full[1]), reason: 'the export queue was full (OTEL_BSP_MAX_QUEUE_SIZE)' });
+        log('warn', `otel: ${m}${a.length ? ' ' + a.map(errText).join(' ') : ''}`);
       },
       info: (m) => log('info', `otel: ${m}`),
       debug: (m) => log('debug', `otel: ${m}`),

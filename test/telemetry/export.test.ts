@@ -536,3 +536,24 @@ test('shutdown: idempotent, flushes, later spans are ignored', async () => {
   assert.ok(performance.now() - t0 < 500);
   assert.equal(idle.state, 'closed');
 });
+
+test('spans the SDK drops because its queue is full (OTEL_BSP_MAX_QUEUE_SIZE) are counted in the warnings too', async () => {
+  const env = { OTEL_EXPORTER_OTLP_ENDPOINT: rcv.httpUrl, OTEL_BSP_MAX_QUEUE_SIZE: '10', OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '10' };
+  await withTelemetry(
+    env,
+    async (t, { logs }) => {
+      const root = t.recorder.startSpan('queue');
+      for (let i = 0; i < 49; i++) t.recorder.startSpan(`q${i}`, { parent: root.context }).end();
+      root.end();
+      t.warmUp();
+      await t.shutdown(5000);
+      const got = tracesOf(root.context.traceId).length;
+      const counts = logs
+        .filter((l) => l.level === 'warn' && l.msg.startsWith(`telemetry: span export to ${rcv.httpUrl}/v1/traces (http/protobuf) failed: `))
+        .map((l) => Number(/; (\d+) spans? dropped$/.exec(l.msg)?.[1]));
+      assert.ok(got >= 10 && got < 50, `the receiver got ${got} of 50`);
+      assert.equal(counts.reduce((a, b) => a + b, 0), 50 - got, JSON.stringify(logs));
+    },
+    { autoStart: false },
+  );
+});
