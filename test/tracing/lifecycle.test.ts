@@ -8,6 +8,8 @@ import { startOtlpReceiver, type OtlpReceiver } from '../../src/otlp/receiver.js
 import {
   DEFAULT_SERVICE_NAME,
   LIFECYCLE,
+  PLATFORM,
+  RUNTIME,
   checkLifecycleTrace,
   containerTrace,
   describeSpans,
@@ -193,6 +195,63 @@ test('Kill, Pids and State of a running container are spans of its trace too', {
   for (const s of runningStates) assert.equal(s.attributes['process.exit.code'], undefined, `${s.name} of a running task\n${ctx}`);
   const stoppedStates = rpcs(spans, 'State').filter((s) => s.startTimeUnixNano > run.endTimeUnixNano);
   for (const s of stoppedStates) assert.equal(s.attributes['process.exit.code'], 137, `${s.name} of the stopped task\n${ctx}`);
+}));
+
+/** Polls `ctr task ls` until id has status. */
+async function waitStatus(id: string, status: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ls = await env.c.ctr(['task', 'ls']);
+    if (ls.stdout.split('\n').some((l) => l.startsWith(`${id} `) && l.includes(status))) return;
+    if (Date.now() > deadline) assert.fail(`task ${id} not ${status}: ${ls.stdout}`);
+    await sleep(50);
+  }
+}
+
+test('a pod: its sandbox and two containers started at once in one daemon keep their own traces, exit codes and errors; container.image.name from CRI\'s annotation', { timeout: 90_000 }, withLogs(async () => {
+  const [sandbox, app, killed] = [env.id('pod-sb'), env.id('pod-exit3'), env.id('pod-killed')];
+  const pod = ['--annotation', `io.kubernetes.cri.sandbox-id=${sandbox}`];
+  const member = [...pod, '--annotation', 'io.kubernetes.cri.container-type=container'];
+  const run = (id: string, flags: string[], args: string[]) => env.c.ctrOk(['run', '-d', '--runtime', RUNTIME, '--platform', PLATFORM, ...flags, img.ref, id, ...args]);
+  await run(sandbox, [...pod, '--annotation', 'io.kubernetes.cri.container-type=sandbox'], ['/probe.wasm']);
+  await waitStatus(sandbox, 'RUNNING');
+  await Promise.all([
+    run(app, [...member, '--annotation', 'io.kubernetes.cri.image-name=registry.example/team/app:1.2'], ['/probe.wasm', 'exit', '3']),
+    run(killed, member, ['/probe.wasm', 'daemon', '100']),
+  ]);
+  await waitStatus(killed, 'RUNNING');
+  await env.c.ctrOk(['task', 'kill', '-s', 'SIGKILL', killed]);
+  for (const id of [app, killed]) await waitStatus(id, 'STOPPED');
+  await env.c.ctrOk(['task', 'kill', '-s', 'SIGKILL', sandbox]);
+  await waitStatus(sandbox, 'STOPPED');
+  for (const id of [app, killed, sandbox]) {
+    await env.c.ctrOk(['task', 'delete', id]);
+    await env.c.ctrOk(['container', 'delete', id]);
+  }
+  const traces = new Map<string, ReturnType<typeof rx.spans>>();
+  for (const id of [app, killed, sandbox]) traces.set(id, (await waitForContainerTrace(rx, id, ['wasmts.container', 'Create', 'Start', 'Delete', 'wasm.run'], 10_000)).spans);
+  const all = rx.spans();
+  const ctx = [...traces.values()].map(describeSpans).join('\n--\n');
+  const roots = [app, killed, sandbox].map((id) => rootOf(all, id)!);
+  assert.equal(new Set(roots.map((r) => r.traceId)).size, 3, `one trace per container\n${ctx}`);
+  // One daemon served the pod: one resource for all three.
+  assert.equal(new Set(roots.map((r) => r.resource['process.pid'])).size, 1, ctx);
+  assert.equal(new Set(roots.map((r) => r.resource['service.instance.id'])).size, 1, ctx);
+  for (const [id, spans] of traces) {
+    for (const s of all.filter((s) => s.attributes['container.id'] === id)) assert.ok(spans.includes(s), `${s.name} of ${id} is in its trace\n${ctx}`);
+    for (const s of spans) if (s.attributes['container.id'] !== undefined) assert.equal(s.attributes['container.id'], id, `${s.name} in the trace of ${id}\n${ctx}`);
+  }
+  const [appRoot, killedRoot] = roots;
+  assert.equal(appRoot!.attributes['container.image.name'], 'registry.example/team/app:1.2', ctx);
+  assert.equal(killedRoot!.attributes['container.image.name'], undefined, ctx);
+  assert.equal(appRoot!.attributes['process.exit.code'], 3, ctx);
+  assert.equal(appRoot!.attributes['error.type'], '3', ctx);
+  assert.equal(appRoot!.status.code, 2, ctx);
+  assert.equal(killedRoot!.attributes['process.exit.code'], 137, ctx);
+  assert.equal(killedRoot!.attributes['error.type'], 'SIGKILL', ctx);
+  const killedRun = traces.get(killed)!.find((s) => s.name === 'wasm.run')!;
+  assert.equal(killedRun.attributes['error.type'], 'SIGKILL', ctx);
+  assert.equal(killedRun.status.code, 2, ctx);
 }));
 
 test('spans are flushed when the shim exits: all arrive within 3 s of deletion with the default 5 s batch delay', { timeout: 60_000 }, withLogs(async () => {
