@@ -66,7 +66,7 @@ export async function runDaemon(flags: ShimFlags, options: DaemonOptions = {}): 
     scopeVersion: VERSION,
   });
   // Always: the module gets the trace context even when spans are not exported.
-  const tracer = new TaskTracer(telemetry, { env: process.env, namespace: flags.namespace, socketPath: flags.socket });
+  const tracer = new TaskTracer(telemetry, { env: process.env, namespace: () => flags.namespace, socketPath: () => flags.socket });
   const engine = options.engine ?? newEngine(options.childEntry);
   if (telemetry.enabled) engine.onChildSpans = (records) => telemetry.submit(records);
   const server = new TtrpcServer({

@@ -26,10 +26,10 @@ const MAX_ENDED_ROOTS = 64;
 export interface TaskTracerOptions {
   /** The shim's environment: its TRACEPARENT / TRACESTATE / TRACECONTEXT / BAGGAGE parent every container span. */
   env: Record<string, string | undefined>;
-  /** containerd namespace of the containers this service holds. */
-  namespace?: string;
-  /** The ttrpc socket this service is served on (server.address). */
-  socketPath?: string;
+  /** containerd namespace of the containers this service holds (may only be known once Create arrives). */
+  namespace?: () => string | undefined;
+  /** The ttrpc socket this service is served on (server.address), likewise. */
+  socketPath?: () => string | undefined;
 }
 
 interface ContainerTrace {
@@ -102,7 +102,7 @@ export class TaskTracer {
       attributes: {
         [sc.ATTR_CONTAINER_ID]: id,
         [sc.ATTR_CONTAINER_RUNTIME_NAME]: 'containerd',
-        [sc.ATTR_WASMTS_NAMESPACE]: this.options.namespace || undefined,
+        [sc.ATTR_WASMTS_NAMESPACE]: this.options.namespace?.() || undefined,
       },
       // containerd's own trace (2.x) reaches the RPC spans; the container's trace links to it.
       ...(remote.parent ? { links: [{ context: remote.parent }] } : {}),
@@ -148,7 +148,7 @@ export class TaskTracer {
       attributes: {
         [sc.ATTR_RPC_SYSTEM_NAME]: 'ttrpc',
         [sc.ATTR_RPC_METHOD]: fullMethod,
-        [sc.ATTR_SERVER_ADDRESS]: this.options.socketPath || undefined,
+        [sc.ATTR_SERVER_ADDRESS]: this.options.socketPath?.() || undefined,
         [sc.ATTR_NETWORK_TRANSPORT]: 'unix',
         [sc.ATTR_CONTAINER_ID]: id || undefined,
         [sc.ATTR_WASMTS_EXEC_ID]: execId || undefined,

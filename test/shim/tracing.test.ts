@@ -26,7 +26,7 @@ function harness(env: Record<string, string>, o: { enabled?: boolean; exitStatus
       return () => undefined;
     },
   } as unknown as Telemetry;
-  const tracer = new TaskTracer(telemetry, { env, namespace: 'ns1', socketPath: '/run/containerd/s/abc' });
+  const tracer = new TaskTracer(telemetry, { env, namespace: () => 'ns1', socketPath: () => '/run/containerd/s/abc' });
   const seen: { trace?: ChildTraceContext } = {};
   const impl = tracer.wrap(Task, {
     create: async (req: { id: string }) => {
