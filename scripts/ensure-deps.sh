@@ -12,7 +12,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 packages=(
   containerd runc clang lld wasi-libc libclang-rt-14-dev-wasm32
   golang-github-containerd-containerd-dev golang-github-containerd-ttrpc-dev
-  util-linux
+  util-linux openssl
 )
 
 sudo=()

@@ -15,6 +15,8 @@ export interface ReceivedSpan {
   spanId: string;
   /** '' for a root span. */
   parentSpanId: string;
+  /** W3C tracestate of the span ('' when none). */
+  traceState: string;
   name: string;
   /** OTLP SpanKind: 0 unspecified, 1 internal, 2 server, 3 client, 4 producer, 5 consumer. */
   kind: number;
@@ -81,6 +83,7 @@ export function requestToSpans(req: ExportTraceServiceRequest, protocol: 'http' 
           traceId: toHex(s.traceId),
           spanId: toHex(s.spanId),
           parentSpanId: idHex(s.parentSpanId),
+          traceState: s.traceState,
           name: s.name,
           kind: s.kind,
           startTimeUnixNano: s.startTimeUnixNano,

@@ -55,6 +55,10 @@ export interface TraceSummary {
   orphanCount: number;
   /** Date.now() when the trace's last span arrived. */
   lastReceivedAt: number;
+  /** Spans with status ERROR. */
+  errorCount: number;
+  /** process.exit.code of the root span (a container's exit status), when it has one. */
+  exitCode?: number;
 }
 
 export interface OtlpReceiver {
@@ -203,8 +207,10 @@ export function summarize(traceId: string, list: ReceivedSpan[], lastReceivedAt 
   let root: ReceivedSpan | undefined;
   let top: ReceivedSpan | undefined;
   let orphanCount = 0;
+  let errorCount = 0;
   const services = new Set<string>();
   for (const s of list) {
+    if (s.status.code === 2) errorCount++;
     if (s.startTimeUnixNano < start) start = s.startTimeUnixNano;
     if (s.endTimeUnixNano > end) end = s.endTimeUnixNano;
     const svc = s.resource['service.name'];
@@ -218,6 +224,7 @@ export function summarize(traceId: string, list: ReceivedSpan[], lastReceivedAt 
   }
   const head = root ?? top ?? list[0];
   const svc = head?.resource['service.name'];
+  const exitCode = head?.attributes['process.exit.code'];
   return {
     traceId,
     rootName: head?.name ?? '',
@@ -230,6 +237,8 @@ export function summarize(traceId: string, list: ReceivedSpan[], lastReceivedAt 
     hasRoot: root !== undefined,
     orphanCount,
     lastReceivedAt,
+    errorCount,
+    ...(typeof exitCode === 'number' ? { exitCode } : {}),
   };
 }
 

@@ -15,20 +15,21 @@ import { bindMountsOf, bindRootfs, makeReadOnly, mountBinds, mountSnapshot, USER
 import { checkProcess, readSpec, SpecError, type OciProcess, type OciSpec } from './spec.js';
 import { checkStdio, holdOutputs, openStdin, type StdioPaths } from './stdio.js';
 import { openCgroup, type Cgroup, type LinuxResources } from './cgroup.js';
+import type { ChildTraceContext } from '../telemetry/propagation.js';
 
 export interface CreateParams {
   id: string;
   bundle: string;
   rootfs: SnapshotMount[];
   stdio: StdioPaths;
-  traceparent?: string;
+  trace?: ChildTraceContext;
 }
 
 export interface ExecParams {
   execId: string;
   stdio: StdioPaths;
   process: OciProcess;
-  traceparent?: string;
+  trace?: ChildTraceContext;
 }
 
 export type ExitListener = (container: Container, process: Process, exit: ExitInfo) => void;
@@ -101,7 +102,7 @@ export class Container {
       await mountBinds(params.bundle, rootfs, bindMountsOf(spec.mounts));
       if (spec.root?.readonly) await makeReadOnly(params.bundle, rootfs);
       const t1 = performance.now();
-      container.init = await container.spawn('', proc, params.stdio, params.traceparent);
+      container.init = await container.spawn('', proc, params.stdio, params.trace);
       container.createTimings = { mountMs: round(t1 - t0), prepareMs: round(performance.now() - t1) };
       fs.writeFileSync(path.join(params.bundle, PID_FILE), String(container.init.pid), { mode: 0o600 });
       writeBundleFile(params.bundle, SHIM_PID_FILE, String(process.pid));
@@ -120,7 +121,7 @@ export class Container {
     try {
       checkStdio(params.stdio, who);
       const proc = checkProcess(params.process, who);
-      const process = await this.spawn(params.execId, proc, params.stdio, params.traceparent);
+      const process = await this.spawn(params.execId, proc, params.stdio, params.trace);
       if (this.execs.has(params.execId)) {
         process.kill(SIGKILL);
         throw new TtrpcError(Code.AlreadyExists, `${who}: exec id already exists`);
@@ -188,7 +189,7 @@ export class Container {
     return { hostPath, guestPath: '/pause', exportName: '_start' };
   }
 
-  private async spawn(execId: string, proc: OciProcess, stdio: StdioPaths, traceparent?: string): Promise<Process> {
+  private async spawn(execId: string, proc: OciProcess, stdio: StdioPaths, trace?: ChildTraceContext): Promise<Process> {
     const cwd = proc.cwd || '/';
     const env = withPwd(proc.env ?? [], cwd);
     const entry = !execId && this.isPodSandbox() ? this.pauseEntrypoint() : resolveEntrypoint(this.rootfs, proc.args[0]!, cwd, env);
@@ -206,7 +207,7 @@ export class Container {
       stderr: stdio.stderr,
       ...(stdin ? { stdin } : {}),
       ...(proc.user && (proc.user.uid !== 0 || proc.user.gid !== 0 || proc.user.additionalGids?.length) ? { user: proc.user } : {}),
-      ...(traceparent ? { traceparent } : {}),
+      ...(trace ? { trace } : {}),
     };
     const cgroup = this.cgroup;
     const place = cgroup && (async (pid: number) => {

@@ -10,7 +10,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { NodeEngine } from '../wasm/node-engine.js';
-import { startTelemetry, type SpanRecord } from '../telemetry/index.js';
+import { startTelemetry } from '../telemetry/index.js';
 import { VERSION } from '../version.js';
 import { bindShimSocket } from './address.js';
 import { LOG_FIFO } from './bundle.js';
@@ -81,18 +81,23 @@ export async function runDaemon(flags: ShimFlags, options: DaemonOptions = {}): 
   process.on('uncaughtException', (err) => log.error('uncaught exception', { error: err.stack ?? String(err) }));
   process.on('unhandledRejection', (err) => log.error('unhandled rejection', { error: (err as Error)?.stack ?? String(err) }));
 
+  let daemon: Daemon | undefined = undefined;
   const telemetry = startTelemetry({
     env: process.env,
-    log: (level, msg) => log[level](msg),
+    // Exporter trouble (dropped spans) concerns every container: it reaches their logs too.
+    log: (level, msg) => {
+      log[level](msg);
+      if (level === 'warn' || level === 'error') daemon?.toContainerLogs(level, msg);
+    },
     workerUrl: pathToFileURL(path.join(here, 'telemetry-worker.cjs')),
     autoStart: false,
     scopeVersion: VERSION,
   });
   const engine = new NodeEngine({ childEntry: options.childEntry ?? path.join(here, 'wasm-child.cjs') });
-  if (telemetry.enabled) engine.onChildSpans = (records) => telemetry.submit(records as SpanRecord[]);
+  if (telemetry.enabled) engine.onChildSpans = (records) => telemetry.submit(records);
   const events = new EventPublisher({ address: process.env.TTRPC_ADDRESS ?? '', namespace: flags.namespace, log });
   const parts: DaemonParts = { engine, events, telemetry, log, debug: flags.debug, containerdAddress: flags.address, env: process.env };
-  const daemon = new Daemon(parts, engine, log, paths, idleMs(process.env));
+  daemon = new Daemon(parts, engine, log, paths, idleMs(process.env));
 
   const first = await listenOn(options.listen ?? { fd: LISTEN_FD });
   daemon.add(first, flags.id ? { namespace: flags.namespace, id: flags.id, bundle: flags.bundle || process.cwd(), socketPath: flags.socket } : undefined);
@@ -151,6 +156,11 @@ class Daemon {
       const containerdGone = !!containerdAddress && !fs.existsSync(containerdAddress);
       if (!this.primary || containerdGone || Date.now() - this.idleSince >= this.idleMs) void this.exit();
     }, WATCH_MS).unref();
+  }
+
+  /** A daemon-wide warning, also written to the log of every container served now. */
+  toContainerLogs(level: 'warn' | 'error', msg: string): void {
+    for (const socket of this.served) socket.containerLog?.[level](msg);
   }
 
   /** SIGTERM (an operator, a harness): leave if nothing runs here; containers are never dropped. */

@@ -49,9 +49,10 @@ export class ServedSocket {
   socketPath: string | undefined;
   readonly service: TaskService;
   private readonly ttrpc: TtrpcServer;
-  private readonly tracer: TaskTracer | undefined;
+  private readonly tracer: TaskTracer;
   private logFd: number | undefined;
-  private containerLog: Logger | undefined;
+  /** The log FIFO of the socket's first container, once Create named it. */
+  containerLog: Logger | undefined;
   private closed = false;
   private idleTimer: NodeJS.Timeout | undefined;
 
@@ -72,17 +73,18 @@ export class ServedSocket {
       if (!this.namespace) this.namespace = ctx.metadata.get(NAMESPACE_METADATA)?.[0] ?? '';
       return next();
     });
-    this.tracer = parts.telemetry.enabled ? new TaskTracer(parts.telemetry, parts.env) : undefined;
-    const tracer = this.tracer;
+    // Always: the module gets the trace context even when spans are not exported.
+    const tracer = new TaskTracer(parts.telemetry, { env: parts.env, namespace: () => this.namespace, socketPath: () => this.socketPath ?? '' });
+    this.tracer = tracer;
     this.service = new TaskService({
       engine: parts.engine,
       events: inNamespace(parts.events, () => this.namespace),
       log,
       shutdown: () => this.close(),
       beforeCreate: (id, bundle) => this.adopt(id, bundle),
-      ...(tracer ? { traceparentFor: (id: string, execId: string) => tracer.traceparentFor(id, execId) } : {}),
+      traceContextFor: (id: string, execId: string) => tracer.traceContextFor(id, execId),
     });
-    const impl = tracer ? tracer.wrap(Task, this.service) : this.service;
+    const impl = tracer.wrap(Task, this.service);
     this.ttrpc.registerService(Task, impl);
     this.ttrpc.registerService(Task, impl, { name: 'containerd.task.v3.Task' });
     void this.ttrpc.listen({ server });
@@ -112,7 +114,7 @@ export class ServedSocket {
     // Before the connection goes: containerd's `delete` runs as soon as it does.
     if (this.socketPath) fs.rmSync(this.socketPath, { force: true });
     void this.ttrpc.close().catch(() => undefined);
-    this.tracer?.endAll();
+    this.tracer.endAll();
     this.log().info('socket closed', { socket: this.socketPath });
     if (this.logFd !== undefined) fs.closeSync(this.logFd);
     this.logFd = undefined;

@@ -14,6 +14,7 @@ import type { EventSink } from './events.js';
 import type { Logger } from './log.js';
 import type { Process } from './process.js';
 import type { OciProcess } from './spec.js';
+import type { ChildTraceContext } from '../telemetry/propagation.js';
 import type { CgroupStats, LinuxResources } from './cgroup.js';
 
 export interface TaskServiceDeps {
@@ -24,8 +25,8 @@ export interface TaskServiceDeps {
   shutdown(now: boolean): void;
   /** Called as a Create begins, before anything is read from the bundle. */
   beforeCreate?(id: string, bundle: string): void;
-  /** Traceparent for the child of a container's process (telemetry), if any. */
-  traceparentFor?(containerId: string, execId: string): string | undefined;
+  /** Trace context for the child of a container's process (propagation, telemetry), if any. */
+  traceContextFor?(containerId: string, execId: string): ChildTraceContext | undefined;
 }
 
 const PROCESS_SPEC_URL = 'types.containerd.io/opencontainers/runtime-spec/1/Process';
@@ -73,9 +74,9 @@ export class TaskService {
       this.deps.beforeCreate?.(req.id, req.bundle);
       this.deps.log.debug('create', { id: req.id });
       const stdio = { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal };
-      const traceparent = this.deps.traceparentFor?.(req.id, '');
+      const trace = this.deps.traceContextFor?.(req.id, '');
       const container = await Container.create(
-        { id: req.id, bundle: req.bundle, rootfs: req.rootfs, stdio, ...(traceparent ? { traceparent } : {}) },
+        { id: req.id, bundle: req.bundle, rootfs: req.rootfs, stdio, ...(trace ? { trace } : {}) },
         this.deps.engine,
         (c, p, exit) => this.exited(c, p, exit),
       );
@@ -175,12 +176,12 @@ export class TaskService {
     const c = this.container(req.id);
     checkIdentifier('exec id', req.execId);
     const spec = parseProcessSpec(req.spec, `exec ${req.execId} in container ${req.id}`);
-    const traceparent = this.deps.traceparentFor?.(req.id, req.execId);
+    const trace = this.deps.traceContextFor?.(req.id, req.execId);
     await c.exec({
       execId: req.execId,
       stdio: { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal },
       process: spec,
-      ...(traceparent ? { traceparent } : {}),
+      ...(trace ? { trace } : {}),
     });
     this.deps.events.publish('/tasks/exec-added', ev.TaskExecAddedSchema, create(ev.TaskExecAddedSchema, { containerId: c.id, execId: req.execId }));
     return create(EmptySchema);

@@ -1,31 +1,70 @@
 // Traces the Task service: one root span per container (its life in this
 // shim) and one server span per RPC under it. Wraps the service from the
-// outside, so the RPC layer itself stays free of telemetry.
+// outside, so the RPC layer itself stays free of telemetry. It also carries
+// the trace context into each Wasm child whether or not spans are exported.
+import { readFile } from 'node:fs/promises';
+import * as path from 'node:path';
 import type { DescService } from '@bufbuild/protobuf';
 import type { CallContext, ServiceImpl } from '../ttrpc/types.js';
-import { TtrpcError, codeName } from '../ttrpc/status.js';
-import type { ActiveSpan, SpanContextLike, Telemetry } from '../telemetry/index.js';
-import { parseTraceContextEnv, parseTraceparent } from '../telemetry/traceparent.js';
+import { TtrpcError } from '../ttrpc/status.js';
+import { Status } from '../gen/containerd/types/task/task_pb.js';
+import type { ActiveSpan, SpanRecord, Telemetry } from '../telemetry/index.js';
+import { SpanStatusCode } from '../telemetry/recorder.js';
+import { extractFromEnv, extractFromMetadata, injectEnv, type ChildTraceContext, type IncomingContext } from '../telemetry/propagation.js';
+import { formatTraceparent } from '../telemetry/traceparent.js';
+import * as sc from '../telemetry/semconv.js';
 
-type AnyRequest = { id?: string; execId?: string };
-type AnyResponse = { pid?: number; exitStatus?: number } | undefined;
+type AnyRequest = { id?: string; execId?: string; bundle?: string };
+type AnyResponse = { pid?: number; exitStatus?: number; status?: number } | undefined;
 type Method = (req: AnyRequest, ctx: CallContext) => Promise<AnyResponse>;
 
-export class TaskTracer {
-  private readonly roots = new Map<string, ActiveSpan>();
-  /** Roots of deleted containers, so Shutdown and late calls still join their trace. */
-  private readonly lastRoots = new Map<string, ActiveSpan>();
-  /** The span that forks a process (create or exec) — its traceparent becomes the child's TRACECONTEXT. */
-  private readonly forking = new Map<string, ActiveSpan>();
-  private readonly shimParent: SpanContextLike | undefined;
+/** CRI's annotation naming the image a container runs (containerd 1.6+ sets it for Kubernetes pods). */
+const IMAGE_NAME_ANNOTATIONS = ['io.kubernetes.cri.image-name'];
+/** Roots of deleted containers kept for late calls (Shutdown); a long-lived daemon must not keep them all. */
+const MAX_ENDED_ROOTS = 64;
 
-  constructor(private readonly telemetry: Telemetry, env: NodeJS.ProcessEnv) {
-    this.shimParent = parseTraceContextEnv(env.TRACECONTEXT);
+export interface TaskTracerOptions {
+  /** The shim's environment: its TRACEPARENT / TRACESTATE / TRACECONTEXT / BAGGAGE parent every container span. */
+  env: Record<string, string | undefined>;
+  /** containerd namespace of the containers this service holds (may only be known once Create arrives). */
+  namespace?: () => string | undefined;
+  /** The ttrpc socket this service is served on (server.address), likewise. */
+  socketPath?: () => string | undefined;
+}
+
+interface ContainerTrace {
+  root: ActiveSpan;
+  /** error.type of the init process's wasm.run (trap kind, signal), when its child reported one. */
+  runErrorType?: string;
+}
+
+export class TaskTracer {
+  private readonly containers = new Map<string, ContainerTrace>();
+  /** Deleted containers, so Shutdown and late calls still join their trace. */
+  private readonly ended = new Map<string, ContainerTrace>();
+  /** The span that forks a process (Create or Exec), with the baggage that came with it. */
+  private readonly forking = new Map<string, { span: ActiveSpan; baggage: string | undefined }>();
+  /** Create span id → container, to pick the init process's wasm.run out of the child's spans. */
+  private readonly createSpans = new Map<string, string>();
+  private readonly incoming: IncomingContext;
+  private readonly stopObserving: () => void;
+
+  constructor(
+    private readonly telemetry: Telemetry,
+    private readonly options: TaskTracerOptions,
+  ) {
+    this.incoming = extractFromEnv(options.env, telemetry.config.propagators);
+    this.stopObserving = telemetry.observeChildSpans((records) => this.observe(records));
   }
 
-  /** TRACECONTEXT for a process being forked now. */
-  traceparentFor(containerId: string, execId: string): string | undefined {
-    return this.forking.get(`${containerId}/${execId}`)?.traceparent() || undefined;
+  /** Context for a process being forked now: the module's environment, and the parent of the child's spans. */
+  traceContextFor(containerId: string, execId: string): ChildTraceContext | undefined {
+    const fork = this.forking.get(`${containerId}/${execId}`);
+    if (!fork) return undefined;
+    const env = injectEnv(fork.span.context, fork.baggage, this.telemetry.config.propagators);
+    if (!fork.span.isRecording()) return Object.keys(env).length > 0 ? { env } : undefined;
+    const ctx = fork.span.context;
+    return { env, recordUnder: { traceparent: formatTraceparent(ctx), ...(ctx.traceState ? { tracestate: ctx.traceState } : {}) } };
   }
 
   /** Wraps every RPC of `desc` found on `impl` with a span. */
@@ -37,65 +76,117 @@ export class TaskTracer {
       const call = (target as Method).bind(impl);
       wrapped[method.localName] = (req, ctx) => this.traced(method.name, call, req, ctx);
     }
-    return wrapped as unknown as ServiceImpl<D["method"]>;
+    return wrapped as unknown as ServiceImpl<D['method']>;
   }
 
-  /** Ends open container spans (daemon exit). */
+  /** Ends open container spans (the service is going away) and stops observing child spans. */
   endAll(): void {
-    for (const root of this.roots.values()) root.end();
-    this.roots.clear();
+    for (const c of this.containers.values()) c.root.end();
+    this.containers.clear();
+    this.stopObserving();
+  }
+
+  private observe(records: SpanRecord[]): void {
+    for (const r of records) {
+      if (r.name !== 'wasm.run' || !r.parentSpanId) continue;
+      const id = this.createSpans.get(r.parentSpanId);
+      const c = id !== undefined ? this.containers.get(id) : undefined;
+      const errorType = r.attributes[sc.ATTR_ERROR_TYPE];
+      if (c && typeof errorType === 'string') c.runErrorType = errorType;
+    }
+  }
+
+  private startRoot(id: string, req: AnyRequest, remote: IncomingContext): ContainerTrace {
+    const root = this.telemetry.recorder.startSpan('wasmts.container', {
+      parent: this.incoming.parent ?? null,
+      attributes: {
+        [sc.ATTR_CONTAINER_ID]: id,
+        [sc.ATTR_CONTAINER_RUNTIME_NAME]: 'containerd',
+        [sc.ATTR_WASMTS_NAMESPACE]: this.options.namespace?.() || undefined,
+      },
+      // containerd's own trace (2.x) reaches the RPC spans; the container's trace links to it.
+      ...(remote.parent ? { links: [{ context: remote.parent }] } : {}),
+    });
+    const c: ContainerTrace = { root };
+    if (root.isRecording() && req.bundle) void this.addImageName(root, req.bundle);
+    return c;
+  }
+
+  /** container.image.name from the bundle's annotations, when the client (CRI) named the image. */
+  private async addImageName(root: ActiveSpan, bundle: string): Promise<void> {
+    try {
+      const spec = JSON.parse(await readFile(path.join(bundle, 'config.json'), 'utf8')) as { annotations?: Record<string, unknown> };
+      for (const key of IMAGE_NAME_ANNOTATIONS) {
+        const name = spec.annotations?.[key];
+        if (typeof name === 'string' && name !== '') return void root.setAttribute(sc.ATTR_CONTAINER_IMAGE_NAME, name);
+      }
+    } catch {
+      // no readable spec: Create reports that itself
+    }
   }
 
   private async traced(name: string, call: Method, req: AnyRequest, ctx: CallContext): Promise<AnyResponse> {
     const id = req.id ?? '';
     const execId = req.execId ?? '';
-    const recorder = this.telemetry.recorder;
-    let root = this.roots.get(id);
-    if (!root && name === 'Create' && id) {
-      this.lastRoots.delete(id);
-      root = recorder.startSpan('wasmts.container', {
-        parent: this.shimParent ?? null,
-        attributes: { 'container.id': id, 'wasmts.shim.pid': process.pid },
-      });
-      this.roots.set(id, root);
+    const propagators = this.telemetry.config.propagators;
+    const remote = extractFromMetadata((key) => ctx.metadata.get(key)?.[0], propagators);
+    let c = this.containers.get(id);
+    if (!c && name === 'Create' && id) {
+      this.ended.delete(id);
+      c = this.startRoot(id, req, remote);
+      this.containers.set(id, c);
     }
     // A deleted container's late calls (Shutdown) still belong to its trace.
-    root ??= this.lastRoots.get(id);
-    const remote = parseTraceparent(ctx.metadata.get('traceparent')?.[0] ?? '');
-    const parent = remote ?? root?.context ?? this.shimParent ?? null;
-    const span = recorder.startSpan(`${ctx.service}/${name}`, {
+    c ??= this.ended.get(id);
+    const root = c?.root;
+    const parent = remote.parent ?? root?.context ?? this.incoming.parent ?? null;
+    const fullMethod = `${ctx.service}/${name}`;
+    const span = this.telemetry.recorder.startSpan(fullMethod, {
       kind: 'server',
       parent,
-      ...(remote && root ? { links: [{ context: root.context }] } : {}),
+      ...(remote.parent && root ? { links: [{ context: root.context }] } : {}),
       attributes: {
-        'rpc.system': 'ttrpc',
-        'rpc.service': ctx.service,
-        'rpc.method': name,
-        'container.id': id || undefined,
-        'wasmts.exec_id': execId || undefined,
+        [sc.ATTR_RPC_SYSTEM_NAME]: 'ttrpc',
+        [sc.ATTR_RPC_METHOD]: fullMethod,
+        [sc.ATTR_SERVER_ADDRESS]: this.options.socketPath?.() || undefined,
+        [sc.ATTR_NETWORK_TRANSPORT]: 'unix',
+        [sc.ATTR_CONTAINER_ID]: id || undefined,
+        [sc.ATTR_WASMTS_EXEC_ID]: execId || undefined,
       },
     });
     const forkKey = `${id}/${execId}`;
-    if (name === 'Create' || name === 'Exec') this.forking.set(forkKey, span);
+    if (name === 'Create' || name === 'Exec') this.forking.set(forkKey, { span, baggage: remote.baggage ?? this.incoming.baggage });
+    if (name === 'Create' && c && span.isRecording()) this.createSpans.set(span.context.spanId, id);
     try {
       const res = await call(req, ctx);
-      if (res?.pid) span.setAttribute('process.pid', res.pid);
-      if (res && 'exitStatus' in res && res.exitStatus !== undefined) span.setAttribute('wasmts.exit_status', res.exitStatus);
-      if (name === 'Create' && res?.pid) root?.setAttribute('process.pid', res.pid);
-      if (name === 'Delete' && !execId && root) {
-        root.setAttribute('wasmts.exit_status', res?.exitStatus ?? 0);
-        this.endRootAfter(id, root, span);
+      span.setAttribute(sc.ATTR_RPC_STATUS_CODE, 'OK');
+      if (res?.pid && (name === 'Create' || name === 'Start' || name === 'Exec' || name === 'Delete')) span.setAttribute(sc.ATTR_WASMTS_TASK_PID, res.pid);
+      if (name === 'Create' && res?.pid) root?.setAttribute(sc.ATTR_WASMTS_TASK_PID, res.pid);
+      // An exit code only once the process has exited: Wait and Delete answer after it, State only when stopped.
+      const exited = name === 'Wait' || name === 'Delete' || (name === 'State' && res?.status === Status.STOPPED);
+      if (exited && res?.exitStatus !== undefined) span.setAttribute(sc.ATTR_PROCESS_EXIT_CODE, res.exitStatus);
+      if (name === 'Delete' && !execId && c) {
+        this.endContainer(id, c, span, res?.exitStatus ?? 0);
         return res;
       }
       return res;
     } catch (err) {
       const code = err instanceof TtrpcError ? err.code : 2;
-      span.setAttribute('rpc.grpc.status_code', code);
-      span.setAttribute('wasmts.error.code', codeName(code));
-      span.recordException(err);
-      if (name === 'Create' && root) {
-        root.recordException(err);
-        this.endRootAfter(id, root, span);
+      const status = sc.grpcStatusName(code);
+      span.setAttribute(sc.ATTR_RPC_STATUS_CODE, status);
+      // A normal negative answer (NOT_FOUND on a Delete after a failed Create, …) is no error of this
+      // server: its message is kept as an event, without the ERROR status.
+      if (sc.isServerError(code)) {
+        span.setAttribute(sc.ATTR_ERROR_TYPE, status);
+        span.recordException(err);
+      } else {
+        span.addEvent('exception', { [sc.ATTR_EXCEPTION_TYPE]: (err as Error)?.name || 'Error', [sc.ATTR_EXCEPTION_MESSAGE]: (err as Error)?.message ?? String(err) });
+      }
+      if (name === 'Create' && c && this.containers.get(id) === c) {
+        // The container failed to come up: that is an error of the container, whatever the code.
+        c.root.setAttribute(sc.ATTR_ERROR_TYPE, status);
+        c.root.recordException(err);
+        this.endContainer(id, c, span, undefined);
       }
       throw err;
     } finally {
@@ -104,13 +195,24 @@ export class TaskTracer {
     }
   }
 
-  private endRootAfter(id: string, root: ActiveSpan, last: ActiveSpan): void {
+  /** Ends the root after the RPC that ends the container; exitStatus is undefined when it never ran. */
+  private endContainer(id: string, c: ContainerTrace, last: ActiveSpan, exitStatus: number | undefined): void {
+    const root = c.root;
+    if (exitStatus !== undefined) {
+      root.setAttribute(sc.ATTR_PROCESS_EXIT_CODE, exitStatus);
+      if (exitStatus !== 0) {
+        root.setAttribute(sc.ATTR_ERROR_TYPE, c.runErrorType ?? String(exitStatus));
+        root.setStatus(SpanStatusCode.ERROR, c.runErrorType ? `the module failed: ${c.runErrorType} (exit status ${exitStatus})` : `the module exited with status ${exitStatus}`);
+      }
+    }
     // Later RPCs (Shutdown) may still hang under an ended root; only the map entry goes.
     queueMicrotask(() => {
       last.end();
       root.end();
     });
-    this.roots.delete(id);
-    this.lastRoots.set(id, root);
+    this.containers.delete(id);
+    for (const [spanId, cid] of this.createSpans) if (cid === id) this.createSpans.delete(spanId);
+    this.ended.set(id, c);
+    if (this.ended.size > MAX_ENDED_ROOTS) this.ended.delete(this.ended.keys().next().value as string);
   }
 }

@@ -4,6 +4,8 @@
 // on their hot path; the heavy SDK is only loaded (in a worker thread) when the
 // result says `enabled: true`.
 
+import { readPropagators, type Propagators } from './propagation.js';
+
 export type OtlpProtocol = 'http/protobuf' | 'grpc' | 'http/json';
 
 export type SamplerName =
@@ -25,14 +27,14 @@ export type ResourceAttributes = Record<string, string>;
 export interface EnabledTelemetryConfig {
   enabled: true;
   protocol: OtlpProtocol;
-  /** Fully resolved traces endpoint (what the exporter is given). */
+  /** The traces endpoint by the spec's rules, for log lines (the exporter resolves the same from the environment). */
   endpoint: string;
   serviceName: string;
   /** From OTEL_RESOURCE_ATTRIBUTES (percent-decoded); service.name is reflected in serviceName. */
   resourceAttributes: ResourceAttributes;
   sampler: SamplerConfig;
-  /** Whether W3C trace context is propagated (OTEL_PROPAGATORS unset or lists tracecontext). */
-  propagateTraceContext: boolean;
+  /** OTEL_PROPAGATORS: independent of whether spans are exported. */
+  propagators: Propagators;
   /** Informational: the export timeout the exporter will apply (it reads the env itself). */
   exportTimeoutMs: number;
   warnings: string[];
@@ -43,7 +45,7 @@ export interface DisabledTelemetryConfig {
   reason: string;
   serviceName: string;
   sampler: SamplerConfig;
-  propagateTraceContext: boolean;
+  propagators: Propagators;
   warnings: string[];
 }
 
@@ -151,18 +153,6 @@ export function parseResourceAttributes(raw: string | undefined, warnings: strin
   return out;
 }
 
-function readPropagators(env: Env, warnings: string[]): boolean {
-  const raw = get(env, 'OTEL_PROPAGATORS');
-  if (raw === undefined) return true;
-  const list = raw.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
-  if (list.includes('none')) return false;
-  const unsupported = list.filter((p) => p !== 'tracecontext' && p !== 'baggage');
-  if (unsupported.length > 0) {
-    warnings.push(`OTEL_PROPAGATORS: ${unsupported.join(', ')} not supported; only tracecontext is propagated`);
-  }
-  return list.includes('tracecontext');
-}
-
 function readTimeout(env: Env, warnings: string[]): number {
   for (const name of ['OTEL_EXPORTER_OTLP_TRACES_TIMEOUT', 'OTEL_EXPORTER_OTLP_TIMEOUT']) {
     const raw = get(env, name);
@@ -180,13 +170,13 @@ export function readTelemetryConfig(env: Env = process.env): TelemetryConfig {
   const serviceName = get(env, 'OTEL_SERVICE_NAME') ?? resourceAttributes['service.name'] ?? DEFAULT_SERVICE_NAME;
   delete resourceAttributes['service.name'];
   const sampler = readSamplerConfig(env, warnings);
-  const propagateTraceContext = readPropagators(env, warnings);
+  const propagators = readPropagators(env, warnings);
   const off = (reason: string): DisabledTelemetryConfig => ({
     enabled: false,
     reason,
     serviceName,
     sampler,
-    propagateTraceContext,
+    propagators,
     warnings,
   });
 
@@ -224,7 +214,9 @@ export function readTelemetryConfig(env: Env = process.env): TelemetryConfig {
     source = 'default';
   }
   if (isHttp && !isValidUrl(endpoint)) {
-    return off(`${source}=${tracesEndpoint ?? genericEndpoint} is not a valid URL`);
+    const reason = `${source}=${tracesEndpoint ?? genericEndpoint} is not a valid URL`;
+    warnings.push(`${reason}; spans are not exported (trace context is still propagated)`);
+    return off(reason);
   }
 
   return {
@@ -234,7 +226,7 @@ export function readTelemetryConfig(env: Env = process.env): TelemetryConfig {
     serviceName,
     resourceAttributes,
     sampler,
-    propagateTraceContext,
+    propagators,
     exportTimeoutMs: readTimeout(env, warnings),
     warnings,
   };

@@ -14,6 +14,7 @@ import { SpanRecorder, type SpanRecord } from './recorder.js';
 import type { MainToWorker, WorkerInit, WorkerStats, WorkerToMain } from './protocol.js';
 
 export * from './config.js';
+export * from './propagation.js';
 export * from './traceparent.js';
 export * from './recorder.js';
 export type { WorkerStats } from './protocol.js';
@@ -45,8 +46,10 @@ export interface Telemetry {
   readonly state: TelemetryState;
   /** Milliseconds from spawning the worker until it reported ready (undefined before). */
   readonly workerReadyMs: number | undefined;
-  /** Queue records relayed from a child process. Never throws. */
+  /** Queue records relayed from a child process (validated at the IPC seam). Never throws. */
   submit(records: SpanRecord[]): void;
+  /** Calls listener with every batch of child records submitted; returns the unsubscribe function. */
+  observeChildSpans(listener: (records: SpanRecord[]) => void): () => void;
   /** Start loading the exporter in the background (does not block). */
   warmUp(): void;
   /** Export everything queued so far; resolves (never rejects) within timeoutMs. */
@@ -60,6 +63,8 @@ export interface Telemetry {
 }
 
 const DEFAULT_MAX_BUFFERED = 4096;
+/** Dropped spans are reported at once for the first of an outage, then at most this often, and at exit. */
+const DROP_REPORT_INTERVAL_MS = 30_000;
 
 function defaultWorkerUrl(): URL {
   for (const name of ['telemetry-worker.mjs', 'worker.js', 'worker.ts']) {
@@ -115,6 +120,20 @@ export function startTelemetry(opts: StartTelemetryOptions): Telemetry {
   const config = readTelemetryConfig(opts.env);
   for (const w of config.warnings) log('warn', `telemetry: ${w}`);
   const pid = opts.pid ?? process.pid;
+  const observers = new Set<(records: SpanRecord[]) => void>();
+  const observeChildSpans = (listener: (records: SpanRecord[]) => void): (() => void) => {
+    observers.add(listener);
+    return () => observers.delete(listener);
+  };
+  const notify = (records: SpanRecord[]): void => {
+    for (const o of observers) {
+      try {
+        o(records);
+      } catch {
+        /* an observer's bug must not stop export */
+      }
+    }
+  };
 
   if (!config.enabled) {
     log('debug', `telemetry: tracing disabled (${config.reason})`);
@@ -125,7 +144,8 @@ export function startTelemetry(opts: StartTelemetryOptions): Telemetry {
       recorder,
       state: 'disabled',
       workerReadyMs: undefined,
-      submit: () => undefined,
+      submit: notify,
+      observeChildSpans,
       warmUp: () => undefined,
       flush: async () => undefined,
       shutdown: async () => undefined,
@@ -150,6 +170,47 @@ export function startTelemetry(opts: StartTelemetryOptions): Telemetry {
   let shutdownPromise: Promise<void> | undefined;
   let sinkErrorLogged = false;
 
+  // Every dropped span is accounted for in the log, with the endpoint and a count.
+  const where = `${config.endpoint} (${config.protocol})`;
+  let sent = 0;
+  let settled = 0;
+  let exportFailing = false;
+  let unreported = 0;
+  let unreportedWhy = '';
+  let lastDropReport = -Infinity;
+  let dropTimer: NodeJS.Timeout | undefined;
+  const reportDrops = (): void => {
+    if (dropTimer) clearTimeout(dropTimer);
+    dropTimer = undefined;
+    if (unreported === 0) return;
+    log('warn', `telemetry: span export to ${where} failed: ${unreportedWhy}; ${unreported} span${unreported === 1 ? '' : 's'} dropped`);
+    unreported = 0;
+    lastDropReport = performance.now();
+  };
+  const dropped = (count: number, why: string, now = false): void => {
+    if (count <= 0) return;
+    unreported += count;
+    unreportedWhy = why;
+    const wait = lastDropReport + DROP_REPORT_INTERVAL_MS - performance.now();
+    if (now || wait <= 0) reportDrops();
+    else if (!dropTimer) {
+      dropTimer = setTimeout(reportDrops, wait);
+      dropTimer.unref();
+    }
+  };
+  const exported = (ok: boolean, spans: number, error: string | undefined): void => {
+    settled += spans;
+    if (ok) {
+      if (!exportFailing) return;
+      exportFailing = false;
+      reportDrops();
+      log('info', `telemetry: span export to ${where} recovered`);
+    } else {
+      dropped(spans, error ?? 'export failed', !exportFailing);
+      exportFailing = true;
+    }
+  };
+
   const settleAll = (): void => {
     for (const w of waiters.values()) w(undefined);
     waiters.clear();
@@ -159,10 +220,11 @@ export function startTelemetry(opts: StartTelemetryOptions): Telemetry {
 
   const markDead = (why: string): void => {
     if (state === 'dead' || state === 'closed') return;
-    const lost = pending.length;
+    const lost = pending.length + Math.max(0, sent - settled);
     state = 'dead';
     pending = [];
-    log('error', `telemetry: export worker ${why}; tracing stopped${lost ? `, ${lost} spans dropped` : ''}`);
+    log('error', `telemetry: export worker ${why}; tracing stopped`);
+    dropped(lost, `the export worker ${why}`, true);
     settleAll();
     const w = worker;
     worker = undefined;
@@ -174,6 +236,7 @@ export function startTelemetry(opts: StartTelemetryOptions): Telemetry {
     if (state !== 'ready' || !worker || pending.length === 0) return;
     const records = pending;
     pending = [];
+    sent += records.length;
     try {
       worker.postMessage({ type: 'spans', records } satisfies MainToWorker);
     } catch (e) {
@@ -233,6 +296,13 @@ export function startTelemetry(opts: StartTelemetryOptions): Telemetry {
         case 'log':
           log(m.level, `telemetry: ${m.msg}`);
           break;
+        case 'exported':
+          exported(m.ok, m.spans, m.error);
+          break;
+        case 'dropped':
+          settled += m.spans;
+          dropped(m.spans, m.reason, true);
+          break;
         case 'flushed':
         case 'stats':
         case 'shutdown-done': {
@@ -267,9 +337,7 @@ export function startTelemetry(opts: StartTelemetryOptions): Telemetry {
     if (state === 'dead' || state === 'closed') return;
     if (pending.length >= maxBuffered) {
       pending.shift();
-      if (droppedWhileBuffering++ === 0) {
-        log('warn', `telemetry: more than ${maxBuffered} spans waiting for the exporter; dropping the oldest`);
-      }
+      dropped(1, `more than ${maxBuffered} spans waiting for the exporter`, droppedWhileBuffering++ === 0);
     } else if (pending.length === 0) {
       droppedWhileBuffering = 0;
     }
@@ -358,21 +426,25 @@ export function startTelemetry(opts: StartTelemetryOptions): Telemetry {
         }
         if (!(timeoutMs > 0)) {
           // Immediate shutdown: no export attempt.
-          if (pending.length > 0) log('debug', `telemetry: immediate shutdown; ${pending.length} queued spans dropped`);
+          dropped(pending.length + Math.max(0, sent - settled), 'immediate shutdown (no time to export)');
           return;
         }
         if (await whenReady(exportDeadline)) {
           postPending();
           const reply = await request('shutdown', exportDeadline);
           if (reply === undefined && state === 'ready') {
-            log('warn', `telemetry: span export did not finish within ${timeoutMs} ms at shutdown; unsent spans dropped`);
+            dropped(Math.max(0, sent - settled), `the export did not finish within ${timeoutMs} ms at exit`);
+          } else if (reply !== undefined) {
+            // Exported or reported as failed: anything else never left the SDK's queue.
+            dropped(Math.max(0, sent - settled), 'not exported by exit (the export queue was full)');
           }
-        } else if (pending.length > 0 && state !== 'dead') {
-          log('warn', `telemetry: exporter not ready within ${timeoutMs} ms at shutdown; ${pending.length} spans dropped`);
+        } else if (state !== 'dead') {
+          dropped(pending.length, `the exporter was not ready within ${timeoutMs} ms at exit`);
         }
       } catch (e) {
         log('warn', `telemetry: shutdown: ${e instanceof Error ? e.message : String(e)}`);
       } finally {
+        reportDrops(); // whatever was dropped goes in the log before the process exits
         const w = worker;
         worker = undefined;
         if (state !== 'dead') state = 'closed';
@@ -412,11 +484,13 @@ export function startTelemetry(opts: StartTelemetryOptions): Telemetry {
     submit(records: SpanRecord[]): void {
       try {
         if (!Array.isArray(records)) return;
-        for (const r of records) if (r && typeof r === 'object') enqueue(r);
+        notify(records);
+        for (const r of records) enqueue(r);
       } catch {
         /* never throw into the daemon */
       }
     },
+    observeChildSpans,
     warmUp(): void {
       scheduleSpawn();
     },

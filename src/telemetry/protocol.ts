@@ -33,6 +33,10 @@ export type WorkerToMain =
   | { type: 'ready'; loadMs: number }
   | { type: 'init-error'; error: string }
   | { type: 'log'; level: 'info' | 'warn' | 'error' | 'debug'; msg: string }
+  /** One export's outcome: the main thread reports dropped spans from these. */
+  | { type: 'exported'; ok: boolean; spans: number; error?: string }
+  /** Spans the SDK dropped before any export (its queue was full). */
+  | { type: 'dropped'; spans: number; reason: string }
   | { type: 'flushed'; id: number; ok: boolean; error?: string; stats: WorkerStats }
   | { type: 'stats'; id: number; stats: WorkerStats }
   | { type: 'shutdown-done'; id: number; stats: WorkerStats };

@@ -57,6 +57,8 @@ export interface SpanRecord {
   /** True when the parent came from another process (traceparent / TRACECONTEXT). */
   parentIsRemote?: boolean;
   traceFlags: number;
+  /** W3C tracestate inherited from the parent. */
+  traceState?: string;
   name: string;
   kind: SpanKindName;
   startTime: HrTime;
@@ -99,6 +101,11 @@ export interface ActiveSpan {
   updateName(name: string): this;
   /** Idempotent. The finished record goes to the sink when sampled. */
   end(endTime?: TimeInput): void;
+  /**
+   * The record as it stands, ended now (undefined when not recording): handed to
+   * another process that ends it should this one die first (the Wasm child's wasm.run).
+   */
+  snapshot(): SpanRecord | undefined;
 }
 
 export interface SpanRecorderOptions {
@@ -347,6 +354,9 @@ class NonRecordingSpan implements ActiveSpan {
   end(): void {
     this.ended = true;
   }
+  snapshot(): undefined {
+    return undefined;
+  }
 }
 
 const INVALID_CONTEXT: SpanContextLike = Object.freeze({
@@ -453,12 +463,21 @@ class RecordingSpan implements ActiveSpan {
   end(endTime?: TimeInput): void {
     if (this.ended) return;
     this.ended = true;
+    this.recorder._emit(this.record(endTime));
+  }
+  snapshot(): SpanRecord | undefined {
+    if (this.ended) return undefined;
+    const rec = this.record(undefined);
+    return { ...rec, attributes: { ...rec.attributes }, events: [...rec.events], links: [...rec.links] };
+  }
+  private record(endTime: TimeInput | undefined): SpanRecord {
     let end = toHrTime(endTime);
     if (hrLess(end, this.startTime)) end = [this.startTime[0], this.startTime[1]];
     const rec: SpanRecord = {
       traceId: this.context.traceId,
       spanId: this.context.spanId,
       traceFlags: this.context.traceFlags,
+      ...(this.context.traceState ? { traceState: this.context.traceState } : {}),
       name: this.name,
       kind: this.kind,
       startTime: this.startTime,
@@ -477,7 +496,7 @@ class RecordingSpan implements ActiveSpan {
     if (this.attrs.dropped) rec.droppedAttributesCount = this.attrs.dropped;
     if (this.droppedEvents) rec.droppedEventsCount = this.droppedEvents;
     if (this.droppedLinks) rec.droppedLinksCount = this.droppedLinks;
-    this.recorder._emit(rec);
+    return rec;
   }
 }
 
@@ -513,6 +532,8 @@ export class SpanRecorder {
       traceId,
       spanId: newSpanId(),
       traceFlags: sampled ? TRACE_FLAG_SAMPLED : 0,
+      // Child spans carry the parent's tracestate on (W3C Trace Context).
+      ...(parent?.traceState ? { traceState: parent.traceState } : {}),
     };
     if (!sampled) return new NonRecordingSpan(context, String(name));
     const kind = opts.kind && KINDS.includes(opts.kind) ? opts.kind : 'internal';

@@ -10,6 +10,8 @@ export interface SpanContextLike {
   traceFlags: number;
   /** True when the context came from another process (header / TRACECONTEXT). */
   isRemote?: boolean;
+  /** W3C `tracestate` header value, carried unchanged to child spans and the module. */
+  traceState?: string;
 }
 
 export const TRACE_FLAG_SAMPLED = 0x01;
@@ -67,9 +69,28 @@ export function formatTraceparent(ctx: SpanContextLike | undefined | null): stri
   return `00-${ctx.traceId}-${ctx.spanId}-${flags}`;
 }
 
+/** A `tracestate` value kept as is when well-formed (at most 32 members, 512 characters), else dropped, as the spec asks. */
+export function parseTracestate(value: string | undefined | null): string | undefined {
+  if (typeof value !== 'string') return undefined;
+  const v = value.trim();
+  if (v === '' || v.length > 512) return undefined;
+  const members = v.split(',').map((m) => m.trim()).filter((m) => m !== '');
+  if (members.length === 0 || members.length > 32) return undefined;
+  const member = /^[a-z0-9][_0-9a-z\-*/@]{0,255}=[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]$/;
+  return members.every((m) => member.test(m)) ? members.join(',') : undefined;
+}
+
+/** A traceparent with its tracestate (when one came along and is well-formed). */
+export function parseTraceContext(traceparent: string | undefined | null, tracestate?: string | null): SpanContextLike | undefined {
+  const ctx = parseTraceparent(traceparent);
+  if (!ctx) return undefined;
+  const state = parseTracestate(tracestate);
+  return state ? { ...ctx, traceState: state } : ctx;
+}
+
 /**
  * Parse the TRACECONTEXT environment variable: either a plain traceparent value,
- * or a JSON object carrying one (runwasi's form: `{"traceparent":"00-…"}`).
+ * or a JSON object carrying one (runwasi's form: `{"traceparent":"00-…","tracestate":"…"}`).
  */
 export function parseTraceContextEnv(value: string | undefined | null): SpanContextLike | undefined {
   if (typeof value !== 'string') return undefined;
@@ -83,10 +104,14 @@ export function parseTraceContextEnv(value: string | undefined | null): SpanCont
       return undefined;
     }
     if (!obj || typeof obj !== 'object' || Array.isArray(obj)) return undefined;
+    let traceparent: string | undefined;
+    let tracestate: string | undefined;
     for (const [k, val] of Object.entries(obj as Record<string, unknown>)) {
-      if (k.toLowerCase() === 'traceparent' && typeof val === 'string') return parseTraceparent(val);
+      if (typeof val !== 'string') continue;
+      if (k.toLowerCase() === 'traceparent') traceparent = val;
+      else if (k.toLowerCase() === 'tracestate') tracestate = val;
     }
-    return undefined;
+    return parseTraceContext(traceparent, tracestate);
   }
   return parseTraceparent(v);
 }

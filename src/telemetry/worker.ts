@@ -1,7 +1,11 @@
 // Export worker (worker_threads entry). The only place that imports the
 // OpenTelemetry SDK: it receives finished SpanRecords from the main thread, turns
 // them into ReadableSpans and hands them to a BatchSpanProcessor feeding the OTLP
-// exporter chosen by the configured protocol.
+// exporter chosen by the configured protocol. The SDK packages configure
+// themselves from the environment: the exporter its endpoint, headers, timeout,
+// compression and TLS; the batch processor its OTEL_BSP_* limits; the resource
+// detectors service.*, host.*, process.* and OTEL_RESOURCE_ATTRIBUTES. Every
+// export's outcome goes back to the main thread, which reports dropped spans.
 //
 // It must never take the daemon down: everything is caught, uncaught exceptions
 // and unhandled rejections (e.g. HPE_INVALID_CONSTANT from an endpoint answering
@@ -13,7 +17,10 @@ import type { ReadableSpan, SpanExporter, BatchSpanProcessor } from '@openteleme
 import type { Resource } from '@opentelemetry/resources';
 import type { ExportResult } from '@opentelemetry/core';
 import type { EnabledTelemetryConfig } from './config.js';
-import type { SpanRecord, HrTime, ProcessRole } from './recorder.js';
+import type { SpanRecord, HrTime } from './recorder.js';
+import { parseSpanRecord } from './records.js';
+import { DEFAULT_SERVICE_NAME } from './config.js';
+import { SCHEMA_URL } from './semconv.js';
 import type { MainToWorker, WorkerToMain, WorkerInit, WorkerStats } from './protocol.js';
 
 const port = parentPort;
@@ -31,6 +38,8 @@ function post(msg: WorkerToMain): void {
 // --- logging, rate limited -------------------------------------------------
 const seen = new Set<string>();
 const MAX_DISTINCT_LOGS = 50;
+// A long-lived daemon must not go quiet for good: the limit is per minute.
+setInterval(() => seen.clear(), 60_000).unref();
 function log(level: 'info' | 'warn' | 'error' | 'debug', msg: string): void {
   if (seen.has(msg)) return;
   if (seen.size >= MAX_DISTINCT_LOGS) return;
@@ -57,10 +66,6 @@ port?.on('message', (m: MainToWorker) => {
 });
 
 const KIND: Record<string, number> = { internal: 0, server: 1, client: 2, producer: 3, consumer: 4 };
-const HEX32 = /^[0-9a-f]{32}$/;
-const HEX16 = /^[0-9a-f]{16}$/;
-const isHr = (t: unknown): t is HrTime =>
-  Array.isArray(t) && t.length === 2 && Number.isFinite(t[0]) && Number.isFinite(t[1]);
 
 function hrDuration(a: HrTime, b: HrTime): HrTime {
   let s = b[0] - a[0];
@@ -99,7 +104,12 @@ async function main(): Promise<void> {
   diag.setLogger(
     {
       error: (m, ...a) => log('error', `otel: ${m}${a.length ? ' ' + a.map(errText).join(' ') : ''}`),
-      warn: (m, ...a) => log('warn', `otel: ${m}${a.length ? ' ' + a.map(errText).join(' ') : ''}`),
+      warn: (m, ...a) => {
+        // The batch processor's own drops (queue full) are counted with the others by the main thread.
+        const full = /^Dropped (\d+) spans because maxQueueSize reached/.exec(m);
+        if (full) return post({ type: 'dropped', spans: Number(full[1]), reason: 'the export queue was full (OTEL_BSP_MAX_QUEUE_SIZE)' });
+        log('warn', `otel: ${m}${a.length ? ' ' + a.map(errText).join(' ') : ''}`);
+      },
       info: (m) => log('info', `otel: ${m}`),
       debug: (m) => log('debug', `otel: ${m}`),
       verbose: (m) => log('debug', `otel: ${m}`),
@@ -111,10 +121,9 @@ async function main(): Promise<void> {
     stats.lastError = errText(e);
   });
 
-  // The exporter reads OTEL_EXPORTER_OTLP_[TRACES_]HEADERS / _TIMEOUT / _COMPRESSION /
-  // certificates from the environment itself; the endpoint is passed resolved.
-  const inner = new ExporterCtor({ url: cfg.endpoint });
-  let failing = false;
+  // No options: the exporter reads OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT / HEADERS / TIMEOUT /
+  // COMPRESSION / CERTIFICATE… itself (cfg.endpoint is the same URL, for log lines).
+  const inner = new ExporterCtor({});
   const exporter: SpanExporter = {
     export(spans: ReadableSpan[], cb: (r: ExportResult) => void): void {
       let done = false;
@@ -123,21 +132,12 @@ async function main(): Promise<void> {
         done = true;
         if (r.code === core.ExportResultCode.SUCCESS) {
           stats.exported += spans.length;
-          if (failing) log('info', `span export to ${cfg.endpoint} recovered`);
-          failing = false;
-          seen.clear();
+          post({ type: 'exported', ok: true, spans: spans.length });
         } else {
           stats.failedExports++;
           stats.failedSpans += spans.length;
           stats.lastError = errText(r.error ?? 'export failed');
-          if (!failing) {
-            failing = true;
-            post({
-              type: 'log',
-              level: 'warn',
-              msg: `span export to ${cfg.endpoint} (${cfg.protocol}) failed: ${stats.lastError}; dropping spans until it recovers`,
-            });
-          }
+          post({ type: 'exported', ok: false, spans: spans.length, error: stats.lastError });
         }
         try {
           cb(r);
@@ -158,64 +158,57 @@ async function main(): Promise<void> {
   // Reads OTEL_BSP_SCHEDULE_DELAY / _EXPORT_TIMEOUT / _MAX_QUEUE_SIZE / _MAX_EXPORT_BATCH_SIZE.
   const bsp: BatchSpanProcessor = new sdk.BatchSpanProcessor(exporter);
 
-  const base = resources
+  // The daemon's resource: service.name (OTEL_SERVICE_NAME, else OTEL_RESOURCE_ATTRIBUTES, else ours),
+  // service.instance.id, host.*, process.* of the daemon, telemetry.sdk.*.
+  const detected = resources.detectResources({
+    detectors: [resources.hostDetector, resources.processDetector, resources.serviceInstanceIdDetector, resources.envDetector],
+  });
+  await detected.waitForAsyncAttributes?.();
+  const daemon = resources
     .defaultResource()
-    .merge(resources.resourceFromAttributes({ ...cfg.resourceAttributes }));
-  const resourceCache = new Map<string, Resource>();
-  const resourceFor = (role: ProcessRole, pid: number): Resource => {
-    const key = `${role}:${pid}`;
-    let r = resourceCache.get(key);
+    .merge(resources.resourceFromAttributes({ 'service.name': DEFAULT_SERVICE_NAME }))
+    .merge(detected)
+    .merge(resources.resourceFromAttributes({ 'wasmts.process': 'shim' }, { schemaUrl: SCHEMA_URL }));
+  // A Wasm child's spans: the same service, host and runtime, its own process.
+  const shared = Object.fromEntries(
+    Object.entries(daemon.attributes).filter(([k]) => !k.startsWith('process.') || k.startsWith('process.runtime.')),
+  );
+  const childResources = new Map<number, Resource>();
+  const resourceOfChild = (pid: number): Resource => {
+    let r = childResources.get(pid);
     if (!r) {
-      if (resourceCache.size >= 1024) resourceCache.clear();
-      r = base.merge(
-        resources.resourceFromAttributes({
-          'service.name': cfg.serviceName,
-          'process.pid': pid,
-          'process.runtime.name': 'nodejs',
-          'process.runtime.version': process.versions.node,
-          'wasmts.process': role,
-        }),
+      if (childResources.size >= 1024) childResources.clear();
+      r = resources.resourceFromAttributes(
+        { ...shared, 'process.pid': pid, 'process.parent_pid': init.shimPid, 'process.executable.name': 'node', 'wasmts.process': 'child' },
+        { schemaUrl: SCHEMA_URL },
       );
-      resourceCache.set(key, r);
+      childResources.set(pid, r);
     }
     return r;
   };
-  const scope = { name: 'wasmts', ...(init.scopeVersion ? { version: init.scopeVersion } : {}) };
+  const scope = { name: 'wasmts', ...(init.scopeVersion ? { version: init.scopeVersion } : {}), schemaUrl: SCHEMA_URL };
+  const traceStateOf = (s: string | undefined) => (s ? new core.TraceState(s) : undefined);
 
-  const toReadable = (rec: SpanRecord): ReadableSpan | undefined => {
-    if (!rec || typeof rec !== 'object') return undefined;
-    if (!HEX32.test(rec.traceId) || !HEX16.test(rec.spanId)) return undefined;
-    if (rec.parentSpanId !== undefined && !HEX16.test(rec.parentSpanId)) return undefined;
-    if (!isHr(rec.startTime) || !isHr(rec.endTime)) return undefined;
-    const traceFlags = Number(rec.traceFlags) & 0xff;
-    const ctx = { traceId: rec.traceId, spanId: rec.spanId, traceFlags };
-    const role: ProcessRole = rec.process === 'child' ? 'child' : 'shim';
-    const pid = Number.isInteger(rec.pid) ? rec.pid : role === 'shim' ? init.shimPid : 0;
+  const toReadable = (raw: SpanRecord): ReadableSpan | undefined => {
+    const rec = parseSpanRecord(raw);
+    if (!rec) return undefined;
+    const ctx = { traceId: rec.traceId, spanId: rec.spanId, traceFlags: rec.traceFlags, traceState: traceStateOf(rec.traceState) };
     return {
-      name: String(rec.name),
+      name: rec.name,
       kind: KIND[rec.kind] ?? 0,
       spanContext: () => ctx,
       parentSpanContext: rec.parentSpanId
-        ? { traceId: rec.traceId, spanId: rec.parentSpanId, traceFlags, isRemote: !!rec.parentIsRemote }
+        ? { traceId: rec.traceId, spanId: rec.parentSpanId, traceFlags: rec.traceFlags, isRemote: !!rec.parentIsRemote }
         : undefined,
       startTime: rec.startTime,
       endTime: rec.endTime,
       duration: hrDuration(rec.startTime, rec.endTime),
       ended: true,
-      status: rec.status && typeof rec.status.code === 'number' ? rec.status : { code: 0 },
-      attributes: rec.attributes ?? {},
-      links: (rec.links ?? []).map((l) => ({
-        context: { ...l.context, traceFlags: Number(l.context?.traceFlags) & 0xff },
-        attributes: l.attributes ?? {},
-        droppedAttributesCount: 0,
-      })),
-      events: (rec.events ?? []).map((e) => ({
-        name: String(e.name),
-        time: e.time,
-        attributes: e.attributes ?? {},
-        droppedAttributesCount: 0,
-      })),
-      resource: resourceFor(role, pid),
+      status: rec.status,
+      attributes: rec.attributes,
+      links: rec.links.map((l) => ({ context: l.context, attributes: l.attributes, droppedAttributesCount: 0 })),
+      events: rec.events.map((e) => ({ name: e.name, time: e.time, attributes: e.attributes, droppedAttributesCount: 0 })),
+      resource: rec.process === 'child' ? resourceOfChild(rec.pid) : daemon,
       instrumentationScope: scope,
       droppedAttributesCount: rec.droppedAttributesCount ?? 0,
       droppedEventsCount: rec.droppedEventsCount ?? 0,

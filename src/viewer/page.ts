@@ -51,6 +51,8 @@ export const VIEWER_HTML = `<!doctype html>
   .label { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; padding-right: 8px; }
   .label .orphan { color: var(--other); font-weight: 700; margin-right: 4px; }
   .row.error .label .name { color: var(--err); }
+  .outcome { margin-left: 8px; color: var(--muted); font-size: 11px; }
+  .outcome.err, td.outcome.err { color: var(--err); }
   .track { position: relative; height: 100%; }
   .bar { position: absolute; top: 5px; height: 12px; min-width: 2px; border-radius: 2px; }
   .row.error .bar { outline: 2px solid var(--err); }
@@ -82,7 +84,7 @@ export const VIEWER_HTML = `<!doctype html>
 </header>
 <section id="list">
   <table id="traces">
-    <thead><tr><th>Root span</th><th>Service</th><th class="num">Spans</th><th class="num">Duration</th><th>Started</th><th>Trace id</th></tr></thead>
+    <thead><tr><th>Root span</th><th>Service</th><th class="num">Spans</th><th>Outcome</th><th class="num">Duration</th><th>Started</th><th>Trace id</th></tr></thead>
     <tbody></tbody>
   </table>
   <p id="empty" class="muted">No traces yet.</p>
@@ -137,6 +139,7 @@ export const VIEWER_HTML = `<!doctype html>
           el('td', 'root', t.rootName || '(unnamed)'),
           el('td', 'service', t.services.join(', ') || t.service || '-'),
           el('td', 'num count', t.spanCount),
+          el('td', 'outcome' + (t.errorCount ? ' err' : ''), [t.exitCode !== null ? 'exit ' + t.exitCode : '', t.errorCount ? '\u2717 ' + t.errorCount + ' error' + (t.errorCount === 1 ? '' : 's') : ''].filter(Boolean).join(' \u00b7 ') || 'ok'),
           el('td', 'num', fmtMs(t.durationMs)),
           el('td', '', fmtTime(t.startMs)),
           el('td', 'muted', t.traceId));
@@ -219,6 +222,7 @@ export const VIEWER_HTML = `<!doctype html>
       label.style.paddingLeft = (s.depth * 16 + 2) + 'px';
       if (s.orphan) label.append(el('span', 'orphan', '?'));
       label.append(el('span', 'name', s.name || '(unnamed)'));
+      if (s.outcome.text) label.append(el('span', 'outcome' + (s.outcome.error ? ' err' : ''), s.outcome.text));
       if (s.orphan) label.title = 'parent span ' + s.parentSpanId + ' not received';
       var track = el('div', 'track');
       var bar = el('div', 'bar ' + s.process);
@@ -270,6 +274,8 @@ export const VIEWER_HTML = `<!doctype html>
       'trace id': s.traceId,
       'kind': s.kindName,
       'status': s.status.codeName + (s.status.message ? ': ' + s.status.message : ''),
+      'exit code': s.outcome.exitCode !== undefined ? String(s.outcome.exitCode) : '-',
+      'error.type': s.outcome.errorType || '-',
       'process': s.processLabel || 'unknown',
       'service': s.service || '-',
       'scope': s.scope.name + (s.scope.version ? ' ' + s.scope.version : ''),

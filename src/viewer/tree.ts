@@ -69,6 +69,32 @@ export function processOf(span: ReceivedSpan): ProcessInfo {
   return { kind: 'other', label: typeof p === 'string' ? p : '' };
 }
 
+/** What an operator alerts on: the span's error status, the exit code and error.type it carries. */
+export interface Outcome {
+  error: boolean;
+  exitCode?: number;
+  errorType?: string;
+  /** "✗ exit 3 · 3" style summary ('' for a span that neither failed nor carries an exit code). */
+  text: string;
+}
+
+export function outcomeOf(span: ReceivedSpan): Outcome {
+  const error = span.status.code === 2;
+  const code = span.attributes['process.exit.code'];
+  const type = span.attributes['error.type'];
+  const exitCode = typeof code === 'number' ? code : typeof code === 'bigint' ? Number(code) : undefined;
+  const errorType = typeof type === 'string' && type !== '' ? type : undefined;
+  const parts: string[] = [];
+  if (exitCode !== undefined) parts.push(`exit ${exitCode}`);
+  if (error) {
+    if (errorType && errorType !== String(exitCode)) parts.push(errorType);
+    const msg = span.status.message;
+    if (msg && !parts.includes(msg)) parts.push(msg);
+  }
+  const text = error ? `✗ ${parts.join(' · ') || 'error'}` : parts.join(' · ');
+  return { error, ...(exitCode !== undefined ? { exitCode } : {}), ...(errorType ? { errorType } : {}), text };
+}
+
 export function serviceOf(span: ReceivedSpan): string {
   const s = span.resource['service.name'];
   return typeof s === 'string' ? s : '';

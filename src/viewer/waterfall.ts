@@ -10,7 +10,7 @@
 // received) sit at the top level marked with "?", and the shim's spans and the
 // wasm child's are told apart by the PROCESS column, the bar glyph and colour.
 import type { ReceivedSpan } from '../otlp/convert.js';
-import { formatDuration, layoutTrace, processOf, serviceOf, type ProcessKind } from './tree.js';
+import { formatDuration, layoutTrace, outcomeOf, processOf, serviceOf, type ProcessKind } from './tree.js';
 
 export interface WaterfallOptions {
   /** Total line width in columns. Default 100. */
@@ -98,10 +98,11 @@ export function renderWaterfall(spans: ReceivedSpan[], opts: WaterfallOptions = 
     from = Math.min(Math.max(0, from), barW - 1);
     to = Math.min(Math.max(from + 1, to), barW);
     const bar = ' '.repeat(from) + paint(COLOR[kind], GLYPH[kind].repeat(to - from)) + ' '.repeat(barW - to);
-    const error = s.status.code === 2;
+    const outcome = outcomeOf(s);
+    const error = outcome.error;
     const name = clip(labels[i]!, nameW);
     const proc = paint(COLOR[kind], clip(procs[i]!.label || '-', procW));
-    const mark = error ? ` ${paint('31', `✗ ${s.status.message || 'error'}`)}` : '';
+    const mark = outcome.text ? ` ${error ? paint('31', outcome.text) : outcome.text}` : '';
     out.push(`${error ? paint('31', name) : name}  ${proc}  ${clip(svcs[i]!, svcW)}  │${bar}│ ${durs[i]!.padStart(durW)}${mark}`.trimEnd());
   });
 

@@ -7,7 +7,7 @@ import type http from 'node:http';
 import type { ReceivedSpan } from '../otlp/convert.js';
 import type { OtlpReceiver, TraceSummary } from '../otlp/receiver.js';
 import { VIEWER_HTML } from './page.js';
-import { layoutTrace, processOf, serviceOf, SPAN_KINDS, STATUS_CODES } from './tree.js';
+import { layoutTrace, outcomeOf, processOf, serviceOf, SPAN_KINDS, STATUS_CODES } from './tree.js';
 
 /** Attribute values made JSON-safe: bigint → string, bytes → hex. */
 export function jsonSafe(v: unknown): unknown {
@@ -38,6 +38,8 @@ export function traceSummaryJson(t: TraceSummary): Record<string, unknown> {
     hasRoot: t.hasRoot,
     orphanCount: t.orphanCount,
     lastReceivedAt: t.lastReceivedAt,
+    errorCount: t.errorCount,
+    exitCode: t.exitCode ?? null,
   };
 }
 
@@ -66,6 +68,8 @@ export function traceSpansJson(spans: ReceivedSpan[]): Record<string, unknown>[]
       offsetMs: ms(s.startTimeUnixNano - t0),
       durationMs: ms(s.endTimeUnixNano - s.startTimeUnixNano),
       status: { code: s.status.code, codeName: STATUS_CODES[s.status.code] ?? String(s.status.code), message: s.status.message },
+      outcome: outcomeOf(s),
+      traceState: s.traceState,
       attributes: jsonSafe(s.attributes),
       resource: jsonSafe(s.resource),
       scope: s.scope,

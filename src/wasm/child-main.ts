@@ -4,8 +4,12 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { WASI } from 'node:wasi';
-import { SpanRecorder, type ActiveSpan, type SpanRecord } from '../telemetry/recorder.js';
-import { parseTraceparent } from '../telemetry/traceparent.js';
+import { SpanRecorder, SpanStatusCode, type ActiveSpan, type SpanRecord } from '../telemetry/recorder.js';
+import { parseTraceContext } from '../telemetry/traceparent.js';
+import {
+  ATTR_CONTAINER_ID, ATTR_ERROR_TYPE, ATTR_PROCESS_EXIT_CODE, ATTR_WASM_MODULE_PATH, ATTR_WASM_MODULE_SHA256,
+  ATTR_WASM_MODULE_SIZE, ATTR_WASM_TRAP, ATTR_WASMTS_EXEC_ID,
+} from '../telemetry/semconv.js';
 import { confinePaths } from './confine.js';
 import { PAUSE_MODULE } from './pause-module.js';
 import { callEntry, entryProblem, interceptProcExit } from './entry-call.js';
@@ -20,7 +24,7 @@ interface Prepared {
 /** Spans of this child (compile, instantiate, run), relayed to the daemon, which exports them. */
 const finished: SpanRecord[] = [];
 let recorder: SpanRecorder | undefined;
-let traceParent: ReturnType<typeof parseTraceparent>;
+let traceParent: ReturnType<typeof parseTraceContext>;
 let baseAttributes: Record<string, string | number> = {};
 
 function startSpan(name: string): ActiveSpan | undefined {
@@ -61,16 +65,20 @@ function envObject(list: string[]): Record<string, string> {
 }
 
 async function prepare(job: ChildJob): Promise<Prepared> {
-  if (job.traceparent) {
-    traceParent = parseTraceparent(job.traceparent);
+  const recordUnder = job.trace?.recordUnder;
+  if (recordUnder) {
+    // The daemon sampled the parent: the child follows its decision (parent-based).
+    traceParent = parseTraceContext(recordUnder.traceparent, recordUnder.tracestate);
     recorder = new SpanRecorder((rec) => finished.push(rec), { enabled: true, process: 'child', pid: process.pid });
-    baseAttributes = { 'container.id': job.containerId, ...(job.execId ? { 'wasmts.exec_id': job.execId } : {}), 'wasm.module.path': job.args[0] ?? job.modulePath };
+    baseAttributes = { [ATTR_CONTAINER_ID]: job.containerId, ...(job.execId ? { [ATTR_WASMTS_EXEC_ID]: job.execId } : {}), [ATTR_WASM_MODULE_PATH]: job.args[0] ?? job.modulePath };
   }
   const stdoutFd = openOutput(job.stdout);
   const stderrFd = job.stderr === job.stdout && job.stdout ? stdoutFd : openOutput(job.stderr);
   const bytes = fs.readFileSync(job.modulePath);
   const compileSpan = startSpan('wasm.compile');
-  compileSpan?.setAttributes({ 'wasm.module.size': bytes.length, 'wasm.module.sha256': createHash('sha256').update(bytes).digest('hex') });
+  if (compileSpan?.isRecording()) {
+    compileSpan.setAttributes({ [ATTR_WASM_MODULE_SIZE]: bytes.length, [ATTR_WASM_MODULE_SHA256]: createHash('sha256').update(bytes).digest('hex') });
+  }
   let module: WebAssembly.Module;
   try {
     module = await WebAssembly.compile(bytes);
@@ -81,11 +89,8 @@ async function prepare(job: ChildJob): Promise<Prepared> {
   compileSpan?.end();
   const instantiateSpan = startSpan('wasm.instantiate');
   const env = envObject(job.env);
-  // The module sees exactly the spec's env, plus the trace context when tracing is on.
-  if (job.traceparent) {
-    env.TRACECONTEXT = job.traceparent;
-    process.env.TRACECONTEXT = job.traceparent;
-  }
+  // The module sees exactly the spec's env, plus the propagated context (TRACEPARENT, TRACECONTEXT, …).
+  Object.assign(env, job.trace?.env);
   const wasi = new WASI({
     version: 'preview1',
     args: job.args,
@@ -125,11 +130,28 @@ function dropPrivileges(user: NonNullable<ChildJob['user']>): void {
   process.setuid!(user.uid);
 }
 
-function runModule(p: Prepared): number {
+async function runModule(p: Prepared): Promise<number> {
   const span = startSpan('wasm.run');
+  // Should this process be killed while running, the daemon ends the span for it.
+  const open = span?.snapshot();
+  if (open) await send({ t: 'span-open', span: open });
   const code = runGuarded(p, span);
-  span?.setAttribute('wasmts.exit_status', code).end();
+  span?.setAttribute(ATTR_PROCESS_EXIT_CODE, code);
+  if (code !== 0) {
+    span?.setAttribute(ATTR_ERROR_TYPE, failure ?? String(code));
+    // A trap or error already set ERROR with its message (recordException).
+    if (!failure) span?.setStatus(SpanStatusCode.ERROR, `exit status ${code}`);
+  }
+  span?.end();
   return code;
+}
+
+/** How the module failed, when it did not simply exit: the trap kind or the error's name (error.type). */
+let failure: string | undefined;
+
+/** V8's trap message as a low-cardinality error.type: "memory access out of bounds" → "memory_access_out_of_bounds". */
+function trapKind(message: string): string {
+  return message.trim().toLowerCase().replace(/[^a-z0-9]+/g, '_').replace(/^_|_$/g, '') || 'trap';
 }
 
 function runGuarded(p: Prepared, span: ActiveSpan | undefined): number {
@@ -138,6 +160,8 @@ function runGuarded(p: Prepared, span: ActiveSpan | undefined): number {
   } catch (err) {
     span?.recordException(err);
     const trap = err instanceof WebAssembly.RuntimeError;
+    failure = trap ? trapKind((err as Error).message) : ((err as Error)?.name || 'Error');
+    if (trap) span?.setAttribute(ATTR_WASM_TRAP, (err as Error).message);
     const text = trap ? `wasm trap: ${(err as Error).message}` : `wasm error: ${(err as Error)?.message ?? err}`;
     try {
       fs.writeSync(p.stderrFd, `${text}\n`);
@@ -188,7 +212,7 @@ process.on('message', (message: ToChild) => {
     prepared = undefined;
     running = true;
     // Leave the message handler first so the IPC callback stack is clear.
-    setImmediate(() => void finish(runModule(p)));
+    setImmediate(() => void runModule(p).then(finish));
   }
 });
 // The daemon going away must not leave an orphan (a spare, or one waiting for

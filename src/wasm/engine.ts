@@ -1,6 +1,8 @@
 // The one seam between the shim plumbing and whatever runs a module. The shim
 // only ever sees these types; src/wasm/node-engine.ts is the implementation.
 import type { Readable } from 'node:stream';
+import type { ChildTraceContext } from '../telemetry/propagation.js';
+import type { SpanRecord } from '../telemetry/recorder.js';
 
 export interface ModuleUser { uid: number; gid: number; additionalGids?: number[] }
 
@@ -21,8 +23,8 @@ export interface ModuleSpec {
   /** Bytes for the module's stdin; undefined = empty stdin. */
   stdin?: Readable;
   user?: ModuleUser;
-  /** W3C traceparent the child's spans hang under (TRACECONTEXT). */
-  traceparent?: string;
+  /** Trace context for the module's environment and the child's own spans. */
+  trace?: ChildTraceContext;
 }
 
 export interface ExitInfo {
@@ -64,5 +66,5 @@ export interface Engine {
   /** Compiles and instantiates in a child process; resolves when it is ready to run. */
   prepare(spec: ModuleSpec, options?: PrepareOptions): Promise<WasmInstance>;
   /** Spans the children relayed, for the telemetry pipeline. */
-  onChildSpans?: (records: unknown[]) => void;
+  onChildSpans?: (records: SpanRecord[]) => void;
 }

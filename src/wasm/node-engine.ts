@@ -4,7 +4,9 @@ import * as fs from 'node:fs';
 import { constants as osConstants, setPriority } from 'node:os';
 import type { Engine, ExitInfo, ModuleSpec, PrepareOptions, ProcessUsage, WasmInstance } from './engine.js';
 import { ModuleError } from './engine.js';
-import type { ChildJob, FromChild, ToChild } from './protocol.js';
+import { parseFromChild, type ChildJob, type FromChild, type ToChild } from './protocol.js';
+import { ChildSpanRelay } from '../telemetry/child-relay.js';
+import type { SpanRecord } from '../telemetry/recorder.js';
 
 export interface NodeEngineOptions {
   /** Path of the bundled child entry (dist/wasm-child.cjs). */
@@ -46,7 +48,7 @@ export class NodeEngine implements Engine {
   private keepingWarm = false;
   private closed = false;
   /** Set by the daemon when tracing is on. */
-  onChildSpans: ((records: unknown[]) => void) | undefined;
+  onChildSpans: ((records: SpanRecord[]) => void) | undefined;
 
   constructor(private readonly options: NodeEngineOptions) {}
 
@@ -124,30 +126,37 @@ class ChildInstance implements WasmInstance {
   constructor(
     private readonly child: ChildProcess,
     private readonly spec: ModuleSpec,
-    private readonly onSpans?: (records: unknown[]) => void,
+    onSpans: (records: SpanRecord[]) => void,
   ) {
+    const spans = new ChildSpanRelay(onSpans);
     if (!child.pid) throw new ModuleError(`could not start the Wasm child process for ${spec.containerId}`);
     this.pid = child.pid;
     this.exited = new Promise((resolve) => {
       child.once('exit', (code, signal) => {
         const status = signal ? 128 + (SIGNALS[signal] ?? 0) : (code ?? 255);
         const exitedAt = new Date();
+        const done = () => {
+          spans.childExited({ status, signal, exitedAt });
+          resolve({ status, exitedAt });
+        };
         // Spans the child sent just before exiting may still be in the IPC pipe.
         if (child.connected) {
-          const timer = setTimeout(() => resolve({ status, exitedAt }), 100);
+          const timer = setTimeout(done, 100);
           child.once('disconnect', () => {
             clearTimeout(timer);
-            resolve({ status, exitedAt });
+            done();
           });
         } else {
-          resolve({ status, exitedAt });
+          done();
         }
       });
     });
     child.on('error', () => undefined); // spawn/IPC errors surface through 'exit'
-    child.on('message', (message: FromChild) => {
-      if (message.t === 'spans') this.onSpans?.(message.records);
-      else if (message.t === 'error') this.setupError = message.message;
+    child.on('message', (raw: unknown) => {
+      const message = parseFromChild(raw);
+      if (message?.t === 'spans') spans.finished(message.records);
+      else if (message?.t === 'span-open') spans.opened(message.span);
+      else if (message?.t === 'error') this.setupError = message.message;
     });
     if (child.stdin) {
       child.stdin.on('error', () => undefined); // EPIPE once the module stops reading
@@ -162,11 +171,12 @@ class ChildInstance implements WasmInstance {
 
   prepare(job: ChildJob): Promise<WasmInstance> {
     return new Promise((resolve, reject) => {
-      const onMessage = (message: FromChild) => {
-        if (message.t === 'ready') {
+      const onMessage = (raw: unknown) => {
+        const message: FromChild | undefined = parseFromChild(raw);
+        if (message?.t === 'ready') {
           cleanup();
           resolve(this);
-        } else if (message.t === 'error') {
+        } else if (message?.t === 'error') {
           cleanup();
           reject(new ModuleError(message.message));
         }

@@ -2,7 +2,7 @@
 // declared mounts (`..`, absolute and relative symlinks planted in the
 // rootfs, read-only and read-write binds, a read-only root), runs as the
 // spec's process.user, cannot reach the shim's socket and files, and sees
-// exactly the spec's environment (plus PWD, plus TRACECONTEXT when tracing is
+// exactly the spec's environment (plus PWD, plus TRACEPARENT/TRACECONTEXT when tracing is
 // on) and nothing of containerd's.
 //
 // Symlinks: packImage (src/image/oci.ts) copies files and follows links, so
@@ -354,7 +354,7 @@ describe('the environment the module sees', () => {
     assert.ok(lines.includes('PWD=/'));
   }));
 
-  test('with tracing on: the spec\'s env plus PWD plus TRACECONTEXT, still nothing of containerd\'s', { timeout: 90_000 }, async () => {
+  test('with tracing on: the spec\'s env plus PWD plus TRACEPARENT and TRACECONTEXT, still nothing of containerd\'s', { timeout: 90_000 }, async () => {
     // an endpoint nobody answers: spans are dropped, the module still gets its context
     const dead = net.createServer();
     await new Promise<void>((r) => dead.listen(0, '127.0.0.1', () => r()));
@@ -371,10 +371,12 @@ describe('the environment the module sees', () => {
       const r = await traced.run({ id, config: cfg });
       assert.equal(r.code, 0, r.stderr);
       const lines = r.stdout.split('\n').filter(Boolean);
-      const tc = lines.filter((l) => l.startsWith('TRACECONTEXT='));
-      assert.equal(tc.length, 1, r.stdout);
-      assert.match(tc[0]!, /^TRACECONTEXT=00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/);
-      assert.deepEqual(lines.filter((l) => !l.startsWith('TRACECONTEXT=')), [...SPEC_ENV, 'PWD=/']);
+      // The trace context, in both carriers the module may read (the spec's TRACEPARENT, runwasi's TRACECONTEXT).
+      const tc = lines.filter((l) => /^TRACE(CONTEXT|PARENT)=/.test(l));
+      assert.equal(tc.length, 2, r.stdout);
+      for (const l of tc) assert.match(l, /^TRACE(CONTEXT|PARENT)=00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/);
+      assert.equal(tc[0]!.split('=')[1], tc[1]!.split('=')[1], r.stdout);
+      assert.deepEqual(lines.filter((l) => !/^TRACE(CONTEXT|PARENT)=/.test(l)), [...SPEC_ENV, 'PWD=/']);
       assert.doesNotMatch(r.stdout, /OTEL_|canary/i);
       assert.deepEqual(await settledProblems(traced.c, [id]), []);
     } finally {

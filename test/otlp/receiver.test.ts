@@ -44,7 +44,7 @@ function checkSynthetic(spans: ReceivedSpan[], traceId: string, protocol: 'http'
   const run = m.get('wasm.run')!;
   assert.equal(run.parentSpanId, IDS.start);
   assert.equal(run.kind, 1);
-  assert.deepEqual(run.attributes, { 'wasi.exit_code': 3, 'wasm.module': 'hello.wasm', 'wasi.args': ['hello', '--n', '3'] });
+  assert.deepEqual(run.attributes, { 'wasi.exit_code': 3, 'process.exit.code': 3, 'error.type': '3', 'wasm.module': 'hello.wasm', 'wasi.args': ['hello', '--n', '3'] });
   assert.deepEqual(run.status, { code: 2, message: 'exit code 3' });
   assert.deepEqual(run.events, [{ name: 'proc_exit', timeUnixNano: T0 + 89n * MS, attributes: { code: 3 } }]);
   assert.deepEqual(run.links, [{ traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331', attributes: { why: 'test' } }]);
@@ -306,6 +306,13 @@ describe('OTLP receiver', () => {
     assert.equal(t.hasRoot, true);
     assert.equal(t.orphanCount, 0);
     assert.equal(t.startTimeUnixNano, T0);
+    // What an operator alerts on: wasm.run failed with exit 3; the root carries no exit code.
+    assert.equal(t.errorCount, 1);
+    assert.equal(t.exitCode, undefined);
+    const run = rx.trace(traceIdFor(1)).find((s) => s.name === 'wasm.run')!;
+    assert.equal(run.status.code, 2);
+    assert.equal(run.attributes['process.exit.code'], 3);
+    assert.equal(run.attributes['error.type'], '3');
     // trace() is ordered by start time
     const starts = rx.trace(traceIdFor(1)).map((s) => s.startTimeUnixNano);
     assert.deepEqual(starts, [...starts].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)));

@@ -161,14 +161,24 @@ test('sampler configuration', () => {
   assert.ok(unknown.warnings.some((w) => /OTEL_TRACES_SAMPLER=jaeger_remote/.test(w)));
 });
 
-test('OTEL_PROPAGATORS', () => {
+test('OTEL_PROPAGATORS: tracecontext, baggage, none; others warned and ignored; the same whether export is on or off', () => {
   const ep = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' };
-  assert.equal(on(ep).propagateTraceContext, true);
-  assert.equal(on({ ...ep, OTEL_PROPAGATORS: 'tracecontext,baggage' }).propagateTraceContext, true);
-  assert.equal(on({ ...ep, OTEL_PROPAGATORS: 'none' }).propagateTraceContext, false);
-  const b3 = on({ ...ep, OTEL_PROPAGATORS: 'b3' });
-  assert.equal(b3.propagateTraceContext, false);
-  assert.ok(b3.warnings.some((w) => /b3 not supported/.test(w)));
+  assert.deepEqual(on(ep).propagators, { traceContext: true, baggage: true });
+  assert.deepEqual(on({ ...ep, OTEL_PROPAGATORS: 'tracecontext' }).propagators, { traceContext: true, baggage: false });
+  assert.deepEqual(on({ ...ep, OTEL_PROPAGATORS: 'baggage' }).propagators, { traceContext: false, baggage: true });
+  assert.deepEqual(on({ ...ep, OTEL_PROPAGATORS: 'none' }).propagators, { traceContext: false, baggage: false });
+  const b3 = on({ ...ep, OTEL_PROPAGATORS: 'b3,tracecontext' });
+  assert.deepEqual(b3.propagators, { traceContext: true, baggage: false });
+  assert.ok(b3.warnings.some((w) => /b3 not supported; ignored/.test(w)), b3.warnings.join('; '));
+  const off = readTelemetryConfig({ OTEL_SDK_DISABLED: 'true', OTEL_PROPAGATORS: 'tracecontext' });
+  assert.equal(off.enabled, false);
+  assert.deepEqual(off.propagators, { traceContext: true, baggage: false });
+});
+
+test('an invalid endpoint URL is a warning (export off), not a silent debug line', () => {
+  const c = readTelemetryConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://bad host:4318' });
+  assert.equal(c.enabled, false);
+  assert.ok(c.warnings.some((w) => /OTEL_EXPORTER_OTLP_ENDPOINT=http:\/\/bad host:4318 is not a valid URL; spans are not exported/.test(w)), c.warnings.join('; '));
 });
 
 test('export timeout: per-signal over generic over 10 s default', () => {

@@ -3,7 +3,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import zlib from 'node:zlib';
 import { startTelemetry, newTraceId, type Telemetry, type SpanRecord } from '../../src/telemetry/index.js';
-import { createChildRecorder } from '../../src/telemetry/child.js';
+import { SpanRecorder } from '../../src/telemetry/recorder.js';
+import { parseTraceparent } from '../../src/telemetry/traceparent.js';
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../../src/otlp/receiver.js';
 import { startCaptureServer, startBadEndpoints, collectLogs, waitUntil, type BadEndpoints } from './helpers.js';
 
@@ -41,11 +42,12 @@ async function exerciseTrace(t: Telemetry, env: Record<string, string>): Promise
     links: [{ context: root.context }],
   });
   // The child process: TRACECONTEXT from the create span, records relayed as plain JSON.
-  const child = createChildRecorder({ ...env, TRACECONTEXT: create.traceparent() }, { pid: 424242 });
-  const run = child.recorder.startSpan('wasm.run', { parent: child.parent, attributes: { 'wasm.exit_code': 0 } });
-  child.recorder.startSpan('wasm.compile', { parent: run.context, attributes: { 'wasm.module.size': 123 } }).end();
+  const drained: SpanRecord[] = [];
+  const child = new SpanRecorder((r) => drained.push(r), { enabled: true, process: 'child', pid: 424242 });
+  const run = child.startSpan('wasm.run', { parent: parseTraceparent(create.traceparent()), attributes: { 'wasm.exit_code': 0 } });
+  child.startSpan('wasm.compile', { parent: run.context, attributes: { 'wasm.module.size': 123 } }).end();
   run.end();
-  const relayed = JSON.parse(JSON.stringify(child.drain())) as SpanRecord[];
+  const relayed = JSON.parse(JSON.stringify(drained)) as SpanRecord[];
   t.submit(relayed);
   const failed = t.recorder.startSpan('containerd.task.v2.Task/Kill', { parent: root.context, kind: 'server' });
   failed.recordException(Object.assign(new Error('not found'), { name: 'NotFoundError' }));
@@ -241,8 +243,9 @@ test('malformed relayed records are dropped, valid ones kept', async () => {
     t.submit('not an array' as never);
     await t.flush(15000);
     const stats = await t.stats(5000);
-    assert.equal(stats?.received, 3);
-    assert.equal(stats?.invalid, 2);
+    // The worker checks every record again (parseSpanRecord), whatever the IPC seam let through.
+    assert.equal(stats?.received, 5);
+    assert.equal(stats?.invalid, 4);
     await rcv.waitFor(() => tracesOf(traceId).length >= 1, 10000);
   });
 });
@@ -412,7 +415,7 @@ test('OTEL_TRACES_SAMPLER=always_off: nothing exported, flags 00 propagated', as
   }
 });
 
-test('the buffer before the worker is ready is bounded: oldest dropped, one log line', async () => {
+test('the buffer before the worker is ready is bounded: oldest dropped, a warning at once and the total by exit', async () => {
   const env = { OTEL_EXPORTER_OTLP_ENDPOINT: rcv.httpUrl };
   await withTelemetry(
     env,
@@ -423,7 +426,9 @@ test('the buffer before the worker is ready is bounded: oldest dropped, one log 
         names.push(`n${i}`);
         t.recorder.startSpan(`n${i}`, { parent: root.context }).end();
       }
-      assert.equal(logs.filter((l) => /dropping the oldest/.test(l.msg)).length, 1);
+      const dropLines = () => logs.filter((l) => l.level === 'warn' && /span export to \S+ \(http\/protobuf\) failed: more than 5 spans waiting for the exporter; \d+ spans? dropped/.test(l.msg));
+      assert.equal(dropLines().length, 1, 'the first drop is reported at once');
+      assert.match(dropLines()[0]!.msg, new RegExp(`to ${rcv.httpUrl}/v1/traces .*; 1 span dropped`));
       await t.flush(15000);
       await rcv.waitFor(() => tracesOf(root.context.traceId).length >= 5, 10000);
       await new Promise((r) => setTimeout(r, 100));
@@ -433,6 +438,9 @@ test('the buffer before the worker is ready is bounded: oldest dropped, one log 
           .sort(),
         names.slice(5),
       );
+      await t.shutdown(2000);
+      const counts = dropLines().map((l) => Number(/; (\d+) spans? dropped/.exec(l.msg)![1]));
+      assert.deepEqual(counts, [1, 4], 'the rest is reported by exit');
     },
     { autoStart: false, maxBufferedSpans: 5 },
   );
@@ -527,4 +535,25 @@ test('shutdown: idempotent, flushes, later spans are ignored', async () => {
   await idle.shutdown();
   assert.ok(performance.now() - t0 < 500);
   assert.equal(idle.state, 'closed');
+});
+
+test('spans the SDK drops because its queue is full (OTEL_BSP_MAX_QUEUE_SIZE) are counted in the warnings too', async () => {
+  const env = { OTEL_EXPORTER_OTLP_ENDPOINT: rcv.httpUrl, OTEL_BSP_MAX_QUEUE_SIZE: '10', OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '10' };
+  await withTelemetry(
+    env,
+    async (t, { logs }) => {
+      const root = t.recorder.startSpan('queue');
+      for (let i = 0; i < 49; i++) t.recorder.startSpan(`q${i}`, { parent: root.context }).end();
+      root.end();
+      t.warmUp();
+      await t.shutdown(5000);
+      const got = tracesOf(root.context.traceId).length;
+      const counts = logs
+        .filter((l) => l.level === 'warn' && l.msg.startsWith(`telemetry: span export to ${rcv.httpUrl}/v1/traces (http/protobuf) failed: `))
+        .map((l) => Number(/; (\d+) spans? dropped$/.exec(l.msg)?.[1]));
+      assert.ok(got >= 10 && got < 50, `the receiver got ${got} of 50`);
+      assert.equal(counts.reduce((a, b) => a + b, 0), 50 - got, JSON.stringify(logs));
+    },
+    { autoStart: false },
+  );
 });

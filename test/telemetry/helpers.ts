@@ -149,11 +149,11 @@ export function runFixture(
   });
 }
 
-/** The process environment without any OTEL_* / TRACECONTEXT variables. */
+/** The process environment without any OTEL_* or trace-context carrier variables. */
 export function baseEnv(): Record<string, string | undefined> {
   const env: Record<string, string | undefined> = {};
   for (const [k, v] of Object.entries(process.env)) {
-    if (k.startsWith('OTEL_') || k === 'TRACECONTEXT') continue;
+    if (k.startsWith('OTEL_') || ['TRACECONTEXT', 'TRACEPARENT', 'TRACESTATE', 'BAGGAGE'].includes(k)) continue;
     env[k] = v;
   }
   return env;

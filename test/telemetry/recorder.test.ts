@@ -14,7 +14,6 @@ import {
   type SpanRecord,
   type SpanRecorderOptions,
 } from '../../src/telemetry/recorder.js';
-import { createChildRecorder } from '../../src/telemetry/child.js';
 import { parseTraceparent } from '../../src/telemetry/traceparent.js';
 import type { SamplerConfig } from '../../src/telemetry/config.js';
 
@@ -297,40 +296,25 @@ test('recorder applies the sampler: unsampled spans propagate flags 00 and emit 
 });
 
 // ---------------------------------------------------------------------------
-// child helper
+// tracestate and snapshots
 
-test('createChildRecorder: TRACECONTEXT parent (both forms), drain, same enable rules', () => {
-  const tp = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
-  const env = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:1', TRACECONTEXT: tp };
-  const c = createChildRecorder(env, { pid: 77 });
-  assert.equal(c.recorder.enabled, true);
-  assert.equal(c.parent?.spanId, '00f067aa0ba902b7');
-  const run = c.recorder.startSpan('wasm.run', { parent: c.parent });
-  run.end();
-  const d = c.drain();
-  assert.equal(d.length, 1);
-  assert.equal(d[0]!.process, 'child');
-  assert.equal(d[0]!.pid, 77);
-  assert.equal(d[0]!.parentSpanId, '00f067aa0ba902b7');
-  assert.equal(d[0]!.parentIsRemote, true);
-  assert.deepEqual(c.drain(), []);
-
-  const j = createChildRecorder({ ...env, TRACECONTEXT: JSON.stringify({ traceparent: tp }) });
-  assert.equal(j.parent?.traceId, '4bf92f3577b34da6a3ce929d0e0e4736');
-  assert.equal(createChildRecorder({ ...env, TRACECONTEXT: 'junk' }).parent, undefined);
-
-  const off = createChildRecorder({ ...env, OTEL_SDK_DISABLED: 'true' });
-  assert.equal(off.recorder.enabled, false);
-  off.recorder.startSpan('x', { parent: off.parent }).end();
-  assert.deepEqual(off.drain(), []);
-  assert.equal(createChildRecorder({ TRACECONTEXT: tp }).recorder.enabled, false);
-
-  const seen: string[] = [];
-  const cb = createChildRecorder(env, { onSpan: (r) => seen.push(r.name), maxBuffered: 2 });
-  for (const n of ['a', 'b', 'c']) cb.recorder.startSpan(n).end();
-  assert.deepEqual(seen, ['a', 'b', 'c']);
-  assert.deepEqual(
-    cb.drain().map((r) => r.name),
-    ['b', 'c'],
-  );
+test('child spans inherit the parent\'s tracestate; snapshot() is the record so far, end() still emits once', () => {
+  const out: SpanRecord[] = [];
+  const r = new SpanRecorder((s) => out.push(s), { enabled: true, process: 'child', pid: 77 });
+  const parent = { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00f067aa0ba902b7', traceFlags: 1, isRemote: true, traceState: 'vendor=abc,x=1' };
+  const run = r.startSpan('wasm.run', { parent, attributes: { a: 1 } });
+  assert.equal(run.context.traceState, 'vendor=abc,x=1');
+  const snap = run.snapshot();
+  assert.equal(snap?.name, 'wasm.run');
+  assert.equal(snap?.parentSpanId, '00f067aa0ba902b7');
+  assert.equal(snap?.traceState, 'vendor=abc,x=1');
+  assert.equal(snap?.pid, 77);
+  assert.equal(out.length, 0, 'a snapshot is not emitted');
+  run.setAttribute('b', 2).end();
+  assert.equal(out.length, 1);
+  assert.deepEqual(out[0]!.attributes, { a: 1, b: 2 });
+  assert.equal(snap?.attributes.b, undefined, 'the snapshot does not change with the span');
+  assert.equal(run.snapshot(), undefined, 'nothing to snapshot once ended');
+  const off = new SpanRecorder(() => undefined, { enabled: false });
+  assert.equal(off.startSpan('x', { parent }).snapshot(), undefined);
 });

@@ -75,6 +75,15 @@ test('bad endpoints never harm the process (http/protobuf, grpc, http/json)', as
     3,
   );
   for (const { name, res } of results) checkHealthy(name, res);
+  // Not one span vanishes silently: the warnings name the endpoint and add up to all 51 (50 + the root).
+  for (const [name, env] of cases) {
+    const { out } = results.find((x) => x.name === name)!.res;
+    const protocol = env.OTEL_EXPORTER_OTLP_PROTOCOL!;
+    const endpoint = protocol === 'grpc' ? env.OTEL_EXPORTER_OTLP_ENDPOINT! : `${env.OTEL_EXPORTER_OTLP_ENDPOINT}/v1/traces`;
+    const lines = out.logs.filter((l) => l.level === 'warn' && l.msg.startsWith(`telemetry: span export to ${endpoint} (${protocol}) failed: `));
+    const total = lines.map((l) => Number(/; (\d+) spans? dropped$/.exec(l.msg)?.[1] ?? NaN)).reduce((a, b) => a + b, 0);
+    assert.equal(total, 51, `${name}: dropped spans reported: ${JSON.stringify(out.logs)}`);
+  }
   // The garbage endpoint's HPE_INVALID_CONSTANT is reported as one export failure, not a crash.
   const g = results.find((x) => x.name === 'http/protobuf garbage')!.res.out;
   assert.ok(g.logs.some((l) => /failed: .*HPE_INVALID_CONSTANT/.test(l.msg)), JSON.stringify(g.logs));

@@ -15,6 +15,7 @@ import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -102,10 +103,13 @@ export async function prepareImage(name: string): Promise<TestImage> {
 // ---------------------------------------------------------------------------
 // containerd with an OTEL environment
 
-/** `env` plus every OTEL_* / TRACECONTEXT variable of this process blanked (empty = unset for OTEL). */
+/** The environment carriers of trace context the shim reads. */
+export const CARRIERS = ['TRACECONTEXT', 'TRACEPARENT', 'TRACESTATE', 'BAGGAGE'];
+
+/** `env` plus every OTEL_* / carrier variable of this process blanked (empty = unset for OTEL). */
 export function isolatedOtelEnv(env: Record<string, string>): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const k of Object.keys(process.env)) if (k.startsWith('OTEL_') || k === 'TRACECONTEXT') out[k] = '';
+  for (const k of Object.keys(process.env)) if (k.startsWith('OTEL_') || CARRIERS.includes(k)) out[k] = '';
   return { ...out, ...env };
 }
 
@@ -431,6 +435,53 @@ export async function startBadEndpoints(): Promise<BadEndpoints> {
   };
 }
 
+export interface UntrustedTlsEndpoint {
+  /** https://127.0.0.1:<port>, served with a self-signed certificate no CA the shim knows has signed. */
+  url: string;
+  /** TCP connections accepted (TLS handshakes the exporter then refuses). */
+  readonly connections: number;
+  close(): Promise<void>;
+}
+
+/** An OTLP/HTTPS endpoint whose certificate the exporter must refuse (the wrong-CA case). */
+export async function startUntrustedTlsEndpoint(): Promise<UntrustedTlsEndpoint> {
+  const dir = fs.mkdtempSync(path.join(tmpdir(), 'wasmts-tls-'));
+  const key = path.join(dir, 'key.pem');
+  const cert = path.join(dir, 'cert.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+  const sockets = new Set<net.Socket>();
+  let connections = 0;
+  const srv = https.createServer({ key: fs.readFileSync(key), cert: fs.readFileSync(cert) }, (req, res) => {
+    req.resume();
+    req.on('end', () => res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end());
+  });
+  srv.on('connection', (s: net.Socket) => {
+    connections++;
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  srv.on('tlsClientError', () => undefined);
+  const port = await listenLocal(srv);
+  return {
+    url: `https://127.0.0.1:${port}`,
+    get connections() {
+      return connections;
+    },
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => srv.close(() => r()));
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Counts of the shim log's dropped-span warnings naming `endpoint` (the traces URL). */
+export function droppedSpanWarnings(log: string, endpoint: string): { lines: string[]; counts: number[] } {
+  const re = new RegExp(`level=warn msg=".*span export to ${escapeRe(endpoint)} \\(http/protobuf\\) failed: .*; (\\d+) spans? dropped"`);
+  const lines = log.split('\n').filter((l) => re.test(l));
+  return { lines, counts: lines.map((l) => Number(re.exec(l)![1])) };
+}
+
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = Math.floor(s.length / 2);
@@ -442,12 +493,16 @@ export function median(xs: number[]): number {
 
 export interface LifecycleExpectations {
   serviceName: string;
-  /** The container's exit status (Wait, Delete, the root and wasm.run carry it). */
+  /** The container's exit status (Wait, Delete, the root and wasm.run carry it as process.exit.code). */
   exitStatus: number;
+  /** error.type on the root and wasm.run when exitStatus is not 0 (default: the status as a string). */
+  errorType?: string;
   /** Size and sha256 of the module the container ran (wasm.compile carries them). */
   module?: { size: number; sha256: string };
   /** 'http' or 'grpc': how every span of the trace reached the receiver. */
   protocol?: 'http' | 'grpc';
+  /** The root's parent span id (from the shim's environment); default none. */
+  parent?: string;
 }
 
 export interface LifecycleTrace {
@@ -479,7 +534,7 @@ export function checkLifecycleTrace(all: ReceivedSpan[], id: string, x: Lifecycl
   const roots = spans.filter((s) => s.name === 'wasmts.container');
   eq(roots.length, 1, `wasmts.container spans in the trace of ${id}`);
   const root = roots[0]!;
-  eq(root.parentSpanId, '', 'root span parent (containerd 1.6 sends no traceparent, the shim has no TRACECONTEXT)');
+  eq(root.parentSpanId, x.parent ?? '', 'root span parent (containerd 1.6 sends no traceparent; the shim\'s environment may carry one)');
   eq(root.attributes['container.id'], id, 'root container.id');
   // One trace per container: every span naming this container is in this trace.
   const elsewhere = all.filter((s) => s.attributes['container.id'] === id && s.traceId !== root.traceId);
@@ -496,10 +551,16 @@ export function checkLifecycleTrace(all: ReceivedSpan[], id: string, x: Lifecycl
     const method = s.name.slice(SERVICE.length + 1);
     eq(s.parentSpanId, root.spanId, `${s.name} parent (the container's root)`);
     eq(s.kind, 2, `${s.name} kind (SERVER)`);
-    eq(s.attributes['rpc.system'], 'ttrpc', `${s.name} rpc.system`);
-    eq(s.attributes['rpc.service'], SERVICE, `${s.name} rpc.service`);
-    eq(s.attributes['rpc.method'], method, `${s.name} rpc.method`);
+    // Semantic conventions 1.45: rpc.system.name, the fully qualified rpc.method, rpc.status_code.
+    eq(s.attributes['rpc.system.name'], 'ttrpc', `${s.name} rpc.system.name`);
+    eq(s.attributes['rpc.method'], `${SERVICE}/${method}`, `${s.name} rpc.method`);
+    ok(typeof s.attributes['rpc.status_code'] === 'string', `${s.name} has rpc.status_code`);
+    ok(String(s.attributes['server.address']).startsWith('/'), `${s.name} server.address is the socket (${s.attributes['server.address']})`);
+    eq(s.attributes['network.transport'], 'unix', `${s.name} network.transport`);
     eq(s.attributes['container.id'], id, `${s.name} container.id`);
+    for (const old of ['rpc.system', 'rpc.service', 'rpc.grpc.status_code', 'wasmts.error.code', 'wasmts.exit_status', 'process.pid']) {
+      eq(s.attributes[old], undefined, `${s.name} ${old} (not in the pinned conventions, or the resource's)`);
+    }
   }
   const one = (method: string): ReceivedSpan => {
     const list = rpcs(spans, method);
@@ -517,22 +578,35 @@ export function checkLifecycleTrace(all: ReceivedSpan[], id: string, x: Lifecycl
   ok(create.endTimeUnixNano <= start.startTimeUnixNano, 'Create ends before Start starts');
   ok(start.endTimeUnixNano <= del.startTimeUnixNano, 'Start ends before Delete starts');
 
-  // pids: the child's pid is what Create returned; the shim's is another process.
-  const childPid = Number(create.attributes['process.pid']);
-  ok(Number.isInteger(childPid) && childPid > 0, `Create has process.pid (${create.attributes['process.pid']})`);
-  eq(Number(root.attributes['process.pid']), childPid, 'root process.pid');
-  const shimPid = Number(root.attributes['wasmts.shim.pid']);
-  ok(Number.isInteger(shimPid) && shimPid > 0, 'root has wasmts.shim.pid');
+  // pids: the child's pid is what Create returned (wasmts.task.pid); the shim's is the resource's process.pid.
+  const childPid = Number(create.attributes['wasmts.task.pid']);
+  ok(Number.isInteger(childPid) && childPid > 0, `Create has wasmts.task.pid (${create.attributes['wasmts.task.pid']})`);
+  eq(Number(root.attributes['wasmts.task.pid']), childPid, 'root wasmts.task.pid');
+  const shimPid = Number(root.resource['process.pid']);
+  ok(Number.isInteger(shimPid) && shimPid > 0, 'the root\'s resource has process.pid');
   ok(shimPid !== childPid, 'shim and child are distinct processes');
+  for (const s of spans) eq(s.attributes['process.pid'], undefined, `${s.name} has no process.pid attribute (it would clash with the resource's)`);
   for (const s of spans.filter((s) => s.resource['wasmts.process'] !== 'child')) {
     eq(s.resource['wasmts.process'], 'shim', `${s.name} resource wasmts.process`);
     eq(Number(s.resource['process.pid']), shimPid, `${s.name} resource process.pid (the shim)`);
+    // The daemon's resource: the SDK's detectors.
+    ok(typeof s.resource['service.instance.id'] === 'string' && s.resource['service.instance.id'] !== '', `${s.name} resource service.instance.id`);
+    ok(typeof s.resource['host.name'] === 'string' && s.resource['host.name'] !== '', `${s.name} resource host.name`);
+    ok(typeof s.resource['host.arch'] === 'string', `${s.name} resource host.arch`);
+    eq(s.resource['process.runtime.name'], 'nodejs', `${s.name} resource process.runtime.name`);
   }
+  eq(new Set(spans.filter((s) => s.resource['wasmts.process'] === 'shim').map((s) => s.resource['service.instance.id'])).size, 1, 'one service.instance.id for the daemon');
 
-  // exit status where known
-  eq(Number(wait.attributes['wasmts.exit_status']), x.exitStatus, 'Wait wasmts.exit_status');
-  eq(Number(del.attributes['wasmts.exit_status']), x.exitStatus, 'Delete wasmts.exit_status');
-  eq(Number(root.attributes['wasmts.exit_status']), x.exitStatus, 'root wasmts.exit_status');
+  // exit status once exited, and the workload's failure as an error
+  eq(Number(wait.attributes['process.exit.code']), x.exitStatus, 'Wait process.exit.code');
+  eq(Number(del.attributes['process.exit.code']), x.exitStatus, 'Delete process.exit.code');
+  eq(Number(root.attributes['process.exit.code']), x.exitStatus, 'root process.exit.code');
+  for (const s of spans.filter((s) => s.name.endsWith('/State') || s.name.endsWith('/Start') || s.name.endsWith('/Create'))) {
+    if (s.endTimeUnixNano < wait.endTimeUnixNano - 5_000_000n) eq(s.attributes['process.exit.code'], undefined, `${s.name} (before the exit) process.exit.code`);
+  }
+  const wantError = x.exitStatus === 0 ? undefined : (x.errorType ?? String(x.exitStatus));
+  eq(root.status.code, x.exitStatus === 0 ? 0 : 2, 'root status (ERROR when the module failed)');
+  eq(root.attributes['error.type'], wantError, 'root error.type');
 
   // the child's spans: parented on Create (the span TRACECONTEXT names), exported for the child process
   const childSpans = spans.filter((s) => s.name.startsWith('wasm.'));
@@ -549,7 +623,13 @@ export function checkLifecycleTrace(all: ReceivedSpan[], id: string, x: Lifecycl
     eq(Number(compile.attributes['wasm.module.size']), x.module.size, 'wasm.compile wasm.module.size');
     eq(compile.attributes['wasm.module.sha256'], x.module.sha256, 'wasm.compile wasm.module.sha256');
   }
-  eq(Number(run.attributes['wasmts.exit_status']), x.exitStatus, 'wasm.run wasmts.exit_status');
+  eq(Number(run.attributes['process.exit.code']), x.exitStatus, 'wasm.run process.exit.code');
+  eq(run.status.code, x.exitStatus === 0 ? 0 : 2, 'wasm.run status');
+  eq(run.attributes['error.type'], wantError, 'wasm.run error.type');
+  for (const s of childSpans) {
+    eq(Number(s.resource['process.parent_pid']), shimPid, `${s.name} resource process.parent_pid (the daemon)`);
+    eq(s.resource['service.instance.id'], root.resource['service.instance.id'], `${s.name} resource service.instance.id`);
+  }
   // Clocks of two processes on one machine: allow a few ms.
   const slackNs = 5_000_000n;
   ok(compile.startTimeUnixNano + slackNs >= create.startTimeUnixNano, 'wasm.compile starts within Create');

@@ -52,8 +52,9 @@ describe('web viewer in chromium', () => {
     assert.equal(cells[0], 'shim.main');
     assert.equal(cells[1], 'wasmts');
     assert.equal(cells[2], '7');
-    assert.equal(cells[3], '100ms');
-    assert.match(cells[4]!, /^\d\d:\d\d:\d\d\.\d{3}$/);
+    assert.equal(cells[3], '✗ 1 error');
+    assert.equal(cells[4], '100ms');
+    assert.match(cells[5]!, /^\d\d:\d\d:\d\d\.\d{3}$/);
     assert.match(await page.locator('#endpoint').textContent() ?? '', new RegExp(`OTEL_EXPORTER_OTLP_ENDPOINT=${rx.httpUrl}$`));
 
     // Select it: every span gets a row with a bar, nested by parent.
@@ -115,6 +116,10 @@ describe('web viewer in chromium', () => {
     assert.equal(await kv('resource', 'wasmts.process'), 'child');
     assert.equal(await kv('summary', 'process'), 'wasm child');
     assert.equal(await kv('summary', 'status'), 'error: exit code 3');
+    assert.equal(await kv('summary', 'exit code'), '3');
+    assert.equal(await kv('summary', 'error.type'), '3');
+    assert.equal(await page.locator(`#waterfall .row[data-span-id="${IDS.run}"] .outcome.err`).textContent(), '✗ exit 3 · exit code 3');
+    assert.equal(await page.locator(`#traces tbody tr[data-trace-id="${TRACE_ID}"] td.outcome`).textContent(), '✗ 1 error');
     assert.equal(await kv('summary', 'parent span id'), IDS.start);
     const panelText = await panel.innerText();
     assert.match(panelText, /\+89\.0ms\s+proc_exit/);

@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { renderWaterfall } from '../../src/viewer/waterfall.js';
-import { formatDuration, layoutTrace, processOf } from '../../src/viewer/tree.js';
+import { formatDuration, layoutTrace, outcomeOf, processOf } from '../../src/viewer/tree.js';
 import type { ReceivedSpan } from '../../src/otlp/receiver.js';
 import { receivedSpans, syntheticTrace, TRACE_ID, T0, MS } from '../otlp/fixtures.js';
 
@@ -92,9 +92,9 @@ describe('renderWaterfall', () => {
     assert.equal(ends.size, 1);
   });
 
-  test('durations and the error status are shown', () => {
+  test('durations, the error status and the exit code are shown', () => {
     const run = rows.find((r) => r.label.trim() === 'wasm.run')!.line;
-    assert.match(run, /│\s+50\.0ms ✗ exit code 3$/);
+    assert.match(run, /│\s+50\.0ms ✗ exit 3 · exit code 3$/);
     assert.match(rows[0]!.line, /│\s+100ms$/);
   });
 
@@ -145,6 +145,19 @@ describe('layoutTrace / processOf / formatDuration', () => {
     assert.deepEqual(processOf({ ...s!, resource: { 'wasmts.process': 'shim' } }), { kind: 'shim', label: 'shim' });
     assert.deepEqual(processOf({ ...s!, resource: { 'process.pid': 12 } }), { kind: 'other', label: 'pid 12' });
     assert.deepEqual(processOf(s!), { kind: 'other', label: '' });
+  });
+
+  test('outcomeOf: exit code, error status and error.type as an operator reads them', () => {
+    const [s] = receivedSpans([{ resource: {}, spans: [{ spanId: '1111111111111111', name: 'a', startMs: 0, endMs: 1 }] }]);
+    const ok = { code: 0, message: '' };
+    const err = (message: string) => ({ code: 2, message });
+    assert.deepEqual(outcomeOf(s!), { error: false, text: '' });
+    assert.deepEqual(outcomeOf({ ...s!, attributes: { 'process.exit.code': 0 }, status: ok }), { error: false, exitCode: 0, text: 'exit 0' });
+    assert.equal(outcomeOf({ ...s!, attributes: { 'process.exit.code': 3, 'error.type': '3' }, status: err('the module exited with status 3') }).text, '✗ exit 3 · the module exited with status 3');
+    assert.equal(outcomeOf({ ...s!, attributes: { 'process.exit.code': 134, 'error.type': 'unreachable' }, status: err('unreachable') }).text, '✗ exit 134 · unreachable');
+    assert.equal(outcomeOf({ ...s!, attributes: { 'process.exit.code': 137, 'error.type': 'SIGKILL' }, status: err('the Wasm process was killed by SIGKILL') }).text, '✗ exit 137 · SIGKILL · the Wasm process was killed by SIGKILL');
+    assert.equal(outcomeOf({ ...s!, attributes: { 'error.type': 'INTERNAL' }, status: err('') }).text, '✗ INTERNAL');
+    assert.equal(outcomeOf({ ...s!, status: err('') }).text, '✗ error');
   });
 
   test('formatDuration', () => {

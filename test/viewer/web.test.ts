@@ -42,6 +42,8 @@ describe('viewer HTTP API', () => {
         hasRoot: true,
         orphanCount: 0,
         lastReceivedAt: 0,
+        errorCount: 1,
+        exitCode: null,
       },
     );
   });
@@ -67,6 +69,7 @@ describe('viewer HTTP API', () => {
     assert.equal(run.processLabel, 'wasm child');
     assert.equal(run.events[0].offsetMs, 89);
     assert.deepEqual(run.status, { code: 2, codeName: 'error', message: 'exit code 3' });
+    assert.deepEqual(run.outcome, { error: true, exitCode: 3, errorType: '3', text: '✗ exit 3 · exit code 3' });
 
     const [odd] = (await (await fetch(`${rx.httpUrl}/api/traces/${'ab'.repeat(16)}`)).json()) as Record<string, any>[];
     assert.deepEqual(odd!.attributes, { big: (2n ** 60n).toString(), raw: 'dead' });
