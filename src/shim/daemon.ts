@@ -82,12 +82,15 @@ export async function runDaemon(flags: ShimFlags, options: DaemonOptions = {}): 
   process.on('unhandledRejection', (err) => log.error('unhandled rejection', { error: (err as Error)?.stack ?? String(err) }));
 
   let daemon: Daemon | undefined = undefined;
+  const standingWarnings: string[] = [];
   const telemetry = startTelemetry({
     env: process.env,
     // Exporter trouble (dropped spans) concerns every container: it reaches their logs too.
     log: (level, msg) => {
       log[level](msg);
-      if (level === 'warn' || level === 'error') daemon?.toContainerLogs(level, msg);
+      if (level !== 'warn' && level !== 'error') return;
+      if (daemon) daemon.toContainerLogs(level, msg);
+      else standingWarnings.push(msg); // the configuration's: every container's log repeats them
     },
     workerUrl: pathToFileURL(path.join(here, 'telemetry-worker.cjs')),
     autoStart: false,
@@ -96,7 +99,7 @@ export async function runDaemon(flags: ShimFlags, options: DaemonOptions = {}): 
   const engine = new NodeEngine({ childEntry: options.childEntry ?? path.join(here, 'wasm-child.cjs') });
   if (telemetry.enabled) engine.onChildSpans = (records) => telemetry.submit(records);
   const events = new EventPublisher({ address: process.env.TTRPC_ADDRESS ?? '', namespace: flags.namespace, log });
-  const parts: DaemonParts = { engine, events, telemetry, log, debug: flags.debug, containerdAddress: flags.address, env: process.env };
+  const parts: DaemonParts = { engine, events, telemetry, log, debug: flags.debug, containerdAddress: flags.address, env: process.env, standingWarnings };
   daemon = new Daemon(parts, engine, log, paths, idleMs(process.env));
 
   const first = await listenOn(options.listen ?? { fd: LISTEN_FD });

@@ -33,6 +33,8 @@ export interface DaemonParts {
   debug: boolean;
   containerdAddress: string;
   env: NodeJS.ProcessEnv;
+  /** Warnings about the daemon's configuration (an invalid OTLP endpoint…), repeated in each container's log. */
+  standingWarnings: readonly string[];
 }
 
 /** What the daemon already knows of a socket's first container (Node's `start` handed it over). */
@@ -135,6 +137,7 @@ export class ServedSocket {
       // O_NONBLOCK: containerd opened the read end already; if not, log nowhere rather than hang.
       this.logFd = fs.openSync(path.join(bundle, LOG_FIFO), fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
       this.containerLog = createLogger(this.logFd, this.parts.debug, { namespace: this.namespace || undefined });
+      for (const warning of this.parts.standingWarnings) this.containerLog.warn(warning);
     } catch {
       this.logFd = undefined;
     }

@@ -7,6 +7,7 @@ import * as ev from '../gen/containerd/events/task_pb.js';
 import { MetricsSchema } from '../gen/cgroups/v1/metrics_pb.js';
 import type { Engine, ExitInfo } from '../wasm/engine.js';
 import { Code, TtrpcError } from '../ttrpc/status.js';
+import type { CallContext } from '../ttrpc/types.js';
 import { VERSION } from '../version.js';
 import { DELETE_RESPONSE_FILE, encodeDeleteResponse, writeBundleFile } from './bundle.js';
 import { Container } from './container.js';
@@ -28,6 +29,9 @@ export interface TaskServiceDeps {
   /** Trace context for the child of a container's process (propagation, telemetry), if any. */
   traceContextFor?(containerId: string, execId: string): ChildTraceContext | undefined;
 }
+
+/** The service name containerd speaks when a Shutdown follows each Delete (see delete). */
+const V2_SERVICE = 'containerd.task.v2.Task';
 
 const PROCESS_SPEC_URL = 'types.containerd.io/opencontainers/runtime-spec/1/Process';
 
@@ -111,21 +115,24 @@ export class TaskService {
     return { pid: p.pid };
   }
 
-  async delete(req: pb.DeleteRequest): Promise<Reply<typeof pb.DeleteResponseSchema>> {
+  async delete(req: pb.DeleteRequest, ctx?: CallContext): Promise<Reply<typeof pb.DeleteResponseSchema>> {
     const c = this.container(req.id);
     const p = c.process(req.execId);
     const exit = await p.delete();
     if (req.execId) {
       c.removeExec(req.execId);
     } else {
-      this.containers.delete(c.id);
-      // Unmounting takes an exec or two: it overlaps containerd's next steps, and Shutdown waits for it.
+      // Unmounting takes an exec or two. Over v2, containerd's Shutdown follows (it waits for the
+      // cleanup) before the bundle goes, so it overlaps containerd's next steps; over v3 a pod's
+      // container gets no Shutdown and its bundle goes right after Delete, so Delete waits.
       const cleanup = c.destroy().then(
         () => leaveDeleteResponse(c.bundle, p.pid, exit),
         (err: unknown) => this.deps.log.error('cleanup failed', { id: c.id, error: (err as Error)?.message ?? String(err) }),
       );
       this.cleaning.add(cleanup);
       void cleanup.finally(() => this.cleaning.delete(cleanup));
+      if (ctx?.service !== V2_SERVICE) await cleanup;
+      this.containers.delete(c.id);
       this.deps.events.publish('/tasks/delete', ev.TaskDeleteSchema, create(ev.TaskDeleteSchema, {
         containerId: c.id, pid: p.pid, exitStatus: exit.status, exitedAt: timestampFromDate(exit.exitedAt),
       }));

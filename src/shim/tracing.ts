@@ -191,6 +191,9 @@ export class TaskTracer {
       throw err;
     } finally {
       if (name === 'Create' || name === 'Exec') this.forking.delete(forkKey);
+      // A socket claimed by the front end learns its path from its first Create.
+      const address = this.options.socketPath?.();
+      if (address) span.setAttribute(sc.ATTR_SERVER_ADDRESS, address);
       span.end();
     }
   }
