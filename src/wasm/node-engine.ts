@@ -4,13 +4,16 @@ import * as fs from 'node:fs';
 import { constants as osConstants, setPriority } from 'node:os';
 import type { Engine, ExitInfo, ModuleSpec, ProcessUsage, WasmInstance } from './engine.js';
 import { ModuleError } from './engine.js';
-import type { ChildJob, FromChild, ToChild } from './protocol.js';
+import { componentCacheConfig } from './component-cache.js';
+import type { ChildJob, ComponentCacheConfig, FromChild, ToChild } from './protocol.js';
 
 export interface NodeEngineOptions {
   /** Path of the bundled child entry (dist/wasm-child.cjs). */
   childEntry: string;
   /** Extra node flags for the child (heap limits and the like). */
   nodeArgs?: string[];
+  /** Transpiled-component cache; default from WASMTS_COMPONENT_CACHE(_MAX_MB) or /var/lib/wasmts/components. */
+  componentCache?: ComponentCacheConfig;
 }
 
 const SIGNALS = osConstants.signals as Record<string, number>;
@@ -57,7 +60,8 @@ export class NodeEngine implements Engine {
     const spare = this.spare;
     this.spare = undefined;
     const child = spare && spare.exitCode === null && spare.signalCode === null && spare.connected ? spare : this.spawnChild();
-    const { stdin: _stdin, ...job } = spec;
+    const { stdin: _stdin, ...rest } = spec;
+    const job: ChildJob = { ...rest, componentCache: this.options.componentCache ?? componentCacheConfig(process.env) };
     const instance = new ChildInstance(child, spec, (records) => this.onChildSpans?.(records));
     return instance.prepare(job);
   }

@@ -1,8 +1,14 @@
 // Messages on the IPC channel between the daemon and a Wasm child.
 import type { ModuleSpec } from './engine.js';
 
+/** Where the child keeps transpiled components (src/wasm/component-cache.ts); the daemon chooses it. */
+export interface ComponentCacheConfig {
+  dir: string;
+  maxBytes: number;
+}
+
 /** A module spec as it crosses IPC: everything but the stdin stream, which stays in the daemon. */
-export type ChildJob = Omit<ModuleSpec, 'stdin'>;
+export type ChildJob = Omit<ModuleSpec, 'stdin'> & { componentCache: ComponentCacheConfig };
 
 export type ToChild = { t: 'job'; job: ChildJob } | { t: 'run' };
 
