@@ -8,6 +8,8 @@
 #   needs-missing.component.wasm  test/modules/component/needs-missing.c with
 #                  the world in needs-missing.wit embedded: imports an interface
 #                  no host provides
+#   reactor.component.wasm  test/modules/component/reactor.c as a WASI reactor
+#                  (`jco new --wasi-reactor`): a component that is no command
 # Only rebuilds an output when its source (or this script) is newer.
 # Usage: scripts/build-modules.sh [-f]   (-f forces a rebuild)
 set -euo pipefail
@@ -61,11 +63,11 @@ done
 
 # Components: jco (an npm devDependency) wraps the modules with its adapter.
 JCO="$root/node_modules/.bin/jco"
-build_component() { # build_component OUT CORE
-  local out="$1" core="$2" tmp="$1.tmp.$$"
-  if ! "$JCO" new "$core" --wasi-command -o "$tmp" >/dev/null; then
+build_component() { # build_component OUT CORE [ADAPTER FLAG]
+  local out="$1" core="$2" flag="${3:---wasi-command}" tmp="$1.tmp.$$"
+  if ! "$JCO" new "$core" "$flag" -o "$tmp" >/dev/null; then
     rm -f "$tmp"
-    echo "build-modules: failed: jco new $core --wasi-command (run npm ci?)" >&2
+    echo "build-modules: failed: jco new $core $flag (run npm ci?)" >&2
     return 1
   fi
   mv -f "$tmp" "$out"
@@ -84,4 +86,12 @@ if stale "$missing_out" "$missing_src" || [[ "$src_dir/component/needs-missing.w
   node "$root/scripts/embed-wit.mjs" "$core" "$src_dir/component/needs-missing.wit" needs-missing "$core.embedded"
   build_component "$missing_out" "$core.embedded"
   rm -f "$core" "$core.embedded"
+fi
+reactor_src="$src_dir/component/reactor.c"
+reactor_out="$out_dir/reactor.component.wasm"
+if stale "$reactor_out" "$reactor_src"; then
+  core="$out_dir/reactor.core.wasm"
+  build_one "$core" "$CLANG" --target=wasm32-wasi "${sysroot_flag[@]}" -mexec-model=reactor -O2 -Wall "$reactor_src"
+  build_component "$reactor_out" "$core" --wasi-reactor
+  rm -f "$core"
 fi

@@ -142,6 +142,9 @@ function cacheOptions(job: ChildJob): ComponentCacheOptions {
 
 export async function prepareComponent(s: ComponentSetup): Promise<PreparedComponent> {
   const name = s.job.args[0] ?? s.job.modulePath;
+  if (s.job.exportName !== '_start') {
+    throw new Error(`${name} is a component: it runs its wasi:cli/run export, "#${s.job.exportName}" only selects exports of core modules`);
+  }
   // First of all: jco's transpiler loads the shim too.
   redirectStdio(s.stdoutFd, s.stderrFd);
   const compileSpan = s.startSpan('wasm.compile');

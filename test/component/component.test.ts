@@ -31,10 +31,16 @@ function packWithCli(dir: string, ref: string): string {
   const data = path.join(dir, 'data');
   fs.mkdirSync(data, { recursive: true });
   fs.writeFileSync(path.join(data, 'greeting.txt'), `${GREETING}\n`);
+  const scratch = path.join(dir, 'scratch');
+  fs.mkdirSync(scratch);
+  fs.chmodSync(scratch, 0o777);
+  fs.writeFileSync(path.join(scratch, '.keep'), '');
   const tar = path.join(dir, 'image.tar');
   execFileSync(path.join(REPO, 'bin', 'wasmts'), [
     'image', '--ref', ref, '--out', tar, '--env', 'PATH=/', '--env', 'FROM_IMAGE=yes',
     '--file', `${data}:/data`,
+    '--file', `${scratch}:/scratch`,
+    '--file', `${path.join(MODULES, 'reactor.component.wasm')}:/reactor.component.wasm`,
     '--file', `${path.join(MODULES, 'probe.wasm')}:/probe.wasm`,
     '--file', `${path.join(MODULES, 'needs-missing.component.wasm')}:/needs-missing.component.wasm`,
     path.join(MODULES, 'probe.component.wasm'),
@@ -220,6 +226,25 @@ describe('exit statuses', () => {
 const runIn = (id: string, args: string[]) => env.c.ctr(['run', '--rm', '--runtime', RUNTIME, '--rootfs', planted, id, ...args], { timeoutMs: 30_000 });
 
 describe('the sandbox', () => {
+  test('ctr task exec --user into a component container: the exec runs as that user, reads the image, owns what it writes, root-only files stay closed', T, async (t) => {
+    const NOBODY = 65534;
+    const id = env.id('user');
+    t.after(() => env.cleanup(id));
+    await env.c.ctrOk(['run', '-d', '--null-io', '--runtime', RUNTIME, '--platform', 'wasip1/wasm', img.ref, id, P, 'daemon', '500']);
+    await untilStatus(id, 'RUNNING');
+    const exec = (execId: string, args: string[]) => env.c.ctr(['task', 'exec', '--exec-id', execId, '--user', `${NOBODY}:${NOBODY}`, id, P, ...args], { timeoutMs: 60_000 });
+    const read = await exec('read', ['cat', '/data/greeting.txt']);
+    assert.equal(read.code, 0, `reading its own image as uid ${NOBODY}: ${read.stderr}`);
+    assert.equal(read.stdout, `${GREETING}\n`);
+    const write = await exec('write', ['write', '/scratch/mine.txt', 'mine']);
+    assert.equal(write.code, 0, write.stderr);
+    const st = fs.statSync(path.join(env.c.state, 'io.containerd.runtime.v2.task', env.c.namespace, id, 'rootfs', 'scratch', 'mine.txt'));
+    assert.deepEqual([st.uid, st.gid], [NOBODY, NOBODY]);
+    const deny = await exec('deny', ['write', '/data/greeting.txt', 'overwritten']);
+    assert.notEqual(deny.code, 0);
+    assert.match(deny.stderr, /Permission denied|Operation not permitted/);
+  });
+
   test('symlinks planted in the rootfs (absolute, relative, in any component) never lead out', T, async () => {
     const r = await runIn(env.id('links'), ['/probe.wasm', 'open', '/abs/secret.txt', '/abs-file', '/etc-link/hostname', '/etc-link/passwd', '/d/rel/secret.txt', '/d/rel-file', 'd/rel/secret.txt', '/d/ok/inside.txt', '/absin/inside.txt', '/d/ok/../sub/inside.txt']);
     assert.equal(r.code, 0, r.stderr);
@@ -262,6 +287,18 @@ describe('components wasmts cannot run', () => {
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /needs-missing\.component\.wasm cannot be instantiated: it imports wasmts:test\/missing, which wasmts cannot provide/);
     assert.match(env.logFor(id), /wasmts:test\/missing/);
+  });
+
+  test('a component that is no wasi:cli command fails Create, saying so', T, async () => {
+    const r = await env.run(['/reactor.component.wasm'], { id: env.id('reactor') });
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /reactor\.component\.wasm is a component but not a wasi:cli command: it does not export wasi:cli\/run/);
+  });
+
+  test('#export on a component is refused: a component runs wasi:cli/run', T, async () => {
+    const r = await env.run([`${P}#main`, 'args', 'x'], { id: env.id('hash') });
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /is a component: it runs its wasi:cli\/run export, "#main" only selects exports of core modules/);
   });
 
   test('a module that is neither a core module nor a component is refused at Create', T, async () => {
