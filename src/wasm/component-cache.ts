@@ -7,10 +7,10 @@
 // Layout: <dir>/<sha256 of the component>/ holds the generated files and a
 // manifest.json (written last) with each file's size and sha256. An entry is
 // built in <dir>/.tmp-* and renamed into place, so a reader never sees half an
-// entry and two Creates of the same image at once both succeed (the second
-// rename loses and its copy is dropped). Every load checks the files against
-// the manifest; an entry that does not match (truncated, edited, a different
-// transpiler) is moved aside and rebuilt. The directory's mtime records the
+// entry; concurrent Creates of a new image wait for the first one's transpile
+// (a lock file per digest) rather than each transpiling. Every load checks the
+// files against the manifest; an entry that does not match (truncated, edited,
+// a different transpiler) is moved aside and rebuilt. The directory's mtime records the
 // last use; past maxBytes the least recently used entries go.
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -53,6 +53,8 @@ const MANIFEST = 'manifest.json';
 const FORMAT = 1;
 /** A temp dir this old belongs to a transpile that died. */
 const STALE_TEMP_MS = 60 * 60 * 1000;
+/** The longest a Create waits for another one's transpile of the same component. */
+const LOCK_WAIT_MS = 120_000;
 const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
 export function sha256(data: Uint8Array): string {
@@ -68,15 +70,68 @@ export async function loadOrTranspile(component: Uint8Array, opts: ComponentCach
     touch(entry);
     return { ...cached, digest, cache: 'hit' };
   }
-  const output = await transpile(component);
-  checkOutput(output);
+  const release = await transpileLock(opts.dir, digest, () => readEntry(entry, digest, opts.transpiler) !== undefined);
   try {
-    store(entry, digest, output, opts);
-    evict(opts, digest);
-  } catch {
-    // A cache we cannot write (read-only, full disk) only costs the next container a transpile.
+    // Another Create of the same component may have stored it while this one waited.
+    const stored = readEntry(entry, digest, opts.transpiler);
+    if (stored) return { ...stored, digest, cache: 'hit' };
+    const output = await transpile(component);
+    checkOutput(output);
+    try {
+      store(entry, digest, output, opts);
+      evict(opts, digest);
+    } catch {
+      // A cache we cannot write (read-only, full disk) only costs the next container a transpile.
+    }
+    return { ...output, digest, cache: 'miss' };
+  } finally {
+    release();
   }
-  return { ...output, digest, cache: 'miss' };
+}
+
+/**
+ * One transpile per digest at a time: concurrent Creates of a new image wait
+ * for the first (polling for its entry) instead of all transpiling at once.
+ * The lock file holds its owner's pid; a dead owner's lock is taken over,
+ * and nobody waits longer than LOCK_WAIT_MS. Without a writable cache there
+ * is no lock and no wait.
+ */
+async function transpileLock(dir: string, digest: string, stored: () => boolean): Promise<() => void> {
+  const lock = path.join(dir, `.lock-${digest}`);
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  for (;;) {
+    try {
+      fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+      fs.writeFileSync(lock, String(process.pid), { flag: 'wx' });
+      return () => fs.rmSync(lock, { force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') return () => undefined;
+    }
+    if (!lockOwnerAlive(lock) || Date.now() > deadline || stored()) return () => undefined;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function lockOwnerAlive(lock: string): boolean {
+  let pid: number;
+  try {
+    pid = Number(fs.readFileSync(lock, 'utf8'));
+  } catch {
+    return false; // released meanwhile
+  }
+  if (!Number.isInteger(pid) || pid <= 0) return removeLock(lock);
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM' || removeLock(lock);
+  }
+}
+
+/** Removes a dead owner's lock; false, so the caller retries taking it. */
+function removeLock(lock: string): false {
+  fs.rmSync(lock, { force: true });
+  return false;
 }
 
 /** A valid entry's contents, or undefined (moving an invalid entry out of the way). */
@@ -184,7 +239,7 @@ export function evict(opts: ComponentCacheOptions, keep?: string): void {
     const full = path.join(opts.dir, name);
     try {
       const st = fs.statSync(full);
-      if (name.startsWith('.tmp-')) {
+      if (name.startsWith('.tmp-') || name.startsWith('.lock-')) {
         if (Date.now() - st.mtimeMs > STALE_TEMP_MS) fs.rmSync(full, { recursive: true, force: true });
         continue;
       }

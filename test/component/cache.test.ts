@@ -2,6 +2,7 @@
 // transpiler that counts its calls: one transpile per digest, concurrent
 // misses, corrupted and removed entries, a transpiler upgrade, LRU eviction.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -55,11 +56,40 @@ test('different components get different entries', async () => {
   assert.equal(calls, 2);
 });
 
-test('concurrent misses of the same component all succeed and leave one entry', async () => {
+test('concurrent misses of the same component: one transpiles, the others wait for its entry', async () => {
   const results = await Promise.all(Array.from({ length: 5 }, () => loadOrTranspile(component(3), opts, fakeTranspile)));
   for (const r of results) assert.equal(text(r.files['component.mjs']), 'export const n = 3;');
-  assert.deepEqual(fs.readdirSync(opts.dir), [sha256(component(3))]);
-  assert.equal((await loadOrTranspile(component(3), opts, fakeTranspile)).cache, 'hit');
+  assert.equal(calls, 1);
+  assert.deepEqual(results.map((r) => r.cache).sort(), ['hit', 'hit', 'hit', 'hit', 'miss']);
+  assert.deepEqual(fs.readdirSync(opts.dir), [sha256(component(3))], 'one entry, no lock or temp dir left');
+});
+
+test('a lock left by a dead Create is taken over; a live one is waited for, not forever when nothing comes', async () => {
+  fs.mkdirSync(opts.dir, { recursive: true });
+  const lock = path.join(opts.dir, `.lock-${sha256(component(20))}`);
+  const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
+  fs.writeFileSync(lock, String(dead));
+  const t0 = Date.now();
+  assert.equal((await loadOrTranspile(component(20), opts, fakeTranspile)).cache, 'miss');
+  assert.ok(Date.now() - t0 < 2_000, 'no wait for a dead owner');
+  assert.equal(fs.existsSync(lock), false);
+  fs.writeFileSync(path.join(opts.dir, `.lock-${sha256(component(21))}`), 'garbage');
+  assert.equal((await loadOrTranspile(component(21), opts, fakeTranspile)).cache, 'miss');
+  // a live owner (this process) that never stores: the waiter polls, then a store by the owner ends the wait
+  const live = path.join(opts.dir, `.lock-${sha256(component(22))}`);
+  fs.writeFileSync(live, String(process.pid));
+  let settled = false;
+  const waiting = loadOrTranspile(component(22), opts, fakeTranspile).then((r) => {
+    settled = true;
+    return r;
+  });
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(settled, false, 'waits while the owner lives');
+  const before = calls;
+  fs.rmSync(live); // the owner gives up without storing
+  const r = await waiting;
+  assert.equal(r.cache, 'miss');
+  assert.equal(calls, before + 1);
 });
 
 test('a corrupted file, a broken manifest or a missing file is rebuilt, never used', async () => {

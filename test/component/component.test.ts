@@ -130,11 +130,19 @@ describe('the transpile cache and the spans', () => {
     assert.equal(r.stdout, 'still\nfine\n');
     const t = await waitForContainerTrace(rx, id, ['wasm.compile'], 10_000);
     assert.equal(compileSpan(id, t.spans).attributes['wasmts.component.cache'], 'miss');
+  });
+
+  test('the cache removed, then two containers of the component at once: both run, one transpiles', T, async () => {
     fs.rmSync(cacheDir, { recursive: true, force: true });
-    const id2 = env.id('removed');
-    const r2 = await env.run([P, 'args', 'again'], { id: id2 });
-    assert.equal(r2.code, 0, r2.stderr);
-    assert.equal(r2.stdout, 'again\n');
+    const ids = [env.id('removed'), env.id('removed')];
+    const runs = await Promise.all(ids.map((id, i) => env.run([P, 'args', `again ${i}`], { id })));
+    runs.forEach((r, i) => {
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, `again ${i}\n`);
+    });
+    const caches: unknown[] = [];
+    for (const id of ids) caches.push(compileSpan(id, (await waitForContainerTrace(rx, id, ['wasm.compile'], 10_000)).spans).attributes['wasmts.component.cache']);
+    assert.deepEqual(caches.sort(), ['hit', 'miss']);
   });
 });
 
