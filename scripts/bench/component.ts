@@ -96,6 +96,8 @@ async function main(): Promise<void> {
     const row = (name: string, s: Series) => `${name.padEnd(34)} ${s.median.toFixed(0).padStart(7)} ${s.p90.toFixed(0).padStart(7)}   ${s.runs.map((x) => x.toFixed(0)).join(' ')}`;
     process.stdout.write(`ctr run --rm, ms (${rounds} rounds, alternated)   median     p90   runs\n`);
     process.stdout.write(`${row('component, cold (transpile)', r.cold)}\n${row('component, warm (cache hit)', r.warm)}\n${row('preview 1 module, same program', r.module)}\n`);
+    const delta = (a: Series, b: Series) => median(a.runs.map((x, i) => x - b.runs[i]!)).toFixed(0);
+    process.stdout.write(`per round, median: warm - module ${delta(r.warm, r.module)} ms, cold - warm ${delta(r.cold, r.warm)} ms\n`);
     process.stdout.write(`${JSON.stringify(r)}\n`);
   } finally {
     await ctd.stop();
