@@ -44,10 +44,18 @@ soak: deps build modules
 fuzz: deps build
 	node --import tsx scripts/fuzz.ts $(FUZZ_FLAGS)
 
+# What the Wasm child loads from node_modules at run time, for WASI 0.2
+# components only (src/wasm/component.ts), with their native bindings.
+COMPONENT_PACKAGES = @bytecodealliance/jco-transpile @bytecodealliance/preview2-shim @bytecodealliance/jco-node-fs oxc-minify
+
 # Copies the built shim to $(LIBDIR) and puts the front end, containerd-shim-wasmts-v1, on containerd's PATH.
 install: build
 	install -d $(LIBDIR)/dist $(BINDIR)
 	install -m 0644 dist/*.cjs dist/build-id $(LIBDIR)/dist/
+	rm -rf $(LIBDIR)/node_modules
+	for p in $(COMPONENT_PACKAGES) $$(cd node_modules && ls -d @bytecodealliance/jco-node-fs-* @oxc-minify/binding-* 2>/dev/null); do \
+	  install -d $(LIBDIR)/node_modules/$$(dirname $$p) && cp -R node_modules/$$p $(LIBDIR)/node_modules/$$p || exit 1; \
+	done
 	sed -e '/# wasmts:dist-link/d' -e 's|^dist=.*# wasmts:dist.*|dist=$(LIBDIR)/dist|' -e 's|^node=.*# wasmts:node.*|node=$(NODE)|' \
 	  bin/containerd-shim-wasmts-v1 > $(BINDIR)/containerd-shim-wasmts-v1.tmp
 	chmod 0755 $(BINDIR)/containerd-shim-wasmts-v1.tmp

@@ -1,6 +1,7 @@
 // The Wasm child: prepares one module (open stdio, compile, instantiate),
 // reports ready, runs it when told, and exits with its status. It loads
-// nothing but node:wasi and node:fs, because it sits on Create's path.
+// nothing but node:wasi and node:fs, because it sits on Create's path; a
+// component (WASI 0.2) goes to component.ts, which loads jco and the shim.
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import { WASI } from 'node:wasi';
@@ -15,6 +16,7 @@ import { PAUSE_MODULE } from './pause-module.js';
 import { callEntry, entryProblem, interceptProcExit } from './entry-call.js';
 import type { ChildJob, FromChild, ToChild } from './protocol.js';
 import { SETUP_EXIT_STATUS, TRAP_EXIT_STATUS } from './protocol.js';
+import { wasmKind } from './wasm-kind.js';
 
 interface Prepared {
   run(): number;
@@ -75,6 +77,15 @@ async function prepare(job: ChildJob): Promise<Prepared> {
   const stdoutFd = openOutput(job.stdout);
   const stderrFd = job.stderr === job.stdout && job.stdout ? stdoutFd : openOutput(job.stderr);
   const bytes = fs.readFileSync(job.modulePath);
+  const env = envObject(job.env);
+  // The module sees exactly the spec's env, plus the propagated context (TRACEPARENT, TRACECONTEXT, …).
+  Object.assign(env, job.trace?.env);
+  if (wasmKind(bytes) === 'component') {
+    const { prepareComponent } = await import('./component.js');
+    const component = await prepareComponent({ job, bytes, env, stdoutFd, stderrFd, startSpan });
+    if (job.user) dropPrivileges(job.user);
+    return { stderrFd, run: () => component.run() };
+  }
   const compileSpan = startSpan('wasm.compile');
   if (compileSpan?.isRecording()) {
     compileSpan.setAttributes({ [ATTR_WASM_MODULE_SIZE]: bytes.length, [ATTR_WASM_MODULE_SHA256]: createHash('sha256').update(bytes).digest('hex') });
@@ -88,9 +99,6 @@ async function prepare(job: ChildJob): Promise<Prepared> {
   }
   compileSpan?.end();
   const instantiateSpan = startSpan('wasm.instantiate');
-  const env = envObject(job.env);
-  // The module sees exactly the spec's env, plus the propagated context (TRACEPARENT, TRACECONTEXT, …).
-  Object.assign(env, job.trace?.env);
   const wasi = new WASI({
     version: 'preview1',
     args: job.args,
@@ -162,7 +170,8 @@ function runGuarded(p: Prepared, span: ActiveSpan | undefined): number {
     const trap = err instanceof WebAssembly.RuntimeError;
     failure = trap ? trapKind((err as Error).message) : ((err as Error)?.name || 'Error');
     if (trap) span?.setAttribute(ATTR_WASM_TRAP, (err as Error).message);
-    const text = trap ? `wasm trap: ${(err as Error).message}` : `wasm error: ${(err as Error)?.message ?? err}`;
+    // jco's bindings already say "wasm trap: " in a component's trap message.
+    const text = trap ? `wasm trap: ${(err as Error).message.replace(/^wasm trap: /, '')}` : `wasm error: ${(err as Error)?.message ?? err}`;
     try {
       fs.writeSync(p.stderrFd, `${text}\n`);
     } catch {

@@ -4,7 +4,8 @@ import * as fs from 'node:fs';
 import { constants as osConstants, setPriority } from 'node:os';
 import type { Engine, ExitInfo, ModuleSpec, PrepareOptions, ProcessUsage, WasmInstance } from './engine.js';
 import { ModuleError } from './engine.js';
-import { parseFromChild, type ChildJob, type FromChild, type ToChild } from './protocol.js';
+import { parseFromChild, type ChildJob, type ComponentCacheConfig, type FromChild, type ToChild } from './protocol.js';
+import { componentCacheConfig } from './component-cache.js';
 import { ChildSpanRelay } from '../telemetry/child-relay.js';
 import type { SpanRecord } from '../telemetry/recorder.js';
 
@@ -13,6 +14,8 @@ export interface NodeEngineOptions {
   childEntry: string;
   /** Extra node flags for the child (heap limits and the like). */
   nodeArgs?: string[];
+  /** Transpiled-component cache; default from WASMTS_COMPONENT_CACHE(_MAX_MB) or /var/lib/wasmts/components. */
+  componentCache?: ComponentCacheConfig;
 }
 
 const SIGNALS = osConstants.signals as Record<string, number>;
@@ -101,7 +104,8 @@ export class NodeEngine implements Engine {
     }
     // The next warm child boots once this Create has had the CPU.
     setImmediate(() => this.bootWarm());
-    const { stdin: _stdin, ...job } = spec;
+    const { stdin: _stdin, ...rest } = spec;
+    const job: ChildJob = { ...rest, componentCache: this.options.componentCache ?? componentCacheConfig(process.env) };
     const instance = new ChildInstance(child, spec, (records) => this.onChildSpans?.(records));
     // The child compiles while it is placed (a cgroup move can take milliseconds).
     const [placed, ready] = await Promise.allSettled([options.place?.(instance.pid), instance.prepare(job)]);

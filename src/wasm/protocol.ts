@@ -3,8 +3,14 @@ import type { ModuleSpec } from './engine.js';
 import type { SpanRecord } from '../telemetry/recorder.js';
 import { parseSpanRecord } from '../telemetry/records.js';
 
+/** Where the child keeps transpiled components (src/wasm/component-cache.ts); the daemon chooses it. */
+export interface ComponentCacheConfig {
+  dir: string;
+  maxBytes: number;
+}
+
 /** A module spec as it crosses IPC: everything but the stdin stream, which stays in the daemon. */
-export type ChildJob = Omit<ModuleSpec, 'stdin'>;
+export type ChildJob = Omit<ModuleSpec, 'stdin'> & { componentCache: ComponentCacheConfig };
 
 export type ToChild = { t: 'job'; job: ChildJob } | { t: 'run' };
 
