@@ -111,7 +111,7 @@ describe('the transpile cache and the spans', () => {
     const create = t1.spans.find((s) => s.name.endsWith('/Create'))!;
     assert.equal(r1.stdout.trim(), `00-${create.traceId}-${create.spanId}-01`);
     const run = t1.spans.find((s) => s.name === 'wasm.run')!;
-    assert.equal(run.attributes['wasmts.exit_status'], 0);
+    assert.equal(run.attributes['process.exit.code'], 0);
 
     const second = env.id('warm');
     const r2 = await env.run([P, 'trace'], { id: second });
@@ -212,7 +212,7 @@ describe('exit statuses', () => {
     assert.match(r.stderr, /^wasm trap: .*unreachable/m);
     assert.doesNotMatch(r.stderr, /wasm trap: wasm trap/);
     const t = await waitForContainerTrace(rx, id, ['wasm.run'], 10_000);
-    assert.equal(t.spans.find((s) => s.name === 'wasm.run')!.attributes['wasmts.exit_status'], 134);
+    assert.equal(t.spans.find((s) => s.name === 'wasm.run')!.attributes['process.exit.code'], 134);
   });
 
   for (const [sig, status] of [['SIGTERM', 143], ['SIGKILL', 137]] as const) {
