@@ -171,13 +171,27 @@ function stageImageFiles(dir: string): { src: string; dest: string }[] {
   ];
 }
 
-export async function setupSuite(name: string): Promise<Suite> {
+export interface SuiteOptions {
+  /**
+   * Run a copy of bin/ and dist/ taken now, so that a `make build` during a long
+   * run (e.g. the soak) changes neither the code under test nor the daemon key
+   * (the build id is part of it: a rebuild would start a new daemon).
+   */
+  frozenShim?: boolean;
+}
+
+export async function setupSuite(name: string, opts: SuiteOptions = {}): Promise<Suite> {
   await ensureBuilt();
   const shimDir = fs.mkdtempSync(path.join(tmpdir(), `wasmts-shimdir-${name}-`));
-  fs.symlinkSync(SHIM_BIN, path.join(shimDir, 'containerd-shim-wasmts-v1'));
+  if (opts.frozenShim) {
+    // <shimDir>/bin/containerd-shim-wasmts-v1 finds <shimDir>/dist next to it; containerd's PATH gets <shimDir>/bin
+    for (const dir of ['bin', 'dist']) fs.cpSync(path.join(REPO, dir), path.join(shimDir, dir), { recursive: true });
+  } else {
+    fs.symlinkSync(SHIM_BIN, path.join(shimDir, 'containerd-shim-wasmts-v1'));
+  }
   let c: Containerd;
   try {
-    c = await startContainerd({ shimDir, name });
+    c = await startContainerd({ shimDir: opts.frozenShim ? path.join(shimDir, 'bin') : shimDir, name });
   } catch (err) {
     fs.rmSync(shimDir, { recursive: true, force: true });
     throw err;
