@@ -7,6 +7,7 @@
 //   P4 tracing overhead: P1 with export on vs OTEL_SDK_DISABLED=true
 //   P5 CPU-bound fib(35) (wasm vs native under runc)
 //   P6 the front end's `start` and `delete` (fast path) vs `node -e 0`
+//   P7 a WASI 0.2 component, cold (transpile) and warm (cache hit), vs the same program as a module
 import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -18,6 +19,7 @@ import { listProcesses, startContainerd, type Containerd } from '../../test/help
 import { daemonTrees, processTree, runcShimTrees, treeMemory, type TreeMemory } from './memory.js';
 import { measureFrontEnd } from './start.js';
 import { timeline, type TimelineRow } from './timeline.js';
+import { componentStart } from './component.js';
 import { median, summarizePairs, type PairSummary } from './stats.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -154,7 +156,8 @@ async function main(): Promise<void> {
   let on: Containerd | undefined;
   try {
     say('starting two private containerds (tracing off, tracing on)');
-    off = await startContainerd({ name: 'bench-off', shimDir, env: { OTEL_SDK_DISABLED: 'true' } });
+    const componentCache = path.join(tmp, 'component-cache');
+    off = await startContainerd({ name: 'bench-off', shimDir, env: { OTEL_SDK_DISABLED: 'true', WASMTS_COMPONENT_CACHE: componentCache } });
     on = await startContainerd({ name: 'bench-on', shimDir, env: { OTEL_EXPORTER_OTLP_ENDPOINT: rx.httpUrl } });
     for (const img of images) {
       const tar = path.join(tmp, `${img.ref.replace(/[/:]/g, '_')}.tar`);
@@ -211,6 +214,9 @@ async function main(): Promise<void> {
     const tlWasm = await timeline(off, (id) => ['run', '--rm', '--runtime', WASM, hw, id], 7);
     const tlRunc = await timeline(off, (id) => ['run', '--rm', '--runtime', RUNC, hn, id], 7);
 
+    say('P7: a component cold, warm and as a module, 5 rounds');
+    const p7 = await componentStart(off, { rounds: 5, cacheDir: componentCache });
+
     // The daemons (one per containerd and environment) and their warm children stay by design;
     // anything else is a leak.
     const daemonPids = new Set([...daemonTrees(off.address), ...daemonTrees(on.address)].flatMap((pid) => processTree(pid)));
@@ -226,6 +232,7 @@ async function main(): Promise<void> {
       ['P5 fib(35) computation', `${p5.compute.ours.median.toFixed(0)} ms vs native ${p5.compute.baseline.median.toFixed(0)} ms`, `${p5.compute.ratio.toFixed(2)}x`, '<= 1.5x', p5.compute.ratio <= 1.5],
       ['P5 fib(35) ctr run --rm end to end', `${p5.endToEnd.ours.median.toFixed(0)} ms vs runc ${p5.endToEnd.baseline.median.toFixed(0)} ms`, `${p5.endToEnd.ratio.toFixed(2)}x`, '<= 1.5x', p5.endToEnd.ratio <= 1.5],
       ['P6 front end start vs node -e 0', `${p6.start.ours.median.toFixed(1)} vs ${p6.start.baseline.median.toFixed(1)} ms (${p6.fallbacks} fell back to Node)`, `${p6.start.ratio.toFixed(2)}x`, '<= 0.20x', p6.start.ratio <= 0.2 && p6.fallbacks === 0],
+      ['P7 component ctr run --rm: cold (transpile) / warm (cache hit) / module', `${p7.cold.median.toFixed(0)} / ${p7.warm.median.toFixed(0)} / ${p7.module.median.toFixed(0)} ms`, `${(p7.warm.median / p7.module.median).toFixed(2)}x warm/module`, 'info', true],
       ['P6 front end delete vs node -e 0', `${p6.delete.ours.median.toFixed(1)} vs ${p6.delete.baseline.median.toFixed(1)} ms`, `${p6.delete.ratio.toFixed(2)}x`, '<= 0.20x', p6.delete.ratio <= 0.2],
     ];
     console.log(`\nwasmts benchmark — ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}, load ${os.loadavg()[0]!.toFixed(2)}, ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
@@ -234,7 +241,7 @@ async function main(): Promise<void> {
     for (const [name, measured, ratio, target, met] of rows) console.log(`| ${name} | ${measured} | ${ratio} | ${target} | ${met ? 'yes' : 'no'} |`);
     console.log(`\nleftover shim/child processes (besides the daemons and their warm children): ${leftovers.length}`);
     printTimeline(tlWasm, tlRunc);
-    const json = { machine: { cores: os.cpus().length, memGiB: os.totalmem() / 2 ** 30, node: process.version, load: os.loadavg() }, P1: p1, P2: p2, P3: p3, P4: p4, P5: p5, P6: p6, timeline: { wasmts: tlWasm, runc: tlRunc }, medianP1WasmMs: median([p1.ours.median]), leftovers: leftovers.length };
+    const json = { machine: { cores: os.cpus().length, memGiB: os.totalmem() / 2 ** 30, node: process.version, load: os.loadavg() }, P1: p1, P2: p2, P3: p3, P4: p4, P5: p5, P6: p6, P7: p7, timeline: { wasmts: tlWasm, runc: tlRunc }, medianP1WasmMs: median([p1.ours.median]), leftovers: leftovers.length };
     fs.mkdirSync(path.join(ROOT, 'build'), { recursive: true });
     fs.writeFileSync(path.join(ROOT, 'build/bench.json'), JSON.stringify(json, null, 2));
     console.log(JSON.stringify(json));
