@@ -45,7 +45,8 @@ function checkHealthy(name: string, { r, out }: { r: RunResult; out: RunOutput }
   assert.equal(r.signal, null, ctx);
   assert.equal(out.enabled, true, ctx);
   assert.ok(out.shutdownMs < shutdownBoundMs, `shutdown took ${out.shutdownMs} ms; ${ctx}`);
-  assert.ok(out.maxCallMs < 50, `a span call took ${out.maxCallMs} ms; ${ctx}`);
+  // Blocking on a hung exporter would take its 10 s timeout; a loaded 2-core machine alone delays a call by a few hundred ms.
+  assert.ok(out.maxCallMs < 1000, `a span call took ${out.maxCallMs} ms; ${ctx}`);
   // The process exits promptly once shutdown resolved: nothing keeps it alive.
   assert.ok(r.wallMs - out.uptimeAtEndMs < 5000, `exit took ${r.wallMs - out.uptimeAtEndMs} ms after shutdown; ${ctx}`);
   assert.doesNotMatch(r.stderr, /Error|uncaught|HPE_/i, ctx);
