@@ -120,6 +120,9 @@ describe('config.json that no ctr would write (Create over ttrpc)', () => {
     assert.equal(w.exitStatus, status);
     const del = await d.task.delete({ id: b.id });
     assert.equal(del.exitStatus, status);
+    // Delete answers before the daemon unmounted and left its DeleteResponse; containerd removes the
+    // bundle only after Shutdown, which waits for that. The hand socket serves on, so wait for the file.
+    await until(`${b.id}'s cleanup`, () => fs.existsSync(path.join(b.dir, 'wasmts-delete-response')), 10_000);
     fs.rmSync(b.dir, { recursive: true, force: true });
     return fs.readFileSync(file, 'utf8');
   }
