@@ -224,7 +224,7 @@ process.on('message', (message: ToChild) => {
     setImmediate(() => void runModule(p).then(finish));
   }
 });
-// The daemon going away must not leave an orphan (a spare, or one waiting for
+// The daemon going away must not leave an orphan (a warm child, or one waiting for
 // `run`) behind; a running module carries on, as a runc container would.
 process.on('disconnect', () => {
   if (!running) process.exit(SETUP_EXIT_STATUS);
