@@ -25,8 +25,8 @@ import { daemonPaths } from '../src/shim/handoff.js';
  * How much the daemon's idle RSS may grow from the end of the warm-up (run
  * 100) to the end of the lifecycles (run 1000). Idle, because RSS read while
  * containers run swings by ~30 MiB with V8's collector (measured: 75 → 104 →
- * 72 MiB over one soak); idle, V8 collects, and the least RSS over a few
- * seconds is what the daemon retains. Whatever one container would leave
+ * 72 MiB over one soak); idle, V8 collects, and the least RSS over 15 to 30 s
+ * of idleness is what the daemon retains. Whatever one container would leave
  * behind in the daemon (its ServedSocket, TaskService, tracer, a log fd's
  * buffers) is tens of KiB, so a per-container leak shows as tens of MiB over
  * 900 lifecycles; a flat daemon still keeps a few MiB more (heap pages and

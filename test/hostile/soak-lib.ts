@@ -58,11 +58,13 @@ function statusKb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
 
 /**
  * A daemon's resident memory once idle: V8 collects its garbage when
- * allocation stops (its memory reducer), so the least RSS seen over a few
- * seconds of idleness, after `quietMs`, is what the daemon retains. RSS read
- * while containers run swings by tens of MiB with the collector.
+ * allocation stops (its memory reducer starts after ~8 s of idleness and
+ * collects again every few seconds), so the least RSS seen from `quietMs` to
+ * `quietMs + overMs` of idleness is what the daemon retains. RSS read while
+ * containers run swings by ~30 MiB with the collector (12 s of idleness
+ * were not enough: 94 MiB, back to 68 MiB later).
  */
-async function idleRssKb(pid: number, quietMs = 8_000, overMs = 4_000): Promise<number> {
+async function idleRssKb(pid: number, quietMs = 15_000, overMs = 15_000): Promise<number> {
   await sleep(quietMs);
   let least = statusKb(pid, 'VmRSS');
   for (let t = 0; t < overMs; t += 250) {
