@@ -25,7 +25,7 @@ import { daemonPaths } from '../src/shim/handoff.js';
  * How much the daemon's idle RSS may grow from the end of the warm-up (run
  * 100) to the end of the lifecycles (run 1000). Idle, because RSS read while
  * containers run swings by ~30 MiB with V8's collector (measured: 75 → 104 →
- * 72 MiB over one soak); idle, V8 collects, and the least RSS over 15 to 30 s
+ * 72 MiB over one soak); idle, V8 collects, and the least RSS over 20 to 60 s
  * of idleness is what the daemon retains. Whatever one container would leave
  * behind in the daemon (its ServedSocket, TaskService, tracer, a log fd's
  * buffers) is tens of KiB, so a per-container leak shows as tens of MiB over

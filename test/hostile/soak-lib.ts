@@ -57,14 +57,13 @@ function statusKb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
 }
 
 /**
- * A daemon's resident memory once idle: V8 collects its garbage when
- * allocation stops (its memory reducer starts after ~8 s of idleness and
- * collects again every few seconds), so the least RSS seen from `quietMs` to
- * `quietMs + overMs` of idleness is what the daemon retains. RSS read while
- * containers run swings by ~30 MiB with the collector (12 s of idleness
- * were not enough: 94 MiB, back to 68 MiB later).
+ * A daemon's resident memory once idle: V8 collects its garbage and gives
+ * pages back when allocation stops (its memory reducer), so the least RSS
+ * seen from `quietMs` to `quietMs + overMs` of idleness is what the daemon
+ * retains. RSS read while containers run swings by ~30 MiB with the
+ * collector; the drop came ~30 s into idleness here (94 → 65 MiB).
  */
-async function idleRssKb(pid: number, quietMs = 15_000, overMs = 15_000): Promise<number> {
+async function idleRssKb(pid: number, quietMs = 20_000, overMs = 40_000): Promise<number> {
   await sleep(quietMs);
   let least = statusKb(pid, 'VmRSS');
   for (let t = 0; t < overMs; t += 250) {
