@@ -45,8 +45,8 @@ function num(name: string, dflt: number): number {
 
 const log = (line: string) => process.stdout.write(`${line}\n`);
 
-/** The RSS of the containerd's daemon every 500 ms; least(from, to) is its floor over a time window. */
-function rssWatcher(address: string): { stop(): void; least(from: number, to: number): { pid: number; kb: number } | undefined } {
+/** The RSS of the containerd's daemons every 500 ms; least(pid, from, to) is one daemon's floor over a time window. */
+function rssWatcher(address: string): { stop(): void; least(pid: number, from: number, to: number): { pid: number; kb: number } | undefined } {
   const samples: { at: number; pid: number; kb: number }[] = [];
   const timer = setInterval(() => {
     for (const d of shimDaemons(address)) {
@@ -60,8 +60,8 @@ function rssWatcher(address: string): { stop(): void; least(from: number, to: nu
   }, 500);
   return {
     stop: () => clearInterval(timer),
-    least(from, to) {
-      const window = samples.filter((x) => x.at >= from && x.at <= to);
+    least(pid, from, to) {
+      const window = samples.filter((x) => x.pid === pid && x.at >= from && x.at <= to);
       return window.length ? window.reduce((a, b) => (b.kb < a.kb ? b : a)) : undefined;
     },
   };
@@ -115,20 +115,22 @@ async function main(): Promise<number> {
     const lcStart = Date.now();
     if (n > 0) await phase('lifecycles', () => lifecycles(s!, n, { log, sampleEvery: 25 }));
     const lcEnd = Date.now();
+    // the daemon that served the lifecycles (a burst may start a short-lived second one)
+    const served = Number(results.find((r) => r.phase === 'lifecycles')?.figures['daemons serving them']);
     if (m > 0) await phase('pod daemon', () => podDaemon(s!, m, { log }));
     const podEnd = Date.now();
     rss.stop();
     if (n > 0) {
       const span = lcEnd - lcStart;
-      const early = rss.least(lcStart + 0.1 * span, lcStart + 0.3 * span);
-      const late = m > 0 ? rss.least(lcEnd, podEnd) : rss.least(lcStart + 0.8 * span, lcEnd);
+      const early = rss.least(served, lcStart + 0.1 * span, lcStart + 0.3 * span);
+      const late = m > 0 ? rss.least(served, lcEnd, podEnd) : rss.least(served, lcStart + 0.8 * span, lcEnd);
       if (early && late && early.pid === late.pid) {
         floor = { early: early.kb / 1024, late: late.kb / 1024 };
         if (floor.late - floor.early > maxGrowthMiB) {
           endLeaks.push(`daemon ${early.pid}'s RSS floor rose ${(floor.late - floor.early).toFixed(1)} MiB (${floor.early.toFixed(1)} MiB early in the lifecycles, ${floor.late.toFixed(1)} MiB after them; limit ${maxGrowthMiB})`);
         }
       } else {
-        endLeaks.push(`no RSS floor of one daemon early and late to compare (${early?.pid} / ${late?.pid})`);
+        endLeaks.push(`no RSS floor of the lifecycles' daemon (${results.find((r) => r.phase === 'lifecycles')?.figures['daemons serving them']}) early and late to compare`);
       }
     }
     if (p > 0) await phase('parallel', () => parallel(s!, p, { log }));
