@@ -1,8 +1,7 @@
 // Load and soak on a private containerd, every container on its one
 // long-lived shim daemon (see test/hostile/soak-lib.ts):
 //   1. N sequential `ctr run --rm` lifecycles, each checked, with the daemon's
-//      RSS sampled along the way and idle after the warm-up and at the end:
-//      it must stay flat (see MAX_GROWTH_MIB);
+//      RSS read every 500 ms: its floor must stay flat (see MAX_GROWTH_MIB);
 //   2. a pod (one socket of the daemon) running M containers one after
 //      another: the daemon's RSS and fd count at the start vs the end;
 //   3. P containers at once, each with its own output and exit status;
@@ -22,16 +21,17 @@ import { sleep } from '../test/hostile/helpers.js';
 import { daemonPaths } from '../src/shim/handoff.js';
 
 /**
- * How much the daemon's idle RSS may grow from the end of the warm-up (run
- * 100) to the end of the lifecycles (run 1000). Idle, because RSS read while
- * containers run swings by ~30 MiB with V8's collector (measured: 75 → 104 →
- * 72 MiB over one soak); idle, V8 collects, and the least RSS over a few
- * seconds is what the daemon retains. Whatever one container would leave
- * behind in the daemon (its ServedSocket, TaskService, tracer, a log fd's
- * buffers) is tens of KiB, so a per-container leak shows as tens of MiB over
- * 900 lifecycles; a flat daemon still keeps a few MiB more (heap pages and
- * malloc arenas V8 and glibc do not hand back). 16 MiB sits between: it
- * catches a leak of 18 KiB or more per container.
+ * How much the daemon's RSS floor may rise: the least RSS over the pod phase
+ * (after all the lifecycles) against the least over the early lifecycles
+ * (10-30 % of them, past the warm-up), read every 500 ms. RSS read at any one
+ * moment swings by ~30 MiB with V8's collector (it plateaued at ~94 MiB for
+ * the last lifecycles, idle for a minute, and fell to ~66 MiB at the next
+ * collection), so only its floor tells what the daemon retains. Whatever one
+ * container would leave behind in the daemon (its ServedSocket, TaskService,
+ * tracer, a log fd's buffers) is tens of KiB, so a per-container leak raises
+ * the floor by tens of MiB over 1000 lifecycles; a flat daemon's floor still
+ * rises by ~10 MiB (code and caches of paths first taken late, heap pages V8
+ * keeps). 16 MiB sits between: it catches a leak of ~16 KiB per container.
  */
 const MAX_GROWTH_MIB = 16;
 
@@ -44,6 +44,28 @@ function num(name: string, dflt: number): number {
 }
 
 const log = (line: string) => process.stdout.write(`${line}\n`);
+
+/** The RSS of the containerd's daemons every 500 ms; least(pid, from, to) is one daemon's floor over a time window. */
+function rssWatcher(address: string): { stop(): void; least(pid: number, from: number, to: number): { pid: number; kb: number } | undefined } {
+  const samples: { at: number; pid: number; kb: number }[] = [];
+  const timer = setInterval(() => {
+    for (const d of shimDaemons(address)) {
+      try {
+        const m = /^VmRSS:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${d.pid}/status`, 'utf8'));
+        if (m) samples.push({ at: Date.now(), pid: d.pid, kb: Number(m[1]) });
+      } catch {
+        // gone meanwhile
+      }
+    }
+  }, 500);
+  return {
+    stop: () => clearInterval(timer),
+    least(pid, from, to) {
+      const window = samples.filter((x) => x.pid === pid && x.at >= from && x.at <= to);
+      return window.length ? window.reduce((a, b) => (b.kb < a.kb ? b : a)) : undefined;
+    },
+  };
+}
 
 function socketDirEntries(): Set<string> {
   try {
@@ -71,6 +93,7 @@ async function main(): Promise<number> {
   let s: Suite | undefined;
   const results: PhaseResult[] = [];
   const endLeaks: string[] = [];
+  let floor: { early: number; late: number } | undefined;
   /** The socket files of every container (and pod) of this soak: all must be gone at the end. */
   let ours = new Set<string>();
   try {
@@ -88,8 +111,28 @@ async function main(): Promise<number> {
       results.push(r);
       log(formatResult(r));
     };
-    if (n > 0) await phase('lifecycles', () => lifecycles(s!, n, { log, sampleEvery: 25, maxGrowthMiB }));
+    const rss = rssWatcher(s.c.address);
+    const lcStart = Date.now();
+    if (n > 0) await phase('lifecycles', () => lifecycles(s!, n, { log, sampleEvery: 25 }));
+    const lcEnd = Date.now();
+    // the daemon that served the lifecycles (a burst may start a short-lived second one)
+    const served = Number(results.find((r) => r.phase === 'lifecycles')?.figures['daemons serving them']);
     if (m > 0) await phase('pod daemon', () => podDaemon(s!, m, { log }));
+    const podEnd = Date.now();
+    rss.stop();
+    if (n > 0) {
+      const span = lcEnd - lcStart;
+      const early = rss.least(served, lcStart + 0.1 * span, lcStart + 0.3 * span);
+      const late = m > 0 ? rss.least(served, lcEnd, podEnd) : rss.least(served, lcStart + 0.8 * span, lcEnd);
+      if (early && late && early.pid === late.pid) {
+        floor = { early: early.kb / 1024, late: late.kb / 1024 };
+        if (floor.late - floor.early > maxGrowthMiB) {
+          endLeaks.push(`daemon ${early.pid}'s RSS floor rose ${(floor.late - floor.early).toFixed(1)} MiB (${floor.early.toFixed(1)} MiB early in the lifecycles, ${floor.late.toFixed(1)} MiB after them; limit ${maxGrowthMiB})`);
+        }
+      } else {
+        endLeaks.push(`no RSS floor of the lifecycles' daemon (${results.find((r) => r.phase === 'lifecycles')?.figures['daemons serving them']}) early and late to compare`);
+      }
+    }
     if (p > 0) await phase('parallel', () => parallel(s!, p, { log }));
     if (oom) await phase('out of memory', () => outOfMemory(s!));
 
@@ -127,8 +170,7 @@ async function main(): Promise<number> {
   for (const l of endLeaks) log(`    LEAK ${l}`);
   for (const r of results) for (const l of r.leaks) log(`    LEAK (${r.phase}) ${l.what}`);
   if (lc) {
-    const idle = Object.entries(lc.figures).find(([k]) => k.startsWith('daemon idle RSS MiB after'));
-    log(`  daemon idle RSS, ${idle?.[0].replace('daemon idle RSS MiB ', '')}: ${idle?.[1]} MiB; growth ${lc.figures['daemon idle RSS growth MiB']} MiB (limit ${maxGrowthMiB})`);
+    if (floor) log(`  daemon RSS floor, early lifecycles vs after them: ${floor.early.toFixed(1)} vs ${floor.late.toFixed(1)} MiB; rise ${(floor.late - floor.early).toFixed(1)} MiB (limit ${maxGrowthMiB})`);
     log(`  daemon RSS while serving, early vs late lifecycles (median): ${lc.figures['daemon RSS MiB, first runs (median)']} vs ${lc.figures['daemon RSS MiB, last runs (median)']} MiB`);
     log(`  daemon peak RSS, first vs last lifecycles: ${lc.figures['daemon peak RSS MiB, first runs (max VmHWM)']} vs ${lc.figures['daemon peak RSS MiB, last runs (max VmHWM)']} MiB`);
     log(`  containerd fds before/after the lifecycles: ${lc.figures['containerd fds before/after']}`);

@@ -43,7 +43,8 @@ export async function bindShimSocket(socketPath: string): Promise<net.Server | u
     server = await listen(socketPath);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
-    if (await canConnect(socketPath)) return undefined;
+    // Only a refused connection proves the file dead: a daemon slow to accept under load is alive.
+    if ((await probeSocket(socketPath)) !== 'dead') return undefined;
     fs.rmSync(socketPath, { force: true });
     server = await listen(socketPath);
   }
@@ -51,17 +52,24 @@ export async function bindShimSocket(socketPath: string): Promise<net.Server | u
   return server;
 }
 
-/** True when something accepts connections on the unix socket `socketPath`. */
-export function canConnect(socketPath: string, timeoutMs = 1000): Promise<boolean> {
+export type SocketState = 'live' | 'dead' | 'unknown';
+
+/** live: something accepted a connection; dead: refused or no such file; unknown: no answer within timeoutMs. */
+export function probeSocket(socketPath: string, timeoutMs = 1000): Promise<SocketState> {
   return new Promise((resolve) => {
     const socket = net.connect(socketPath);
-    const done = (ok: boolean) => {
+    const done = (state: SocketState) => {
       clearTimeout(timer);
       socket.destroy();
-      resolve(ok);
+      resolve(state);
     };
-    const timer = setTimeout(() => done(false), timeoutMs);
-    socket.once('connect', () => done(true));
-    socket.once('error', () => done(false));
+    const timer = setTimeout(() => done('unknown'), timeoutMs);
+    socket.once('connect', () => done('live'));
+    socket.once('error', () => done('dead'));
   });
+}
+
+/** True when something accepts connections on the unix socket `socketPath`. */
+export async function canConnect(socketPath: string, timeoutMs = 1000): Promise<boolean> {
+  return (await probeSocket(socketPath, timeoutMs)) === 'live';
 }

@@ -103,7 +103,7 @@ export async function runDaemon(flags: ShimFlags, options: DaemonOptions = {}): 
   daemon = new Daemon(parts, engine, log, paths, idleMs(process.env));
 
   const first = await listenOn(options.listen ?? { fd: LISTEN_FD });
-  daemon.add(first, flags.id ? { namespace: flags.namespace, id: flags.id, bundle: flags.bundle || process.cwd(), socketPath: flags.socket } : undefined);
+  daemon.add(first, flags.id ? { namespace: flags.namespace, id: flags.id, bundle: flags.bundle || process.cwd(), socketPath: flags.socket } : undefined, inodeOf(flags.socket));
   engine.keepWarm();
   if (paths && takeLock(paths.lock)) await daemon.prepare(paths);
   daemon.watch(flags.address);
@@ -116,7 +116,7 @@ class Daemon {
   primary = false;
   private readonly served = new Set<ServedSocket>();
   /** Ready sockets by path, bound ahead for the front end to claim (`bound` once the file exists). */
-  private readonly ready = new Map<string, { server: net.Server; bound: boolean }>();
+  private readonly ready = new Map<string, { server: net.Server; bound: boolean; inode?: number }>();
   private control: net.Server | undefined;
   private serial = 0;
   private idleSince = Date.now();
@@ -131,8 +131,9 @@ class Daemon {
     private readonly idleMs: number,
   ) {}
 
-  add(server: net.Server, known?: KnownContainer): ServedSocket {
-    const socket = new ServedSocket(this.parts, server, (s) => this.forget(s), known);
+  /** `inode`: of the socket file as bound, so that closing it never removes another daemon's file at that path. */
+  add(server: net.Server, known?: KnownContainer, inode?: number): ServedSocket {
+    const socket = new ServedSocket(this.parts, server, (s) => this.forget(s), known, inode);
     this.served.add(socket);
     return socket;
   }
@@ -178,11 +179,11 @@ class Daemon {
     this.collectClaimed();
     while (this.ready.size < READY_SOCKETS) {
       const readyPath = readySocketPath(this.paths, this.serial++);
-      const entry = { server: net.createServer(), bound: false };
+      const entry: { server: net.Server; bound: boolean; inode?: number } = { server: net.createServer(), bound: false };
       entry.server.on('error', (err) => this.log.warn(`ready socket ${readyPath}: ${err.message}`));
       entry.server.once('connection', (conn) => {
         if (!this.ready.delete(readyPath)) return;
-        this.claimed(entry.server).serve(conn);
+        this.claimed(entry.server, entry.inode).serve(conn);
         this.refill();
       });
       entry.server.listen({ path: readyPath, backlog: 128 }, () => {
@@ -191,6 +192,7 @@ class Daemon {
         } catch {
           // claimed already
         }
+        entry.inode = inodeOf(readyPath);
         entry.bound = true;
       });
       this.ready.set(readyPath, entry);
@@ -203,16 +205,16 @@ class Daemon {
     for (const [readyPath, entry] of this.ready) {
       if (!entry.bound || fs.existsSync(readyPath)) continue;
       this.ready.delete(readyPath);
-      this.claimed(entry.server);
+      this.claimed(entry.server, entry.inode);
       any = true;
     }
     return any;
   }
 
-  private claimed(server: net.Server): ServedSocket {
+  private claimed(server: net.Server, inode: number | undefined): ServedSocket {
     server.removeAllListeners('connection');
     this.idleSince = Date.now();
-    return this.add(server);
+    return this.add(server, undefined, inode);
   }
 
   private async accept(handoff: Handoff): Promise<void> {
@@ -220,7 +222,7 @@ class Daemon {
     const server = await bindShimSocket(handoff.socketPath);
     if (!server) throw new Error(`a live daemon already serves ${handoff.socketPath}`);
     this.idleSince = Date.now();
-    this.add(server, handoff);
+    this.add(server, handoff, inodeOf(handoff.socketPath));
   }
 
   private forget(socket: ServedSocket): void {
@@ -274,5 +276,14 @@ function removeDeadDaemonDirs(ownDir: string): void {
     } catch {
       // raced with its own daemon's cleanup
     }
+  }
+}
+
+function inodeOf(file: string | undefined): number | undefined {
+  if (!file) return undefined;
+  try {
+    return fs.statSync(file).ino;
+  } catch {
+    return undefined;
   }
 }

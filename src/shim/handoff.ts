@@ -145,7 +145,7 @@ function readLine(socket: net.Socket, onLine: (line: string) => void): void {
  * once it listens on handoff.socketPath, or undefined when there is no daemon
  * or it declined: the caller then starts a daemon itself.
  */
-export function requestHandoff(controlPath: string, handoff: Handoff, timeoutMs = 2_000): Promise<number | undefined> {
+export function requestHandoff(controlPath: string, handoff: Handoff, timeoutMs = 10_000): Promise<number | undefined> {
   return new Promise((resolve) => {
     const socket = net.connect(controlPath);
     const done = (pid: number | undefined) => {

@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { bindShimSocket, canConnect, groupingFor, socketPathFor } from './address.js';
+import { bindShimSocket, canConnect, groupingFor, probeSocket, socketPathFor } from './address.js';
 import { parseStartInput } from './bootstrap.js';
 import {
   ADDRESS_FILE, DELETE_RESPONSE_FILE, SHIM_PID_FILE, encodeDeleteResponse, readBundleBytes, readBundleFile, writeBundleFile,
@@ -101,7 +101,7 @@ export async function deleteShim(flags: ShimFlags, cwd: string): Promise<Uint8Ar
   const address = readBundleFile(bundle, ADDRESS_FILE);
   if (address) {
     const socketPath = address.replace(/^unix:\/\//, '');
-    if (!(await canConnect(socketPath, 500))) fs.rmSync(socketPath, { force: true });
+    if ((await probeSocket(socketPath, 500)) === 'dead') fs.rmSync(socketPath, { force: true });
     fs.rmSync(path.join(bundle, ADDRESS_FILE), { force: true });
   }
   return encodeDeleteResponse(pid, SIGKILL_STATUS, Date.now());

@@ -63,6 +63,8 @@ export class ServedSocket {
     server: net.Server,
     private readonly onClosed: (socket: ServedSocket) => void,
     known?: KnownContainer,
+    /** Of the socket file as bound (a rename keeps it). */
+    private readonly inode?: number,
   ) {
     const log = this.logger();
     if (known) {
@@ -114,13 +116,22 @@ export class ServedSocket {
     this.closed = true;
     clearTimeout(this.idleTimer);
     // Before the connection goes: containerd's `delete` runs as soon as it does.
-    if (this.socketPath) fs.rmSync(this.socketPath, { force: true });
+    if (this.socketPath && this.ownsFile(this.socketPath)) fs.rmSync(this.socketPath, { force: true });
     void this.ttrpc.close().catch(() => undefined);
     this.tracer.endAll();
     this.log().info('socket closed', { socket: this.socketPath });
     if (this.logFd !== undefined) fs.closeSync(this.logFd);
     this.logFd = undefined;
     this.onClosed(this);
+  }
+
+  /** The file at the path is still the one this socket was bound as (not another daemon's since). */
+  private ownsFile(file: string): boolean {
+    try {
+      return this.inode === undefined || fs.statSync(file).ino === this.inode;
+    } catch {
+      return false;
+    }
   }
 
   /** The first Create tells a claimed socket which container it serves, where it lives and where to log. */
