@@ -1,7 +1,7 @@
 // Silent loss, end to end: when spans are dropped the shim's log says so, with
 // the endpoint and how many. containerd (1.6, 1.7: runtime/v2/shim.go) stops
-// reading a shim's log the moment the shim's ttrpc connection closes, so what a
-// per-container daemon logs after Shutdown (its exit flush) never reaches
+// reading a shim's log the moment the shim's ttrpc connection closes, so what the
+// daemon logs for a container after its Shutdown (a later flush) never reaches
 // containerd's log; these containers run long enough for a batch export (every
 // 200 ms here) to fail while containerd still reads the log. The exit-time
 // report itself is checked in test/telemetry/resilience.test.ts. One private
@@ -16,7 +16,8 @@ import {
   prepareImage,
   settledLeftovers,
   startBadEndpoints,
-  startTracedContainerd,
+  startTracedContainerds,
+  withContainers,
   startUntrustedTlsEndpoint,
   type BadEndpoints,
   type TestImage,
@@ -42,12 +43,7 @@ before(async () => {
     ['untrusted', { OTEL_EXPORTER_OTLP_ENDPOINT: tls.url, ...BATCH }],
     ['invalid', { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://no such host:4318' }],
   ];
-  const started = await Promise.allSettled(envs.map(([name, env]) => startTracedContainerd(`drop-${name}`, env, img)));
-  started.forEach((s, i) => {
-    if (s.status === 'fulfilled') E[envs[i]![0]] = s.value;
-  });
-  const failed = started.find((s) => s.status === 'rejected');
-  if (failed) throw (failed as PromiseRejectedResult).reason;
+  await startTracedContainerds('drop', envs, img, E);
 });
 
 after(async () => {
@@ -57,19 +53,7 @@ after(async () => {
 });
 
 function withLogs(e: () => TracedContainerd, body: (t: TestContext) => Promise<void>) {
-  return async (t: TestContext) => {
-    const env = e();
-    const first = env.ids.length;
-    t.after(async () => {
-      await Promise.all(env.ids.slice(first).map((id) => env.cleanup(id)));
-    });
-    try {
-      await body(t);
-    } catch (err) {
-      process.stderr.write(`\n--- ${env.name}: containerd log ---\n${env.c.log().split('\n').filter((l) => /telemetry|span/.test(l)).slice(-40).join('\n')}\n`);
-      throw err;
-    }
-  };
+  return withContainers(e, (env) => `\n--- ${env.name}: containerd log ---\n${env.c.log().split('\n').filter((l) => /telemetry|span/.test(l)).slice(-40).join('\n')}\n`, body);
 }
 
 /** One container whose spans cannot be delivered: the log names the endpoint, the cause and how many were dropped. */

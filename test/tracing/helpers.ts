@@ -686,3 +686,46 @@ export async function settledLeftovers(envs: TracedContainerd[], timeoutMs = 5_0
   }
   return problems;
 }
+
+/**
+ * Starts one traced containerd per named environment, all at once, into
+ * `into` (each suite's `before`); rejects when any failed to start, leaving
+ * the started ones in `into` for the suite's `after` to stop.
+ */
+export async function startTracedContainerds<K extends string>(
+  prefix: string,
+  envs: [K, Record<string, string>][],
+  image: TestImage,
+  into: Partial<Record<K, TracedContainerd>>,
+): Promise<void> {
+  const started = await Promise.allSettled(envs.map(([name, env]) => startTracedContainerd(`${prefix}-${name}`, env, image)));
+  started.forEach((s, i) => {
+    if (s.status === 'fulfilled') into[envs[i]![0]] = s.value;
+  });
+  const failed = started.find((s) => s.status === 'rejected');
+  if (failed) throw (failed as PromiseRejectedResult).reason;
+}
+
+/**
+ * A test body against one containerd: the containers it made are cleaned up
+ * after it, and when it fails, `dump(env, ids)` is printed first.
+ */
+export function withContainers(
+  e: () => TracedContainerd,
+  dump: (env: TracedContainerd, ids: string[]) => string,
+  body: (t: import('node:test').TestContext) => Promise<void>,
+): (t: import('node:test').TestContext) => Promise<void> {
+  return async (t) => {
+    const env = e();
+    const first = env.ids.length;
+    t.after(async () => {
+      await Promise.all(env.ids.slice(first).map((id) => env.cleanup(id)));
+    });
+    try {
+      await body(t);
+    } catch (err) {
+      process.stderr.write(dump(env, env.ids.slice(first)));
+      throw err;
+    }
+  };
+}

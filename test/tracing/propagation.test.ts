@@ -20,7 +20,8 @@ import {
   runTraced,
   settledLeftovers,
   sleep,
-  startTracedContainerd,
+  startTracedContainerds,
+  withContainers,
   type TestImage,
   type TracedContainerd,
 } from './helpers.js';
@@ -51,12 +52,7 @@ before(async () => {
     ['off', { OTEL_SDK_DISABLED: 'true', OTEL_EXPORTER_OTLP_ENDPOINT: rxOff.httpUrl, TRACEPARENT: tp(TRACE.off), TRACESTATE: 'd=1', BAGGAGE: 'b=2' }],
     ['noexport', { OTEL_TRACES_EXPORTER: 'none', OTEL_EXPORTER_OTLP_ENDPOINT: rxOff.httpUrl, TRACECONTEXT: tp(TRACE.noexport) }],
   ];
-  const started = await Promise.allSettled(envs.map(([name, env]) => startTracedContainerd(`prop-${name}`, env, img)));
-  started.forEach((s, i) => {
-    if (s.status === 'fulfilled') E[envs[i]![0]] = s.value;
-  });
-  const failed = started.find((s) => s.status === 'rejected');
-  if (failed) throw (failed as PromiseRejectedResult).reason;
+  await startTracedContainerds('prop', envs, img, E);
 });
 
 after(async () => {
@@ -66,19 +62,7 @@ after(async () => {
 });
 
 function withLogs(e: () => TracedContainerd, body: (t: TestContext) => Promise<void>) {
-  return async (t: TestContext) => {
-    const env = e();
-    const first = env.ids.length;
-    t.after(async () => {
-      await Promise.all(env.ids.slice(first).map((id) => env.cleanup(id)));
-    });
-    try {
-      await body(t);
-    } catch (err) {
-      for (const id of env.ids.slice(first)) process.stderr.write(`\n--- ${env.name}: containerd log for ${id} ---\n${env.logFor(id)}\n`);
-      throw err;
-    }
-  };
+  return withContainers(e, (env, ids) => ids.map((id) => `\n--- ${env.name}: containerd log for ${id} ---\n${env.logFor(id)}\n`).join(''), body);
 }
 
 /** The module's environment (`probe env`), as a map of the trace carriers. */
