@@ -13,13 +13,12 @@ import { NodeEngine } from '../wasm/node-engine.js';
 import { startTelemetry } from '../telemetry/index.js';
 import { VERSION } from '../version.js';
 import { bindShimSocket } from './address.js';
-import { LOG_FIFO } from './bundle.js';
 import { EventPublisher } from './events.js';
 import type { ShimFlags } from './flags.js';
 import {
   daemonPaths, isDaemonDirName, isReadySocketName, keyFrom, lockHolder, readySocketPath, serveHandoffs, takeLock, type DaemonPaths, type Handoff,
 } from './handoff.js';
-import { createLogger, type Logger } from './log.js';
+import { createLogger, openLogFifo, type Logger } from './log.js';
 import { ServedSocket, type DaemonParts, type KnownContainer } from './served-socket.js';
 
 const LISTEN_FD = 3;
@@ -48,9 +47,9 @@ function idleMs(env: NodeJS.ProcessEnv): number {
 }
 
 function openDaemonLog(paths: DaemonPaths | undefined, bundle: string): number | undefined {
+  if (!paths) return openLogFifo(bundle);
   try {
-    if (paths) return fs.openSync(paths.log, 'a', 0o600);
-    return fs.openSync(path.join(bundle, LOG_FIFO), fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
+    return fs.openSync(paths.log, 'a', 0o600);
   } catch {
     return undefined;
   }
@@ -68,12 +67,8 @@ function listenOn(target: NonNullable<DaemonOptions['listen']>): Promise<net.Ser
 export async function runDaemon(flags: ShimFlags, options: DaemonOptions = {}): Promise<void> {
   const key = keyFrom(process.env);
   const paths = key ? daemonPaths(key) : undefined;
-  if (paths) {
-    // The root is traversable: non-root modules reach their rootfs views below it (rootfs.ts).
-    fs.mkdirSync(path.dirname(paths.dir), { recursive: true, mode: 0o711 });
-    fs.chmodSync(path.dirname(paths.dir), 0o711);
-    fs.mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
-  }
+  // STATE_ROOT's own mode is the container's business (its non-root rootfs views live below it).
+  if (paths) fs.mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
   const log = createLogger(openDaemonLog(paths, flags.bundle || process.cwd()), flags.debug, { pid: process.pid });
   // containerd removes bundles while we run; a thread started later (the telemetry worker) would fail on uv_cwd.
   process.chdir('/');

@@ -11,9 +11,8 @@ import { TtrpcServer } from '../ttrpc/server.js';
 import type { Telemetry } from '../telemetry/index.js';
 import type { Engine } from '../wasm/engine.js';
 import { socketPathFor } from './address.js';
-import { LOG_FIFO } from './bundle.js';
 import { inNamespace, type EventSink } from './events.js';
-import { createLogger, type Logger } from './log.js';
+import { createLogger, openLogFifo, type Logger } from './log.js';
 import { TaskService } from './task-service.js';
 import { TaskTracer } from './tracing.js';
 
@@ -144,14 +143,10 @@ export class ServedSocket {
 
   private openLog(bundle: string): void {
     if (this.logFd !== undefined) return;
-    try {
-      // O_NONBLOCK: containerd opened the read end already; if not, log nowhere rather than hang.
-      this.logFd = fs.openSync(path.join(bundle, LOG_FIFO), fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
-      this.containerLog = createLogger(this.logFd, this.parts.debug, { namespace: this.namespace || undefined });
-      for (const warning of this.parts.standingWarnings) this.containerLog.warn(warning);
-    } catch {
-      this.logFd = undefined;
-    }
+    this.logFd = openLogFifo(bundle);
+    if (this.logFd === undefined) return;
+    this.containerLog = createLogger(this.logFd, this.parts.debug, { namespace: this.namespace || undefined });
+    for (const warning of this.parts.standingWarnings) this.containerLog.warn(warning);
   }
 
   private log(): Logger {
