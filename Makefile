@@ -45,7 +45,7 @@ fuzz: deps build
 	node --import tsx scripts/fuzz.ts $(FUZZ_FLAGS)
 
 # What the Wasm child loads from node_modules at run time, for WASI 0.2
-# components only (src/wasm/component.ts), with their native bindings.
+# components only (src/child/component.ts), with their native bindings.
 COMPONENT_PACKAGES = @bytecodealliance/jco-transpile @bytecodealliance/preview2-shim @bytecodealliance/jco-node-fs oxc-minify
 
 # Copies the built shim to $(LIBDIR) and puts the front end, containerd-shim-wasmts-v1, on containerd's PATH.

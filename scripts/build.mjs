@@ -16,8 +16,8 @@ try {
 
 const entries = {
   shim: 'src/cli/shim-main.ts',
-  daemon: 'src/shim/daemon.ts',
-  'wasm-child': 'src/wasm/child-main.ts',
+  daemon: 'src/daemon/daemon.ts',
+  'wasm-child': 'src/child/main.ts',
   'telemetry-worker': 'src/telemetry/worker.ts',
   wasmts: 'src/cli/wasmts.ts',
 };

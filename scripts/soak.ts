@@ -18,7 +18,7 @@ import { daemonKey, listProcesses, processAlive, shimDaemons } from '../test/hel
 import { setupSuite, SOCKET_DIR, type Suite } from '../test/e2e/helpers.js';
 import { formatResult, lifecycles, outOfMemory, parallel, podDaemon, type PhaseResult } from '../test/hostile/soak-lib.js';
 import { sleep } from '../test/hostile/helpers.js';
-import { daemonPaths } from '../src/shim/handoff.js';
+import { daemonPaths } from '../src/handoff/handoff.js';
 
 /**
  * How much the daemon's RSS floor may rise: the least RSS over the pod phase

@@ -13,7 +13,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { packImage } from '../../src/image/oci.js';
-import { sha256 } from '../../src/wasm/component-cache.js';
+import { sha256 } from '../../src/child/component-cache.js';
 import { startContainerd, type Containerd } from '../../test/helpers/containerd.js';
 import { median, percentile } from './stats.js';
 

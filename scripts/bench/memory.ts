@@ -1,7 +1,7 @@
 // Memory of process trees: VmHWM (peak RSS) and PSS (shared pages split
 // among their users), summed over shim processes and all their descendants.
 import * as fs from 'node:fs';
-import { isShimDaemon } from '../../src/shim/handoff.js';
+import { isShimDaemon } from '../../src/handoff/handoff.js';
 
 function children(pid: number): number[] {
   const out: number[] = [];

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Task } from '../../src/gen/containerd/task/v2/shim_pb.js';
 import { TtrpcClient, createClient } from '../../src/ttrpc/client.js';
-import { DELETE_RESPONSE_FILE, encodeDeleteResponse } from '../../src/shim/bundle.js';
+import { DELETE_RESPONSE_FILE, encodeDeleteResponse } from '../../src/bundle/files.js';
 import { ms, summarizePairs, type PairSummary } from './stats.js';
 
 const SHIM = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/containerd-shim-wasmts-v1');

@@ -3,10 +3,10 @@
 // bundle; the daemon (`serve`) is a separate bundle loaded only when needed.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { startReply } from '../shim/bootstrap.js';
-import { FlagError, parseShimFlags } from '../shim/flags.js';
-import { DAEMON_ACTION } from '../shim/handoff.js';
-import { deleteShim, startShim } from '../shim/manager.js';
+import { startReply } from '../frontend/bootstrap.js';
+import { FlagError, parseShimFlags } from './shim-flags.js';
+import { DAEMON_ACTION } from '../handoff/handoff.js';
+import { deleteShim, startShim } from '../frontend/manager.js';
 import { VERSION, REVISION } from '../version.js';
 
 const here = typeof __dirname === 'string' ? __dirname : path.dirname(new URL(import.meta.url).pathname);
@@ -56,7 +56,7 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     case DAEMON_ACTION: {
-      const { runDaemon } = require(path.join(here, 'daemon.cjs')) as typeof import('../shim/daemon.js');
+      const { runDaemon } = require(path.join(here, 'daemon.cjs')) as typeof import('../daemon/daemon.js');
       await runDaemon(flags);
       return;
     }

@@ -1,4 +1,4 @@
-// The transpiled-component cache (src/wasm/component-cache.ts) with a fake
+// The transpiled-component cache (src/child/component-cache.ts) with a fake
 // transpiler that counts its calls: one transpile per digest, concurrent
 // misses, corrupted and removed entries, a transpiler upgrade, LRU eviction.
 import assert from 'node:assert/strict';
@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, test } from 'node:test';
-import { componentCacheConfig, DEFAULT_CACHE_DIR, evict, loadOrTranspile, sha256, type ComponentCacheOptions, type TranspileOutput } from '../../src/wasm/component-cache.js';
+import { componentCacheConfig, DEFAULT_CACHE_DIR, evict, loadOrTranspile, sha256, type ComponentCacheOptions, type TranspileOutput } from '../../src/child/component-cache.js';
 
 let dir: string;
 let opts: ComponentCacheOptions;

@@ -1,4 +1,4 @@
-// The path confinement of a component, as test/wasm/confine.test.ts checks a
+// The path confinement of a component, as test/child/confine.test.ts checks a
 // module's: probe.component.wasm run by the real Wasm child (the engine, no
 // containerd) over a rootfs with symlinks planted in it (absolute, relative,
 // in any component). preview2-shim resolves every path inside the preopen;
@@ -10,7 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { NodeEngine } from '../../src/wasm/node-engine.js';
+import { NodeEngine } from '../../src/daemon/engine/node-engine.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const CHILD = path.join(REPO, 'dist', 'wasm-child.cjs');

@@ -9,7 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { NodeEngine } from '../../src/wasm/node-engine.js';
+import { NodeEngine } from '../../src/daemon/engine/node-engine.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 let prefix: string;

@@ -19,7 +19,7 @@ import {
   type PodSandboxConfig,
 } from '../../src/gen/cri/runtime/v1/api_pb.js';
 import { busyDaemonProblems, listMounts, listProcesses, processAlive } from '../helpers/containerd.js';
-import { isShimDaemon } from '../../src/shim/handoff.js';
+import { isShimDaemon } from '../../src/handoff/handoff.js';
 import { socketPathFor, until } from '../e2e/helpers.js';
 import { CRI_NAMESPACE, HANDLER, PAUSE_IMAGE, PROBE_IMAGE, RUNTIME_TYPE, startCriNode, type CriNode } from './setup.js';
 

@@ -20,7 +20,7 @@ import * as path from 'node:path';
 import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { busyDaemonProblems, listMounts, listProcesses, processAlive, startContainerd, type Containerd, type CtrOptions, type CtrResult } from '../helpers/containerd.js';
-import { isShimDaemon } from '../../src/shim/handoff.js';
+import { isShimDaemon } from '../../src/handoff/handoff.js';
 import { packImage } from '../../src/image/oci.js';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');

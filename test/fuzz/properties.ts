@@ -8,10 +8,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import fc from 'fast-check';
 import { encodeFrame, FrameDecoder, HEADER_LENGTH, MAX_PAYLOAD, type DecodeEvent } from '../../src/ttrpc/frame.js';
-import { checkProcess, readAnnotations, readSpec, SpecError } from '../../src/shim/spec.js';
-import { resolveEntrypoint } from '../../src/shim/entrypoint.js';
-import { parseStartInput, startReply } from '../../src/shim/bootstrap.js';
-import { FlagError, parseShimFlags } from '../../src/shim/flags.js';
+import { checkProcess, readAnnotations, readSpec, SpecError } from '../../src/bundle/spec.js';
+import { resolveEntrypoint } from '../../src/daemon/container/entrypoint.js';
+import { parseStartInput, startReply } from '../../src/frontend/bootstrap.js';
+import { FlagError, parseShimFlags } from '../../src/cli/shim-flags.js';
 
 export interface FuzzTarget {
   name: string;

@@ -20,7 +20,7 @@ import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:chi
 import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, unlinkSync, writeFileSync, mkdirSync, readlinkSync } from 'node:fs';
 import { constants, tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { daemonPaths, isShimDaemon, keyFrom, lockHolder } from '../../src/shim/handoff.js';
+import { daemonPaths, isShimDaemon, keyFrom, lockHolder } from '../../src/handoff/handoff.js';
 
 export interface StartContainerdOptions {
   /** Extra environment for containerd (and so for the shims it starts). */
@@ -661,7 +661,7 @@ export async function startContainerd(opts: StartContainerdOptions = {}): Promis
 
 export { alive as processAlive };
 
-/** The long-lived shim daemons of the containerd at `address` (see src/shim/handoff.ts). */
+/** The long-lived shim daemons of the containerd at `address` (see src/handoff/handoff.ts). */
 export function shimDaemons(address: string): ProcessInfo[] {
   return listProcesses(/shim\.cjs/).filter((p) => isShimDaemon(p.argv) && p.argv.includes(address));
 }

@@ -309,7 +309,7 @@ describe('modules that misbehave (ctr run)', () => {
     assert.ok(Number(m[1]) > 32 && Number(m[1]) < 64, r.stdout);
   }));
 
-  // What the child does (src/wasm/child-main.ts: new WASI({ returnOnExit: true }),
+  // What the child does (src/child/main.ts: new WASI({ returnOnExit: true }),
   // wasi.start), without the shim: a module whose memory.grow failed then calls
   // proc_exit. In ~5-10 % of runs node segfaults in the unwind (core: SIGSEGV in
   // v8::internal::Factory::NewCatchContext <- Runtime_PushCatchContext, i.e.

@@ -14,7 +14,7 @@ import { TtrpcClient, createClient } from '../../src/ttrpc/client.js';
 import { Task } from '../../src/gen/containerd/task/v2/shim_pb.js';
 import { Status } from '../../src/gen/containerd/types/task/task_pb.js';
 import { startOtlpReceiver, type OtlpReceiver } from '../../src/otlp/receiver.js';
-import { canConnect } from '../../src/shim/address.js';
+import { canConnect } from '../../src/handoff/socket-address.js';
 import { bundleDir, settledProblems, shimPidOf, sleep, startEnvContainerd, until } from './helpers.js';
 
 const T = { timeout: 90_000 };

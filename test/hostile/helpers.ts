@@ -2,13 +2,13 @@
 // bundle and daemon are, /proc figures (fds, RSS, uid), a leak census of one
 // private containerd (the long-lived shared daemon may stay, holding nothing
 // of finished containers), and a socket of that daemon driven by hand (like
-// test/shim/cli.test.ts).
+// test/frontend/cli.test.ts).
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { busyDaemonProblems, descendants, listMounts, listProcesses, processAlive, startContainerd, type Containerd, type CtrResult } from '../helpers/containerd.js';
-import { isShimDaemon } from '../../src/shim/handoff.js';
+import { isShimDaemon } from '../../src/handoff/handoff.js';
 import { ensureBuilt, MODULES, PLATFORM, RUNTIME, SHIM_BIN, socketPathFor, sleep, until as e2eUntil } from '../e2e/helpers.js';
 import { packImage } from '../../src/image/oci.js';
 import { TtrpcClient, createClient } from '../../src/ttrpc/client.js';
@@ -183,7 +183,7 @@ export function logSince(c: Containerd, offset: number): string {
 }
 
 // ---------------------------------------------------------------------------
-// a socket of the shared daemon, started by hand as containerd would (see test/shim/cli.test.ts)
+// a socket of the shared daemon, started by hand as containerd would (see test/frontend/cli.test.ts)
 
 export interface HandDaemon {
   readonly id: string;

@@ -17,7 +17,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { daemonKey, listMounts } from '../helpers/containerd.js';
-import { daemonPaths, isReadySocketName } from '../../src/shim/handoff.js';
+import { daemonPaths, isReadySocketName } from '../../src/handoff/handoff.js';
 import { MODULES } from '../e2e/helpers.js';
 import { bundleDir, ids, settledProblems, shimPidOf, sleep, startEnvContainerd, until, type EnvContainerd } from './helpers.js';
 
@@ -117,7 +117,7 @@ describe('files outside the rootfs', () => {
     assert.match(line('/abs-file'), /: (fail |ok rerooted inside$)/);
     assert.match(line('/d/rel-file'), /: (fail |ok rerooted inside$)/);
     for (const p of ['/d/ok/inside.txt', '/d/ok/../sub/inside.txt']) assert.match(line(p), /: ok inside$/, `${p} must open: ${line(p)}`);
-    // An absolute link in an earlier component is refused outright (src/wasm/confine.ts),
+    // An absolute link in an earlier component is refused outright (src/child/confine.ts),
     // even when it points inside the image (runc would follow it there): safe, if stricter.
     assert.match(line('/absin/inside.txt'), /: (ok inside|fail Capabilities insufficient)$/);
   }));

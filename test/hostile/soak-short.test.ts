@@ -45,7 +45,7 @@ test('a pod daemon serves 15 containers one after another: outputs right, RSS fl
   check(pod, podFds);
 });
 
-// Each container's stdin FIFO (opened by src/shim/stdio.ts openStdin) stays
+// Each container's stdin FIFO (opened by src/daemon/container/stdio.ts openStdin) stays
 // open in the daemon after its process exited and was deleted: one fd per
 // container, for the life of a pod's daemon.
 test('the pod daemon\'s fd count stays flat', {

@@ -5,7 +5,7 @@ import { DEFAULT_PROPAGATORS, extractFromEnv, extractFromMetadata, injectEnv, re
 import { parseTraceContextEnv, parseTracestate } from '../../src/telemetry/traceparent.js';
 import { SpanRecorder, type SpanRecord } from '../../src/telemetry/recorder.js';
 import { ChildSpanRelay } from '../../src/telemetry/child-relay.js';
-import { parseFromChild } from '../../src/wasm/protocol.js';
+import { parseFromChild } from '../../src/child/protocol.js';
 
 const TID = '0af7651916cd43dd8448eb211c80319c';
 const TP = `00-${TID}-b7ad6b7169203331-01`;

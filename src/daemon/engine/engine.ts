@@ -1,0 +1,70 @@
+// The one seam between the shim plumbing and whatever runs a module. The shim
+// only ever sees these types; src/daemon/engine/node-engine.ts is the implementation.
+import type { Readable } from 'node:stream';
+import type { ChildTraceContext } from '../../telemetry/propagation.js';
+import type { SpanRecord } from '../../telemetry/recorder.js';
+
+export interface ModuleUser { uid: number; gid: number; additionalGids?: number[] }
+
+export interface ModuleSpec {
+  /** For log lines and telemetry. */
+  containerId: string;
+  execId: string;
+  /** Host path of the module file (already checked to be Wasm). */
+  modulePath: string;
+  exportName: string;
+  args: string[];
+  env: string[];
+  /** Guest path → host directory. */
+  preopens: Record<string, string>;
+  /** Host paths of stdout/stderr (FIFO or file); '' = discard. */
+  stdout: string;
+  stderr: string;
+  /** Bytes for the module's stdin; undefined = empty stdin. */
+  stdin?: Readable;
+  user?: ModuleUser;
+  /** Trace context for the module's environment and the child's own spans. */
+  trace?: ChildTraceContext;
+}
+
+export interface ExitInfo {
+  /** 0–255; 128 + signal number when killed by a signal. */
+  status: number;
+  exitedAt: Date;
+}
+
+export interface ProcessUsage {
+  rssBytes: number;
+  userNanos: number;
+  kernelNanos: number;
+}
+
+export interface WasmInstance {
+  readonly pid: number;
+  /** Resolves once, when the process is gone and its output is flushed. */
+  readonly exited: Promise<ExitInfo>;
+  /** Lets the prepared instance run its export. */
+  run(): void;
+  /** Sends a raw signal number; throws ESRCH-style errors when already gone. */
+  signal(signal: number): void;
+  closeStdin(): void;
+  usage(): ProcessUsage | undefined;
+}
+
+/** A module the engine refused to prepare; the message names the cause. */
+export class ModuleError extends Error {}
+
+export interface PrepareOptions {
+  /**
+   * Places the child (its cgroup) as soon as its pid is known, while it
+   * compiles; prepare resolves once both are done, and fails if placing fails.
+   */
+  place?(pid: number): Promise<void>;
+}
+
+export interface Engine {
+  /** Compiles and instantiates in a child process; resolves when it is ready to run. */
+  prepare(spec: ModuleSpec, options?: PrepareOptions): Promise<WasmInstance>;
+  /** Spans the children relayed, for the telemetry pipeline. */
+  onChildSpans?: (records: SpanRecord[]) => void;
+}

@@ -1,0 +1,69 @@
+// The WASI path confinement: symlinks planted in an image (absolute, relative,
+// in any component) never lead a module outside its rootfs.
+import { before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { WASI } from 'node:wasi';
+import { confinePaths } from '../../src/child/confine.js';
+
+const PROBE = path.resolve('build/modules/probe.wasm');
+let root: string;
+let outside: string;
+
+before(() => {
+  execFileSync('bash', ['scripts/build-modules.sh'], { stdio: 'ignore' });
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wasmts-confine-'));
+  root = path.join(tmp, 'rootfs');
+  outside = path.join(tmp, 'host-secret');
+  fs.mkdirSync(path.join(root, 'd/sub'), { recursive: true });
+  fs.mkdirSync(outside);
+  fs.writeFileSync(path.join(outside, 'secret.txt'), 'host secret\n');
+  fs.writeFileSync(path.join(root, 'd/sub/inside.txt'), 'inside\n');
+  fs.symlinkSync(outside, path.join(root, 'abs')); // absolute link to a host dir
+  fs.symlinkSync('../../../../../../../../' + outside.slice(1), path.join(root, 'd/rel')); // relative, climbing out
+  fs.symlinkSync('sub', path.join(root, 'd/ok')); // relative, staying inside
+  fs.symlinkSync('/d/sub', path.join(root, 'absin')); // absolute, meant inside the image
+  fs.symlinkSync(path.join(outside, 'secret.txt'), path.join(root, 'file-link')); // last component
+});
+
+async function probe(args: string[]): Promise<string> {
+  const outFile = path.join(os.tmpdir(), `wasmts-confine-out-${process.pid}-${Math.random()}`);
+  const fd = fs.openSync(outFile, 'w+');
+  try {
+    const wasi = new WASI({ version: 'preview1', args: ['probe', ...args], env: {}, preopens: { '/': root }, stdout: fd, stderr: fd, returnOnExit: true });
+    const imports = wasi.getImportObject() as { wasi_snapshot_preview1: Record<string, (...a: (number | bigint)[]) => number> };
+    const confinement = confinePaths(imports.wasi_snapshot_preview1, root, ['/']);
+    const module = await WebAssembly.compile(fs.readFileSync(PROBE));
+    const instance = await WebAssembly.instantiate(module, imports as unknown as WebAssembly.Imports);
+    confinement.setMemory(instance.exports.memory as WebAssembly.Memory);
+    wasi.start(instance);
+    return fs.readFileSync(outFile, 'utf8');
+  } finally {
+    fs.closeSync(fd);
+    fs.rmSync(outFile, { force: true });
+  }
+}
+
+test('intermediate symlinks out of the rootfs are refused, for reads and writes', async () => {
+  const out = await probe(['open', '/abs/secret.txt', '/d/rel/secret.txt', '/file-link']);
+  assert.doesNotMatch(out, /host secret/);
+  assert.match(out, /open \/abs\/secret.txt: fail/);
+  assert.match(out, /open \/d\/rel\/secret.txt: fail/);
+  assert.match(out, /open \/file-link: fail/);
+  const w = await probe(['write', '/abs/planted.txt', 'x']);
+  assert.equal(fs.existsSync(path.join(outside, 'planted.txt')), false, `write escaped: ${w}`);
+});
+
+test('links that stay inside keep working', async () => {
+  const out = await probe(['open', '/d/ok/inside.txt', '/d/sub/inside.txt']);
+  assert.match(out, /open \/d\/ok\/inside.txt: ok inside/);
+  assert.match(out, /open \/d\/sub\/inside.txt: ok inside/);
+});
+
+test('.. never climbs above the rootfs', async () => {
+  const out = await probe(['escape']);
+  assert.doesNotMatch(out, /root:x:0:0/);
+});
