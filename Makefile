@@ -5,7 +5,7 @@ BINDIR ?= $(PREFIX)/bin
 NODE ?= $(shell command -v node)
 TESTS ?= $(shell find test -name '*.test.ts' | sort)
 
-.PHONY: all deps build proto typecheck modules test bench soak fuzz install uninstall clean
+.PHONY: all deps build proto typecheck lint format modules test bench soak fuzz install uninstall clean
 
 all: build
 
@@ -25,11 +25,19 @@ proto: node_modules
 typecheck: node_modules
 	npx tsc --noEmit -p .
 
+# ESLint (typescript-eslint, type-aware) and Prettier; `make format` rewrites what Prettier would change.
+lint: node_modules
+	npx eslint src test scripts
+	npx prettier --check src test scripts
+
+format: node_modules
+	npx prettier --write src test scripts
+
 modules:
 	@bash scripts/build-modules.sh
 
 # Installs what the tests need (Debian packages, npm packages), builds, then runs every suite.
-test: deps build typecheck modules
+test: deps build typecheck lint modules
 	node --import tsx --test --test-reporter=spec $(TESTS)
 
 # Side-by-side benchmark against runc on a private containerd (table + JSON; see docs/performance.md).

@@ -27,7 +27,14 @@ import { randomBytes } from 'node:crypto';
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../src/otlp/receiver.js';
 import { packImage } from '../src/image/oci.js';
 import { renderWaterfall } from '../src/viewer/waterfall.js';
-import { descendants, listMounts, listProcesses, processAlive, startContainerd, type Containerd } from '../test/helpers/containerd.js';
+import {
+  descendants,
+  listMounts,
+  listProcesses,
+  processAlive,
+  startContainerd,
+  type Containerd,
+} from '../test/helpers/containerd.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const RUNTIME = 'io.containerd.wasmts.v1';
@@ -94,7 +101,8 @@ interface Options {
 
 function portValue(v: string, flag: string, allowOff: boolean): number | null {
   if (allowOff && /^(off|none)$/i.test(v)) return null;
-  if (!/^\d+$/.test(v) || Number(v) > 65535) throw new UsageError(`${flag} wants a port number (0-65535)${allowOff ? ' or off' : ''}, got ${JSON.stringify(v)}`);
+  if (!/^\d+$/.test(v) || Number(v) > 65535)
+    throw new UsageError(`${flag} wants a port number (0-65535)${allowOff ? ' or off' : ''}, got ${JSON.stringify(v)}`);
   return Number(v);
 }
 
@@ -122,9 +130,11 @@ function parseOptions(argv: string[]): Options | 'help' {
   const tty = !!process.stdout.isTTY;
   return {
     keep: values.keep ? true : values['no-keep'] ? false : tty,
-    httpPort: values['http-port'] === undefined ? DEFAULT_HTTP_PORT : portValue(values['http-port'], '--http-port', false)!,
+    httpPort:
+      values['http-port'] === undefined ? DEFAULT_HTTP_PORT : portValue(values['http-port'], '--http-port', false)!,
     httpPortGiven: values['http-port'] !== undefined,
-    grpcPort: values['grpc-port'] === undefined ? DEFAULT_GRPC_PORT : portValue(values['grpc-port'], '--grpc-port', true),
+    grpcPort:
+      values['grpc-port'] === undefined ? DEFAULT_GRPC_PORT : portValue(values['grpc-port'], '--grpc-port', true),
     grpcPortGiven: values['grpc-port'] !== undefined,
     host: values.host ?? '127.0.0.1',
     skipSetup,
@@ -197,7 +207,9 @@ function track(c: ChildProcess): ChildProcess {
 /** Runs a command, its output indented under the current step; rejects on a non-zero exit. */
 function run(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<void> {
   return new Promise((resolve, reject) => {
-    const c = track(spawn(cmd, args, { cwd: opts.cwd ?? REPO, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] }));
+    const c = track(
+      spawn(cmd, args, { cwd: opts.cwd ?? REPO, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] }),
+    );
     const t0 = Date.now();
     let last = Date.now();
     const tail: string[] = [];
@@ -253,8 +265,10 @@ function missingPackages(): string[] | undefined {
     const script = fs.readFileSync(path.join(REPO, 'scripts', 'ensure-deps.sh'), 'utf8');
     const m = /^packages=\(([\s\S]*?)\)/m.exec(script);
     if (!m) return undefined;
-    const pkgs = m[1]!.split(/\s+/).filter(Boolean);
-    return pkgs.filter((p) => spawnSync('dpkg-query', ['-W', '-f=${Status}', p], { encoding: 'utf8' }).stdout !== 'install ok installed');
+    const pkgs = m[1].split(/\s+/).filter(Boolean);
+    return pkgs.filter(
+      (p) => spawnSync('dpkg-query', ['-W', '-f=${Status}', p], { encoding: 'utf8' }).stdout !== 'install ok installed',
+    );
   } catch {
     return undefined;
   }
@@ -263,13 +277,16 @@ function missingPackages(): string[] | undefined {
 async function setup(steps: Steps, opts: Options): Promise<void> {
   const missing = missingPackages();
   steps.start('Dependencies: scripts/ensure-deps.sh');
-  if (missing === undefined) detail('installs missing Debian packages with apt-get (a few minutes on a fresh machine) and npm packages');
-  else if (missing.length) detail(`apt-get will install ${missing.join(', ')}: this takes a few minutes, with a line per package`);
+  if (missing === undefined)
+    detail('installs missing Debian packages with apt-get (a few minutes on a fresh machine) and npm packages');
+  else if (missing.length)
+    detail(`apt-get will install ${missing.join(', ')}: this takes a few minutes, with a line per package`);
   else detail('Debian packages already installed; npm packages next');
   await run('bash', [path.join(REPO, 'scripts', 'ensure-deps.sh')]);
   steps.done();
 
-  if (!have('make')) throw new Error('make is not installed (apt-get install -y make), or run with --skip-setup after building by hand');
+  if (!have('make'))
+    throw new Error('make is not installed (apt-get install -y make), or run with --skip-setup after building by hand');
   steps.start('Building the shim: make build');
   await run('make', ['--no-print-directory', 'build']);
   steps.done();
@@ -293,7 +310,8 @@ function portFree(host: string, port: number): Promise<boolean> {
 async function startReceiver(opts: Options): Promise<OtlpReceiver> {
   let httpPort: number = opts.httpPort;
   let grpcPort: number | null = opts.grpcPort;
-  const busy = (what: string, port: number): void => detail(`port ${port} (${what}) is busy: using a free port instead`);
+  const busy = (what: string, port: number): void =>
+    detail(`port ${port} (${what}) is busy: using a free port instead`);
   if (httpPort !== 0 && !opts.httpPortGiven && !(await portFree(opts.host, httpPort))) {
     busy('OTLP/HTTP', httpPort);
     httpPort = 0;
@@ -396,7 +414,8 @@ function syncCleanup(): void {
       }
     }
     for (const m of listMounts(dir).sort((a, b) => b.mountPoint.length - a.mountPoint.length)) {
-      if (spawnSync('umount', [m.mountPoint], { stdio: 'ignore' }).status !== 0) spawnSync('umount', ['-l', m.mountPoint], { stdio: 'ignore' });
+      if (spawnSync('umount', [m.mountPoint], { stdio: 'ignore' }).status !== 0)
+        spawnSync('umount', ['-l', m.mountPoint], { stdio: 'ignore' });
     }
     fs.rmSync(dir, { recursive: true, force: true });
   } catch {
@@ -427,7 +446,10 @@ function cleanup(): Promise<void> {
       }
     })();
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([work.catch((err: unknown) => say(red(`cleanup: ${(err as Error).message}`))), new Promise<void>((r) => (timer = setTimeout(r, CLEANUP_TIMEOUT_MS)))]);
+    await Promise.race([
+      work.catch((err: unknown) => say(red(`cleanup: ${(err as Error).message}`))),
+      new Promise<void>((r) => (timer = setTimeout(r, CLEANUP_TIMEOUT_MS))),
+    ]);
     clearTimeout(timer);
     if (workDir && fs.existsSync(workDir)) {
       const left = listProcesses(new RegExp(escapeRe(workDir) + '/'));
@@ -479,7 +501,11 @@ function tryMore(c: Containerd, dir: string): string[] {
 }
 
 async function runContainer(c: Containerd, id: string, args: string[]): Promise<{ code: number; ctrError: string }> {
-  const child = track(c.ctrSpawn(['run', '--rm', '--runtime', RUNTIME, IMAGE_REF, id, MODULE_DEST, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }));
+  const child = track(
+    c.ctrSpawn(['run', '--rm', '--runtime', RUNTIME, IMAGE_REF, id, MODULE_DEST, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+  );
   const ctrErrors: string[] = [];
   const show = (stream: NodeJS.ReadableStream, isErr: boolean): void => {
     let buf = '';
@@ -535,12 +561,20 @@ async function main(argv: string[]): Promise<number> {
   if (!opts.skipSetup) await setup(steps, opts);
   if (interrupted) return 130;
   const shim = path.join(opts.shimDir, SHIM_NAME);
-  if (!fs.existsSync(shim)) throw new Error(`${shim} is missing (${opts.skipSetup ? 'run make build first' : 'make install did not put it there; pass --shim-dir'})`);
-  if (opts.skipSetup && fs.realpathSync(opts.shimDir) === fs.realpathSync(path.join(REPO, 'bin')) && !fs.existsSync(path.join(REPO, 'dist', 'shim.cjs'))) {
+  if (!fs.existsSync(shim))
+    throw new Error(
+      `${shim} is missing (${opts.skipSetup ? 'run make build first' : 'make install did not put it there; pass --shim-dir'})`,
+    );
+  if (
+    opts.skipSetup &&
+    fs.realpathSync(opts.shimDir) === fs.realpathSync(path.join(REPO, 'bin')) &&
+    !fs.existsSync(path.join(REPO, 'dist', 'shim.cjs'))
+  ) {
     throw new Error('dist/shim.cjs is missing: run make build first');
   }
   for (const tool of ['containerd', 'ctr', 'clang']) {
-    if (!have(tool)) throw new Error(`${tool} is not installed: run scripts/ensure-deps.sh (or the demo without --skip-setup)`);
+    if (!have(tool))
+      throw new Error(`${tool} is not installed: run scripts/ensure-deps.sh (or the demo without --skip-setup)`);
   }
 
   // 1. the trace receiver
@@ -555,20 +589,30 @@ async function main(argv: string[]): Promise<number> {
   const baseTmp = tmpdir();
   workDir = fs.mkdtempSync(path.join(baseTmp, 'wasmts-demo-'));
   // The tracing env reaches the shims through containerd's environment, as in a real install.
-  const ignored = Object.keys(process.env).filter((k) => k.startsWith('OTEL_') || ['TRACECONTEXT', 'TRACEPARENT', 'TRACESTATE', 'BAGGAGE'].includes(k));
+  const ignored = Object.keys(process.env).filter(
+    (k) => k.startsWith('OTEL_') || ['TRACECONTEXT', 'TRACEPARENT', 'TRACESTATE', 'BAGGAGE'].includes(k),
+  );
   for (const k of ignored) delete process.env[k];
   if (ignored.length) detail(dim(`(not passing your ${ignored.join(', ')} to it)`));
   const otelEnv = { OTEL_EXPORTER_OTLP_ENDPOINT: rx.httpUrl, OTEL_BSP_SCHEDULE_DELAY: '200' };
   // startContainerd makes its temp dir under os.tmpdir(): nest it in ours, so one dir holds everything.
   const savedTmp = process.env.TMPDIR;
   process.env.TMPDIR = workDir;
-  const starting = startContainerd({ name: 'demo', shimDir: opts.shimDir, env: { ...otelEnv, TMPDIR: savedTmp ?? baseTmp } });
+  const starting = startContainerd({
+    name: 'demo',
+    shimDir: opts.shimDir,
+    env: { ...otelEnv, TMPDIR: savedTmp ?? baseTmp },
+  });
   if (savedTmp === undefined) delete process.env.TMPDIR;
   else process.env.TMPDIR = savedTmp;
   ctd = await starting;
   detail(`dir ${workDir}`);
   detail(`socket ${ctd.address} · pid ${ctd.pid} · snapshotter ${ctd.snapshotter}`);
-  detail(`env ${Object.entries(otelEnv).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+  detail(
+    `env ${Object.entries(otelEnv)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ')}`,
+  );
   detail(`${RUNTIME} → ${shim}`);
   steps.done();
   if (interrupted) return 130;
@@ -581,7 +625,11 @@ async function main(argv: string[]): Promise<number> {
     const sysroot = process.env.WASI_SYSROOT ? [`--sysroot=${process.env.WASI_SYSROOT}`] : [];
     const tmpOut = `${DEMO_WASM}.tmp.${process.pid}`;
     const args = ['--target=wasm32-wasi', ...sysroot, '-O2', '-Wall', '-Wl,--strip-debug', '-o', tmpOut, DEMO_SRC];
-    detail(dim(shellLine([clang, ...args.map((a) => (a === tmpOut ? 'demo/demo.wasm' : a === DEMO_SRC ? 'demo/demo.c' : a))])));
+    detail(
+      dim(
+        shellLine([clang, ...args.map((a) => (a === tmpOut ? 'demo/demo.wasm' : a === DEMO_SRC ? 'demo/demo.c' : a))]),
+      ),
+    );
     try {
       await run(clang, args);
       fs.renameSync(tmpOut, DEMO_WASM);
@@ -599,10 +647,17 @@ async function main(argv: string[]): Promise<number> {
     ref: IMAGE_REF,
     moduleDest: MODULE_DEST,
     output: tar,
-    annotations: { 'org.opencontainers.image.title': 'wasmts demo', 'org.opencontainers.image.description': 'demo/demo.c built for wasm32-wasi' },
+    annotations: {
+      'org.opencontainers.image.title': 'wasmts demo',
+      'org.opencontainers.image.description': 'demo/demo.c built for wasm32-wasi',
+    },
   });
   detail(`entrypoint ${MODULE_DEST} · platform wasip1/wasm · ${img.digest.slice(0, 19)}…`);
-  detail(dim(`(the same by hand: bin/wasmts image --ref wasmts-demo:latest --module-dest ${MODULE_DEST} --out wasmts-demo.tar demo/demo.wasm)`));
+  detail(
+    dim(
+      `(the same by hand: bin/wasmts image --ref wasmts-demo:latest --module-dest ${MODULE_DEST} --out wasmts-demo.tar demo/demo.wasm)`,
+    ),
+  );
   steps.done();
   if (interrupted) return 130;
 
@@ -615,12 +670,20 @@ async function main(argv: string[]): Promise<number> {
 
   // 6. run
   const id = `hello-${randomBytes(3).toString('hex')}`;
-  steps.start(`Running it: ${shellLine(['ctr', 'run', '--rm', '--runtime', RUNTIME, IMAGE_REF, id, MODULE_DEST, ...opts.moduleArgs])}`);
+  steps.start(
+    `Running it: ${shellLine(['ctr', 'run', '--rm', '--runtime', RUNTIME, IMAGE_REF, id, MODULE_DEST, ...opts.moduleArgs])}`,
+  );
   const { code, ctrError } = await runContainer(ctd, id, opts.moduleArgs);
   if (interrupted) return 130;
   if (ctrError) {
-    const log = ctd.log(20_000).split('\n').filter((l) => /level=(warn|error|fatal)/.test(l) && !/devmapper|aufs|btrfs|zfs|blockfile/.test(l)).slice(-10);
-    throw new Error(`ctr run failed (exit status ${code}): ${ctrError}${log.length ? `\ncontainerd log (${ctd.logPath}):\n${log.join('\n')}` : ''}`);
+    const log = ctd
+      .log(20_000)
+      .split('\n')
+      .filter((l) => /level=(warn|error|fatal)/.test(l) && !/devmapper|aufs|btrfs|zfs|blockfile/.test(l))
+      .slice(-10);
+    throw new Error(
+      `ctr run failed (exit status ${code}): ${ctrError}${log.length ? `\ncontainerd log (${ctd.logPath}):\n${log.join('\n')}` : ''}`,
+    );
   }
   steps.done(`exit status ${code}`);
 
@@ -629,8 +692,14 @@ async function main(argv: string[]): Promise<number> {
   const traceId = await waitForTrace(rx, id, true);
   if (interrupted) return 130;
   if (!traceId) {
-    const log = ctd.log(20_000).split('\n').filter((l) => /level=(warn|error)/.test(l) && !/devmapper|aufs|btrfs|zfs|blockfile/.test(l)).slice(-10);
-    throw new Error(`no spans of container ${id} arrived within ${TRACE_WAIT_MS / 1000} s (see "No spans?" under Troubleshooting in README.md)${log.length ? `\ncontainerd log (${ctd.logPath}):\n${log.join('\n')}` : ''}`);
+    const log = ctd
+      .log(20_000)
+      .split('\n')
+      .filter((l) => /level=(warn|error)/.test(l) && !/devmapper|aufs|btrfs|zfs|blockfile/.test(l))
+      .slice(-10);
+    throw new Error(
+      `no spans of container ${id} arrived within ${TRACE_WAIT_MS / 1000} s (see "No spans?" under Troubleshooting in README.md)${log.length ? `\ncontainerd log (${ctd.logPath}):\n${log.join('\n')}` : ''}`,
+    );
   }
   const spans = rx.trace(traceId);
   say('');
@@ -642,7 +711,9 @@ async function main(argv: string[]): Promise<number> {
   say(`${bold('Open it as a web page:')} ${page}  ${dim(`(this trace: ${page}#trace=${traceId})`)}`);
   if (opts.host === '127.0.0.1' || opts.host === 'localhost') {
     const port = new URL(rx.httpUrl).port;
-    say(dim(`  from another machine: ssh -L ${port}:127.0.0.1:${port} <this host>, then open http://127.0.0.1:${port}/`));
+    say(
+      dim(`  from another machine: ssh -L ${port}:127.0.0.1:${port} <this host>, then open http://127.0.0.1:${port}/`),
+    );
   }
 
   if (!opts.keep) {

@@ -16,7 +16,14 @@
 import * as fs from 'node:fs';
 import { daemonKey, listProcesses, processAlive, shimDaemons } from '../test/helpers/containerd.js';
 import { setupSuite, SOCKET_DIR, type Suite } from '../test/e2e/helpers.js';
-import { formatResult, lifecycles, outOfMemory, parallel, podDaemon, type PhaseResult } from '../test/hostile/soak-lib.js';
+import {
+  formatResult,
+  lifecycles,
+  outOfMemory,
+  parallel,
+  podDaemon,
+  type PhaseResult,
+} from '../test/hostile/soak-lib.js';
 import { sleep } from '../test/hostile/helpers.js';
 import { daemonPaths } from '../src/handoff/handoff.js';
 
@@ -46,7 +53,10 @@ function num(name: string, dflt: number): number {
 const log = (line: string) => process.stdout.write(`${line}\n`);
 
 /** The RSS of the containerd's daemons every 500 ms; least(pid, from, to) is one daemon's floor over a time window. */
-function rssWatcher(address: string): { stop(): void; least(pid: number, from: number, to: number): { pid: number; kb: number } | undefined } {
+function rssWatcher(address: string): {
+  stop(): void;
+  least(pid: number, from: number, to: number): { pid: number; kb: number } | undefined;
+} {
   const samples: { at: number; pid: number; kb: number }[] = [];
   const timer = setInterval(() => {
     for (const d of shimDaemons(address)) {
@@ -77,7 +87,9 @@ function socketDirEntries(): Set<string> {
 
 async function main(): Promise<number> {
   if (process.argv.includes('--help') || process.argv.includes('-h')) {
-    log('usage: node --import tsx scripts/soak.ts [--lifecycles 1000] [--pod 300] [--parallel 50] [--no-oom] [--max-growth-mib 16]');
+    log(
+      'usage: node --import tsx scripts/soak.ts [--lifecycles 1000] [--pod 300] [--parallel 50] [--no-oom] [--max-growth-mib 16]',
+    );
     return 0;
   }
   if (process.getuid?.() !== 0) throw new Error('the soak needs root (it runs a private containerd)');
@@ -127,10 +139,14 @@ async function main(): Promise<number> {
       if (early && late && early.pid === late.pid) {
         floor = { early: early.kb / 1024, late: late.kb / 1024 };
         if (floor.late - floor.early > maxGrowthMiB) {
-          endLeaks.push(`daemon ${early.pid}'s RSS floor rose ${(floor.late - floor.early).toFixed(1)} MiB (${floor.early.toFixed(1)} MiB early in the lifecycles, ${floor.late.toFixed(1)} MiB after them; limit ${maxGrowthMiB})`);
+          endLeaks.push(
+            `daemon ${early.pid}'s RSS floor rose ${(floor.late - floor.early).toFixed(1)} MiB (${floor.early.toFixed(1)} MiB early in the lifecycles, ${floor.late.toFixed(1)} MiB after them; limit ${maxGrowthMiB})`,
+          );
         }
       } else {
-        endLeaks.push(`no RSS floor of the lifecycles' daemon (${results.find((r) => r.phase === 'lifecycles')?.figures['daemons serving them']}) early and late to compare`);
+        endLeaks.push(
+          `no RSS floor of the lifecycles' daemon (${results.find((r) => r.phase === 'lifecycles')?.figures['daemons serving them']}) early and late to compare`,
+        );
       }
     }
     if (p > 0) await phase('parallel', () => parallel(s!, p, { log }));
@@ -138,8 +154,12 @@ async function main(): Promise<number> {
 
     endLeaks.push(...(await s.leftovers()));
     const daemons = shimDaemons(s.c.address);
-    if (daemons.length !== 1) endLeaks.push(`${daemons.length} daemons at the end, one expected: ${daemons.map((d) => d.pid).join(', ')}`);
-    const stateDirs = daemons.map((d) => daemonKey(d.pid)).filter((k): k is string => !!k).map((k) => daemonPaths(k).dir);
+    if (daemons.length !== 1)
+      endLeaks.push(`${daemons.length} daemons at the end, one expected: ${daemons.map((d) => d.pid).join(', ')}`);
+    const stateDirs = daemons
+      .map((d) => daemonKey(d.pid))
+      .filter((k): k is string => !!k)
+      .map((k) => daemonPaths(k).dir);
     // Stop containerd the way an operator would: the daemon notices (it checks
     // every 2 s) and leaves by itself, taking its state dir along.
     const addressRe = new RegExp(`-address ${s.c.address.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}( |$)`);
@@ -147,13 +167,17 @@ async function main(): Promise<number> {
     process.kill(ctrd, 'SIGTERM');
     for (let i = 0; i < 150 && processAlive(ctrd); i++) await sleep(100);
     for (let i = 0; i < 100 && listProcesses(addressRe).length > 0; i++) await sleep(100);
-    for (const proc of listProcesses(addressRe)) endLeaks.push(`shim process still running 10 s after containerd stopped: ${proc.pid} ${proc.cmdline}`);
-    for (const dir of stateDirs) if (fs.existsSync(dir)) endLeaks.push(`daemon state dir left after the daemon left: ${dir} (${fs.readdirSync(dir).join(', ')})`);
+    for (const proc of listProcesses(addressRe))
+      endLeaks.push(`shim process still running 10 s after containerd stopped: ${proc.pid} ${proc.cmdline}`);
+    for (const dir of stateDirs)
+      if (fs.existsSync(dir))
+        endLeaks.push(`daemon state dir left after the daemon left: ${dir} (${fs.readdirSync(dir).join(', ')})`);
     ours = new Set(s.ids.map((id) => s!.socketFor(id)));
   } finally {
     await s?.teardown();
   }
-  for (const p of ours) if (fs.existsSync(p)) endLeaks.push(`socket file left in ${SOCKET_DIR} by this soak's containers: ${p}`);
+  for (const p of ours)
+    if (fs.existsSync(p)) endLeaks.push(`socket file left in ${SOCKET_DIR} by this soak's containers: ${p}`);
   // other containerds on this machine may add files meanwhile: reported, not counted
   const others = [...socketDirEntries()].filter((f) => !socketsBefore.has(f) && !ours.has(`${SOCKET_DIR}/${f}`));
 
@@ -170,15 +194,26 @@ async function main(): Promise<number> {
   for (const l of endLeaks) log(`    LEAK ${l}`);
   for (const r of results) for (const l of r.leaks) log(`    LEAK (${r.phase}) ${l.what}`);
   if (lc) {
-    if (floor) log(`  daemon RSS floor, early lifecycles vs after them: ${floor.early.toFixed(1)} vs ${floor.late.toFixed(1)} MiB; rise ${(floor.late - floor.early).toFixed(1)} MiB (limit ${maxGrowthMiB})`);
-    log(`  daemon RSS while serving, early vs late lifecycles (median): ${lc.figures['daemon RSS MiB, first runs (median)']} vs ${lc.figures['daemon RSS MiB, last runs (median)']} MiB`);
-    log(`  daemon peak RSS, first vs last lifecycles: ${lc.figures['daemon peak RSS MiB, first runs (max VmHWM)']} vs ${lc.figures['daemon peak RSS MiB, last runs (max VmHWM)']} MiB`);
+    if (floor)
+      log(
+        `  daemon RSS floor, early lifecycles vs after them: ${floor.early.toFixed(1)} vs ${floor.late.toFixed(1)} MiB; rise ${(floor.late - floor.early).toFixed(1)} MiB (limit ${maxGrowthMiB})`,
+      );
+    log(
+      `  daemon RSS while serving, early vs late lifecycles (median): ${lc.figures['daemon RSS MiB, first runs (median)']} vs ${lc.figures['daemon RSS MiB, last runs (median)']} MiB`,
+    );
+    log(
+      `  daemon peak RSS, first vs last lifecycles: ${lc.figures['daemon peak RSS MiB, first runs (max VmHWM)']} vs ${lc.figures['daemon peak RSS MiB, last runs (max VmHWM)']} MiB`,
+    );
     log(`  containerd fds before/after the lifecycles: ${lc.figures['containerd fds before/after']}`);
   }
   if (pod) {
     const start = Object.entries(pod.figures).find(([k]) => k.includes('(warm-up)'));
-    const end = Object.entries(pod.figures).find(([k]) => k.startsWith('pod daemon RSS MiB after') && !k.includes('warm-up'));
-    log(`  pod daemon RSS, start vs end: ${start?.[1]} vs ${end?.[1]} MiB (${start?.[0].replace('pod daemon RSS MiB ', '')} / ${end?.[0].replace('pod daemon RSS MiB ', '')}); fds ${pod.figures['pod daemon fds after warm-up/end']}`);
+    const end = Object.entries(pod.figures).find(
+      ([k]) => k.startsWith('pod daemon RSS MiB after') && !k.includes('warm-up'),
+    );
+    log(
+      `  pod daemon RSS, start vs end: ${start?.[1]} vs ${end?.[1]} MiB (${start?.[0].replace('pod daemon RSS MiB ', '')} / ${end?.[0].replace('pod daemon RSS MiB ', '')}); fds ${pod.figures['pod daemon fds after warm-up/end']}`,
+    );
   }
   if (others.length) log(`  (new in ${SOCKET_DIR} meanwhile, not from this soak's shims: ${others.length})`);
   log(`  container socket files checked: ${ours.size}`);

@@ -42,7 +42,9 @@ let seq = 0;
 async function timedRun(ctd: Containerd, entry: string, want: string): Promise<number> {
   const id = `cbench-${process.pid}-${seq++}`;
   const t0 = process.hrtime.bigint();
-  const r = await ctd.ctr(['run', '--rm', '--runtime', RUNTIME, '--platform', 'wasip1/wasm', IMAGE, id, entry], { timeoutMs: 120_000 });
+  const r = await ctd.ctr(['run', '--rm', '--runtime', RUNTIME, '--platform', 'wasip1/wasm', IMAGE, id, entry], {
+    timeoutMs: 120_000,
+  });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   if (r.code !== 0 || r.stdout !== want) throw new Error(`${entry} exited ${r.code}: ${r.stdout}${r.stderr}`);
   return ms;
@@ -51,7 +53,10 @@ async function timedRun(ctd: Containerd, entry: string, want: string): Promise<n
 const series = (runs: number[]): Series => ({ median: median(runs), p90: percentile(runs, 90), runs });
 
 /** Imports the hello image into ctd and runs `rounds` alternated rounds (after one unmeasured warm-up round). */
-export async function componentStart(ctd: Containerd, opts: { rounds: number; cacheDir: string }): Promise<ComponentStartResult> {
+export async function componentStart(
+  ctd: Containerd,
+  opts: { rounds: number; cacheDir: string },
+): Promise<ComponentStartResult> {
   const tar = path.join(ctd.tmp, 'component-bench.tar');
   const component = path.join(MODULES, 'hello.component.wasm');
   await packImage({
@@ -71,7 +76,11 @@ export async function componentStart(ctd: Containerd, opts: { rounds: number; ca
   const warm = () => timedRun(ctd, '/hello.component.wasm', want);
   const mod = () => timedRun(ctd, '/hello.wasm', want);
   const runs: Record<'cold' | 'warm' | 'module', number[]> = { cold: [], warm: [], module: [] };
-  const order: [keyof typeof runs, () => Promise<number>][] = [['cold', cold], ['warm', warm], ['module', mod]];
+  const order: [keyof typeof runs, () => Promise<number>][] = [
+    ['cold', cold],
+    ['warm', warm],
+    ['module', mod],
+  ];
   for (let round = -1; round < opts.rounds; round++) {
     // The order rotates each round; warm always finds the entry the last cold run left.
     const k = Math.max(round, 0) % 3;
@@ -90,14 +99,23 @@ async function main(): Promise<void> {
   const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'wasmts-cbench-cache-'));
   const blankOtel: Record<string, string> = {};
   for (const k of Object.keys(process.env)) if (k.startsWith('OTEL_')) blankOtel[k] = '';
-  const ctd = await startContainerd({ name: 'cbench', shimDir, env: { ...blankOtel, WASMTS_COMPONENT_CACHE: cacheDir } });
+  const ctd = await startContainerd({
+    name: 'cbench',
+    shimDir,
+    env: { ...blankOtel, WASMTS_COMPONENT_CACHE: cacheDir },
+  });
   try {
     const r = await componentStart(ctd, { rounds, cacheDir });
-    const row = (name: string, s: Series) => `${name.padEnd(34)} ${s.median.toFixed(0).padStart(7)} ${s.p90.toFixed(0).padStart(7)}   ${s.runs.map((x) => x.toFixed(0)).join(' ')}`;
+    const row = (name: string, s: Series) =>
+      `${name.padEnd(34)} ${s.median.toFixed(0).padStart(7)} ${s.p90.toFixed(0).padStart(7)}   ${s.runs.map((x) => x.toFixed(0)).join(' ')}`;
     process.stdout.write(`ctr run --rm, ms (${rounds} rounds, alternated)   median     p90   runs\n`);
-    process.stdout.write(`${row('component, cold (transpile)', r.cold)}\n${row('component, warm (cache hit)', r.warm)}\n${row('preview 1 module, same program', r.module)}\n`);
-    const delta = (a: Series, b: Series) => median(a.runs.map((x, i) => x - b.runs[i]!)).toFixed(0);
-    process.stdout.write(`per round, median: warm - module ${delta(r.warm, r.module)} ms, cold - warm ${delta(r.cold, r.warm)} ms\n`);
+    process.stdout.write(
+      `${row('component, cold (transpile)', r.cold)}\n${row('component, warm (cache hit)', r.warm)}\n${row('preview 1 module, same program', r.module)}\n`,
+    );
+    const delta = (a: Series, b: Series) => median(a.runs.map((x, i) => x - b.runs[i])).toFixed(0);
+    process.stdout.write(
+      `per round, median: warm - module ${delta(r.warm, r.module)} ms, cold - warm ${delta(r.cold, r.warm)} ms\n`,
+    );
     process.stdout.write(`${JSON.stringify(r)}\n`);
   } finally {
     await ctd.stop();

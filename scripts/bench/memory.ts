@@ -25,7 +25,7 @@ function children(pid: number): number[] {
 /** A process and all its descendants. */
 export function processTree(root: number): number[] {
   const all = [root];
-  for (let i = 0; i < all.length; i++) all.push(...children(all[i]!));
+  for (let i = 0; i < all.length; i++) all.push(...children(all[i]));
   return all;
 }
 
@@ -39,18 +39,26 @@ function argvOf(pid: number): string[] {
 
 /** The shim daemons serving a containerd (each with its children: containers' and the warm one). */
 export function daemonTrees(containerdAddress: string): number[] {
-  return fs.readdirSync('/proc').filter((e) => /^\d+$/.test(e)).map(Number).filter((pid) => {
-    const argv = argvOf(pid);
-    return isShimDaemon(argv) && argv.includes(containerdAddress);
-  });
+  return fs
+    .readdirSync('/proc')
+    .filter((e) => /^\d+$/.test(e))
+    .map(Number)
+    .filter((pid) => {
+      const argv = argvOf(pid);
+      return isShimDaemon(argv) && argv.includes(containerdAddress);
+    });
 }
 
 /** runc's shims of a containerd (each with its container's processes). */
 export function runcShimTrees(containerdAddress: string): number[] {
-  return fs.readdirSync('/proc').filter((e) => /^\d+$/.test(e)).map(Number).filter((pid) => {
-    const argv = argvOf(pid);
-    return (argv[0] ?? '').endsWith('containerd-shim-runc-v2') && argv.includes(containerdAddress);
-  });
+  return fs
+    .readdirSync('/proc')
+    .filter((e) => /^\d+$/.test(e))
+    .map(Number)
+    .filter((pid) => {
+      const argv = argvOf(pid);
+      return (argv[0] ?? '').endsWith('containerd-shim-runc-v2') && argv.includes(containerdAddress);
+    });
 }
 
 function kb(text: string, field: string): number {

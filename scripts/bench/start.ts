@@ -54,7 +54,11 @@ async function release(address: string): Promise<void> {
  * `containerdAddress`. Each start claims one of the daemon's ready sockets;
  * the socket file is removed again (the daemon closes the unused socket).
  */
-export async function measureFrontEnd(containerdAddress: string, daemonPid: number, pairs: number): Promise<FrontEndFigures> {
+export async function measureFrontEnd(
+  containerdAddress: string,
+  daemonPid: number,
+  pairs: number,
+): Promise<FrontEndFigures> {
   const env = environOf(daemonPid);
   // -debug is part of the daemon's key, as containerd at debug level passes it
   const debug = fs.readFileSync(`/proc/${daemonPid}/cmdline`, 'utf8').split('\0').includes('-debug') ? ['-debug'] : [];
@@ -71,7 +75,17 @@ export async function measureFrontEnd(containerdAddress: string, daemonPid: numb
       const bundle = path.join(tmp, id);
       fs.mkdirSync(bundle);
       fs.writeFileSync(path.join(bundle, 'config.json'), '{"ociVersion":"1.0.2","process":{"args":["/x.wasm"]}}');
-      const flags = ['-namespace', 'bench', '-address', containerdAddress, '-publish-binary', '/usr/bin/containerd', '-id', id, ...debug];
+      const flags = [
+        '-namespace',
+        'bench',
+        '-address',
+        containerdAddress,
+        '-publish-binary',
+        '/usr/bin/containerd',
+        '-id',
+        id,
+        ...debug,
+      ];
       const n1 = timeRun(process.execPath, ['-e', '0'], bundle, env);
       const s = timeRun(SHIM, [...flags, 'start'], bundle, env);
       await release(s.stdout.toString());
@@ -79,7 +93,8 @@ export async function measureFrontEnd(containerdAddress: string, daemonPid: numb
       fs.writeFileSync(path.join(bundle, DELETE_RESPONSE_FILE), response);
       const d = timeRun(SHIM, [...flags, '-bundle', bundle, 'delete'], bundle, env);
       const n2 = timeRun(process.execPath, ['-e', '0'], bundle, env);
-      if (!d.stdout.equals(Buffer.from(response))) throw new Error('delete printed something else than the DeleteResponse left for it');
+      if (!d.stdout.equals(Buffer.from(response)))
+        throw new Error('delete printed something else than the DeleteResponse left for it');
       await new Promise((r) => setTimeout(r, 50)); // the daemon binds its next ready socket, as between containers
       if (i >= 0) {
         starts.push(s.ms);

@@ -4,12 +4,12 @@ export function median(values: number[]): number {
   if (values.length === 0) return NaN;
   const s = [...values].sort((a, b) => a - b);
   const mid = s.length >> 1;
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
 }
 
 export function percentile(values: number[], p: number): number {
   const s = [...values].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
 }
 
 export interface PairSummary {
@@ -21,7 +21,7 @@ export interface PairSummary {
 }
 
 export function summarizePairs(ours: number[], baseline: number[]): PairSummary {
-  const ratios = ours.map((v, i) => v / baseline[i]!);
+  const ratios = ours.map((v, i) => v / baseline[i]);
   return {
     ours: { median: median(ours), p90: percentile(ours, 90) },
     baseline: { median: median(baseline), p90: percentile(baseline, 90) },

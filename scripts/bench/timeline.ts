@@ -11,7 +11,10 @@ interface Milestone {
   match(line: string, id: string): boolean;
 }
 
-const has = (...parts: string[]) => (line: string, id: string) => parts.every((p) => line.includes(p.replace('$id', id)));
+const has =
+  (...parts: string[]) =>
+  (line: string, id: string) =>
+    parts.every((p) => line.includes(p.replace('$id', id)));
 
 const MILESTONES: Milestone[] = [
   { name: 'containerd has the container (snapshot mounted for start)', match: has('get snapshot mounts', 'key=$id') },
@@ -26,13 +29,20 @@ const MILESTONES: Milestone[] = [
 
 function timeOf(line: string): number {
   const m = /time="([^"]+)"/.exec(line);
-  return m ? Date.parse(m[1]!) + Number(`0.${/\.(\d+)/.exec(m[1]!)?.[1]?.slice(3) ?? '0'}`) : NaN;
+  return m ? Date.parse(m[1]) + Number(`0.${/\.(\d+)/.exec(m[1])?.[1]?.slice(3) ?? '0'}`) : NaN;
 }
 
-export interface TimelineRow { milestone: string; ms: number }
+export interface TimelineRow {
+  milestone: string;
+  ms: number;
+}
 
 /** Runs `ctr run --rm` `runs` times and returns the median offset of each milestone, then ctr's exit. */
-export async function timeline(ctd: Containerd, runArgs: (id: string) => string[], runs: number): Promise<TimelineRow[]> {
+export async function timeline(
+  ctd: Containerd,
+  runArgs: (id: string) => string[],
+  runs: number,
+): Promise<TimelineRow[]> {
   const offsets = new Map<string, number[]>();
   const push = (name: string, v: number) => offsets.set(name, [...(offsets.get(name) ?? []), v]);
   for (let i = 0; i < runs; i++) {
@@ -47,7 +57,10 @@ export async function timeline(ctd: Containerd, runArgs: (id: string) => string[
     const buf = Buffer.alloc(fs.fstatSync(fd).size - before);
     fs.readSync(fd, buf, 0, buf.length, before);
     fs.closeSync(fd);
-    const lines = buf.toString('utf8').split('\n').filter((l) => l.includes(id) || /topic=\/tasks\//.test(l));
+    const lines = buf
+      .toString('utf8')
+      .split('\n')
+      .filter((l) => l.includes(id) || /topic=\/tasks\//.test(l));
     for (const m of MILESTONES) {
       const line = lines.find((l) => m.match(l, id));
       if (line) push(m.name, timeOf(line) - t0);

@@ -40,8 +40,10 @@ export function readBundleBytes(bundle: string, name: string): Uint8Array | unde
 /** containerd.task.v2.DeleteResponse{pid 1, exit_status 2, exited_at 3}, by hand to keep `delete` light. */
 export function encodeDeleteResponse(pid: number, exitStatus: number, exitedAtMs: number): Uint8Array {
   const ts = new BinaryWriter()
-    .tag(1, 0).int64(Math.floor(exitedAtMs / 1000))
-    .tag(2, 0).int32((exitedAtMs % 1000) * 1_000_000)
+    .tag(1, 0)
+    .int64(Math.floor(exitedAtMs / 1000))
+    .tag(2, 0)
+    .int32((exitedAtMs % 1000) * 1_000_000)
     .finish();
   const w = new BinaryWriter();
   if (pid) w.tag(1, 0).uint32(pid);

@@ -4,7 +4,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { LinuxResources } from '../host/cgroup.js';
 
-export interface OciUser { uid: number; gid: number; additionalGids?: number[]; umask?: number }
+export interface OciUser {
+  uid: number;
+  gid: number;
+  additionalGids?: number[];
+  umask?: number;
+}
 export interface OciProcess {
   args: string[];
   env?: string[];
@@ -12,7 +17,12 @@ export interface OciProcess {
   terminal?: boolean;
   user?: OciUser;
 }
-export interface OciMount { destination: string; source?: string; type?: string; options?: string[] }
+export interface OciMount {
+  destination: string;
+  source?: string;
+  type?: string;
+  options?: string[];
+}
 export interface OciSpec {
   process?: OciProcess;
   root?: { path?: string; readonly?: boolean };
@@ -31,7 +41,8 @@ export function readSpec(bundle: string): OciSpec {
   let text: string;
   try {
     const size = fs.statSync(file).size;
-    if (size > MAX_CONFIG_BYTES) throw new SpecError(`${file} is ${size} bytes, over the ${MAX_CONFIG_BYTES}-byte limit`);
+    if (size > MAX_CONFIG_BYTES)
+      throw new SpecError(`${file} is ${size} bytes, over the ${MAX_CONFIG_BYTES}-byte limit`);
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
     if (err instanceof SpecError) throw err;
@@ -81,7 +92,8 @@ export function checkProcess(proc: unknown, where: string): OciProcess {
   }
   if (p.user !== undefined) {
     const u = p.user as Record<string, unknown>;
-    if (!isObject(u) || !isId(u.uid) || !isId(u.gid)) throw new SpecError(`${where}: process.user needs numeric uid and gid`);
+    if (!isObject(u) || !isId(u.uid) || !isId(u.gid))
+      throw new SpecError(`${where}: process.user needs numeric uid and gid`);
     if (u.additionalGids !== undefined && (!Array.isArray(u.additionalGids) || !u.additionalGids.every(isId))) {
       throw new SpecError(`${where}: process.user.additionalGids must be numbers`);
     }

@@ -62,7 +62,11 @@ export function sha256(data: Uint8Array): string {
 }
 
 /** The component's transpiled form: from the cache when a valid entry exists, else transpiled and stored. */
-export async function loadOrTranspile(component: Uint8Array, opts: ComponentCacheOptions, transpile: Transpile): Promise<CachedComponent> {
+export async function loadOrTranspile(
+  component: Uint8Array,
+  opts: ComponentCacheOptions,
+  transpile: Transpile,
+): Promise<CachedComponent> {
   const digest = sha256(component);
   const entry = path.join(opts.dir, digest);
   const cached = readEntry(entry, digest, opts.transpiler);
@@ -168,12 +172,20 @@ function readEntry(entry: string, digest: string, transpiler: string): Transpile
 function parseManifest(text: string): Manifest {
   const m = JSON.parse(text) as Partial<Manifest>;
   const strings = (v: unknown) => Array.isArray(v) && v.every((s) => typeof s === 'string');
-  if (m.format !== FORMAT || typeof m.digest !== 'string' || typeof m.transpiler !== 'string' || !strings(m.imports) || !strings(m.exports)) {
+  if (
+    m.format !== FORMAT ||
+    typeof m.digest !== 'string' ||
+    typeof m.transpiler !== 'string' ||
+    !strings(m.imports) ||
+    !strings(m.exports)
+  ) {
     throw new Error('bad manifest');
   }
-  if (typeof m.files !== 'object' || m.files === null || Object.keys(m.files).length === 0) throw new Error('bad manifest');
+  if (typeof m.files !== 'object' || m.files === null || Object.keys(m.files).length === 0)
+    throw new Error('bad manifest');
   for (const [name, f] of Object.entries(m.files)) {
-    if (!SAFE_NAME.test(name) || name === MANIFEST || typeof f?.size !== 'number' || typeof f?.sha256 !== 'string') throw new Error('bad manifest');
+    if (!SAFE_NAME.test(name) || name === MANIFEST || typeof f?.size !== 'number' || typeof f?.sha256 !== 'string')
+      throw new Error('bad manifest');
   }
   return m as Manifest;
 }
@@ -182,7 +194,8 @@ function checkOutput(output: TranspileOutput): void {
   const names = Object.keys(output.files);
   if (names.length === 0) throw new Error('the transpiler produced no files');
   for (const name of names) {
-    if (!SAFE_NAME.test(name) || name === MANIFEST) throw new Error(`the transpiler produced an unexpected file name "${name}"`);
+    if (!SAFE_NAME.test(name) || name === MANIFEST)
+      throw new Error(`the transpiler produced an unexpected file name "${name}"`);
   }
 }
 
@@ -190,7 +203,14 @@ function store(entry: string, digest: string, output: TranspileOutput, opts: Com
   fs.mkdirSync(opts.dir, { recursive: true, mode: 0o700 });
   const tmp = fs.mkdtempSync(path.join(opts.dir, `.tmp-${digest.slice(0, 12)}-`));
   try {
-    const manifest: Manifest = { format: FORMAT, digest, transpiler: opts.transpiler, imports: output.imports, exports: output.exports, files: {} };
+    const manifest: Manifest = {
+      format: FORMAT,
+      digest,
+      transpiler: opts.transpiler,
+      imports: output.imports,
+      exports: output.exports,
+      files: {},
+    };
     for (const [name, data] of Object.entries(output.files)) {
       fs.writeFileSync(path.join(tmp, name), data, { mode: 0o644 });
       manifest.files[name] = { size: data.length, sha256: sha256(data) };
@@ -264,7 +284,10 @@ export const DEFAULT_CACHE_MAX_MB = 512;
 
 /** The daemon's choice of cache: WASMTS_COMPONENT_CACHE (a directory) and WASMTS_COMPONENT_CACHE_MAX_MB from its environment. */
 export function componentCacheConfig(env: NodeJS.ProcessEnv): { dir: string; maxBytes: number } {
-  const dir = env.WASMTS_COMPONENT_CACHE && path.isAbsolute(env.WASMTS_COMPONENT_CACHE) ? env.WASMTS_COMPONENT_CACHE : DEFAULT_CACHE_DIR;
+  const dir =
+    env.WASMTS_COMPONENT_CACHE && path.isAbsolute(env.WASMTS_COMPONENT_CACHE)
+      ? env.WASMTS_COMPONENT_CACHE
+      : DEFAULT_CACHE_DIR;
   const mb = Number(env.WASMTS_COMPONENT_CACHE_MAX_MB);
   return { dir, maxBytes: (Number.isFinite(mb) && mb > 0 ? mb : DEFAULT_CACHE_MAX_MB) * 1024 * 1024 };
 }

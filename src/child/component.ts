@@ -71,7 +71,12 @@ async function transpile(bytes: Uint8Array): Promise<TranspileOutput> {
     // Paid once per component; every container then parses about half the JavaScript.
     minify: true,
   })) as { files?: unknown; imports?: unknown; exports?: unknown };
-  if (typeof out.files !== 'object' || out.files === null || !Array.isArray(out.imports) || !Array.isArray(out.exports)) {
+  if (
+    typeof out.files !== 'object' ||
+    out.files === null ||
+    !Array.isArray(out.imports) ||
+    !Array.isArray(out.exports)
+  ) {
     throw new Error(`${TRANSPILER} returned an unexpected result`);
   }
   const files: Record<string, Uint8Array> = {};
@@ -89,7 +94,7 @@ function fdWriter(fd: number): Writable {
   return new Writable({
     write(chunk: Buffer, _enc, done) {
       try {
-        for (let off = 0; off < chunk.length; ) off += fs.writeSync(fd, chunk, off);
+        for (let off = 0; off < chunk.length;) off += fs.writeSync(fd, chunk, off);
         done();
       } catch (err) {
         done(err as Error);
@@ -112,7 +117,11 @@ interface Shim {
   getImportObject(): Record<string, unknown>;
 }
 
-async function wasiImports(shimModule: Promise<unknown>, job: ChildJob, env: Record<string, string>): Promise<Record<string, unknown>> {
+async function wasiImports(
+  shimModule: Promise<unknown>,
+  job: ChildJob,
+  env: Record<string, string>,
+): Promise<Record<string, unknown>> {
   const mod = (await shimModule) as { WASIShim?: new (config: unknown) => Shim };
   if (typeof mod.WASIShim !== 'function') throw new Error('@bytecodealliance/preview2-shim has no WASIShim');
   const root = job.preopens['/'];
@@ -145,7 +154,8 @@ async function wasiImports(shimModule: Promise<unknown>, job: ChildJob, env: Rec
  * moves that wait from the component's run into Create.
  */
 function warmIoWorker(imports: Record<string, unknown>): void {
-  const clock = imports['wasi:clocks/monotonic-clock'] as { subscribeDuration?: (ns: bigint) => { block?: () => void } } | undefined;
+  const clock = imports['wasi:clocks/monotonic-clock'] as
+    { subscribeDuration?: (ns: bigint) => { block?: () => void } } | undefined;
   clock?.subscribeDuration?.(0n).block?.();
 }
 
@@ -156,7 +166,9 @@ function cacheOptions(job: ChildJob): ComponentCacheOptions {
 export async function prepareComponent(s: ComponentSetup): Promise<PreparedComponent> {
   const name = s.job.args[0] ?? s.job.modulePath;
   if (s.job.exportName !== '_start') {
-    throw new Error(`${name} is a component: it runs its wasi:cli/run export, "#${s.job.exportName}" only selects exports of core modules`);
+    throw new Error(
+      `${name} is a component: it runs its wasi:cli/run export, "#${s.job.exportName}" only selects exports of core modules`,
+    );
   }
   // First of all: jco's transpiler loads the shim too.
   redirectStdio(s.stdoutFd, s.stderrFd);
@@ -169,7 +181,11 @@ export async function prepareComponent(s: ComponentSetup): Promise<PreparedCompo
   const cores = new Map<string, WebAssembly.Module>();
   try {
     transpiled = await loadOrTranspile(s.bytes, cacheOptions(s.job), transpile);
-    compileSpan?.setAttributes({ 'wasmts.component.cache': transpiled.cache, 'wasm.module.size': s.bytes.length, 'wasm.module.sha256': transpiled.digest });
+    compileSpan?.setAttributes({
+      'wasmts.component.cache': transpiled.cache,
+      'wasm.module.size': s.bytes.length,
+      'wasm.module.sha256': transpiled.digest,
+    });
     for (const [file, data] of Object.entries(transpiled.files)) {
       if (file.endsWith('.wasm')) cores.set(file, await WebAssembly.compile(data));
     }
@@ -180,7 +196,9 @@ export async function prepareComponent(s: ComponentSetup): Promise<PreparedCompo
   compileSpan?.end();
 
   if (!transpiled.exports.some((e) => RUN_EXPORT.test(e))) {
-    throw new Error(`${name} is a component but not a wasi:cli command: it does not export wasi:cli/run@0.2 (exports: ${transpiled.exports.join(', ') || 'none'})`);
+    throw new Error(
+      `${name} is a component but not a wasi:cli command: it does not export wasi:cli/run@0.2 (exports: ${transpiled.exports.join(', ') || 'none'})`,
+    );
   }
   const instantiateSpan = s.startSpan('wasm.instantiate');
   instantiateSpan?.setAttribute('wasmts.wasm.kind', 'component');
@@ -189,12 +207,19 @@ export async function prepareComponent(s: ComponentSetup): Promise<PreparedCompo
     const imports = await wasiImports(shimModule, s.job, s.env);
     const missing = transpiled.imports.filter((i) => imports[i] === undefined);
     if (missing.length) {
-      throw new Error(`it imports ${missing.join(', ')}, which wasmts cannot provide (it provides ${Object.keys(imports).filter((k) => imports[k] !== undefined).sort().join(', ')})`);
+      throw new Error(
+        `it imports ${missing.join(', ')}, which wasmts cannot provide (it provides ${Object.keys(imports)
+          .filter((k) => imports[k] !== undefined)
+          .sort()
+          .join(', ')})`,
+      );
     }
     const main = transpiled.files[MAIN];
     if (!main) throw new Error(`the transpiled component has no ${MAIN}`);
     // From memory, not the cache file: what runs is exactly what the manifest vouched for.
-    const js = (await import(`data:text/javascript;base64,${Buffer.from(main).toString('base64')}`)) as { instantiate?: unknown };
+    const js = (await import(`data:text/javascript;base64,${Buffer.from(main).toString('base64')}`)) as {
+      instantiate?: unknown;
+    };
     if (typeof js.instantiate !== 'function') throw new Error('the transpiled component has no instantiate()');
     const getCoreModule = (file: string) => {
       const m = cores.get(file);

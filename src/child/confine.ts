@@ -38,7 +38,13 @@ export function confinePaths(imports: WasiImports, rootfs: string, preopenGuests
    * that is not a directory we know of is refused too: every directory fd comes
    * from a preopen or from path_open, so an unknown one cannot be vouched for.
    */
-  const check = (fd: number, ptr: number, len: number, followLast: boolean, absoluteLinks: 'refuse' | 'reroot' = 'refuse'): string | null => {
+  const check = (
+    fd: number,
+    ptr: number,
+    len: number,
+    followLast: boolean,
+    absoluteLinks: 'refuse' | 'reroot' = 'refuse',
+  ): string | null => {
     const base = dirs.get(fd);
     if (base === undefined) return null;
     return resolveGuestPath(rootfs, base, readPath(ptr, len), { absoluteLinks, followLast });
@@ -57,34 +63,46 @@ export function confinePaths(imports: WasiImports, rootfs: string, preopenGuests
   };
   const ok = (v: string | null) => v !== null;
 
-  wrap('path_open', ([fd, dirflags, p, len]) => ok(check(fd!, p!, len!, false)), (args, result) => {
-    if (result !== ERRNO_SUCCESS || !memory) return;
-    const [fd, dirflags, p, len] = args;
-    // A followed symlink in the last component was re-rooted by node:wasi itself.
-    const guest = check(fd!, p!, len!, (dirflags! & LOOKUP_SYMLINK_FOLLOW) !== 0, 'reroot');
-    const opened = new DataView(memory.buffer).getUint32(args[8]!, true);
-    if (guest) dirs.set(opened, guest);
-  });
-  wrap('fd_close', () => true, ([fd], result) => {
-    if (result === ERRNO_SUCCESS) dirs.delete(fd!);
-  });
-  wrap('fd_renumber', () => true, ([from, to], result) => {
-    if (result !== ERRNO_SUCCESS) return;
-    const guest = dirs.get(from!);
-    dirs.delete(from!);
-    if (guest !== undefined) dirs.set(to!, guest);
-    else dirs.delete(to!);
-  });
+  wrap(
+    'path_open',
+    ([fd, dirflags, p, len]) => ok(check(fd, p, len, false)),
+    (args, result) => {
+      if (result !== ERRNO_SUCCESS || !memory) return;
+      const [fd, dirflags, p, len] = args;
+      // A followed symlink in the last component was re-rooted by node:wasi itself.
+      const guest = check(fd, p, len, (dirflags & LOOKUP_SYMLINK_FOLLOW) !== 0, 'reroot');
+      const opened = new DataView(memory.buffer).getUint32(args[8], true);
+      if (guest) dirs.set(opened, guest);
+    },
+  );
+  wrap(
+    'fd_close',
+    () => true,
+    ([fd], result) => {
+      if (result === ERRNO_SUCCESS) dirs.delete(fd);
+    },
+  );
+  wrap(
+    'fd_renumber',
+    () => true,
+    ([from, to], result) => {
+      if (result !== ERRNO_SUCCESS) return;
+      const guest = dirs.get(from);
+      dirs.delete(from);
+      if (guest !== undefined) dirs.set(to, guest);
+      else dirs.delete(to);
+    },
+  );
   for (const name of ['path_create_directory', 'path_remove_directory', 'path_unlink_file']) {
-    wrap(name, ([fd, p, len]) => ok(check(fd!, p!, len!, false)));
+    wrap(name, ([fd, p, len]) => ok(check(fd, p, len, false)));
   }
   for (const name of ['path_filestat_get', 'path_filestat_set_times']) {
-    wrap(name, ([fd, , p, len]) => ok(check(fd!, p!, len!, false)));
+    wrap(name, ([fd, , p, len]) => ok(check(fd, p, len, false)));
   }
-  wrap('path_readlink', ([fd, p, len]) => ok(check(fd!, p!, len!, false)));
-  wrap('path_rename', ([fd, p, len, fd2, p2, len2]) => ok(check(fd!, p!, len!, false)) && ok(check(fd2!, p2!, len2!, false)));
-  wrap('path_link', ([fd, , p, len, fd2, p2, len2]) => ok(check(fd!, p!, len!, false)) && ok(check(fd2!, p2!, len2!, false)));
-  wrap('path_symlink', ([, , fd, p, len]) => ok(check(fd!, p!, len!, false)));
+  wrap('path_readlink', ([fd, p, len]) => ok(check(fd, p, len, false)));
+  wrap('path_rename', ([fd, p, len, fd2, p2, len2]) => ok(check(fd, p, len, false)) && ok(check(fd2, p2, len2, false)));
+  wrap('path_link', ([fd, , p, len, fd2, p2, len2]) => ok(check(fd, p, len, false)) && ok(check(fd2, p2, len2, false)));
+  wrap('path_symlink', ([, , fd, p, len]) => ok(check(fd, p, len, false)));
 
   return {
     setMemory(m) {
@@ -92,4 +110,3 @@ export function confinePaths(imports: WasiImports, rootfs: string, preopenGuests
     },
   };
 }
-

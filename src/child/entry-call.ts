@@ -35,14 +35,15 @@ export function entryProblem(instance: WebAssembly.Instance, exportName: string)
  * returns (a returned value is not a status). Traps and other errors throw.
  */
 export function callEntry(wasi: WASI, instance: WebAssembly.Instance, exportName: string): number {
-  const exports = instance.exports as Record<string, unknown>;
+  const exports = instance.exports;
   try {
     // node:wasi serves no system call before start() or initialize() has seen
     // the memory; start() calls _start itself, and initialize() refuses a
     // module that has _start. So it gets only the memory, and we call.
-    wasi.initialize({ exports: { memory: exports.memory } } as unknown as WebAssembly.Instance);
+    wasi.initialize({ exports: { memory: exports.memory } });
     // A reactor's _initialize runs its constructors before any other export.
-    if (exportName !== '_initialize' && typeof exports._initialize === 'function') (exports._initialize as () => void)();
+    if (exportName !== '_initialize' && typeof exports._initialize === 'function')
+      (exports._initialize as () => void)();
     (exports[exportName] as () => unknown)();
     return 0;
   } catch (err) {

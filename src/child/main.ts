@@ -8,8 +8,14 @@ import { WASI } from 'node:wasi';
 import { SpanRecorder, SpanStatusCode, type ActiveSpan, type SpanRecord } from '../telemetry/recorder.js';
 import { parseTraceContext } from '../telemetry/traceparent.js';
 import {
-  ATTR_CONTAINER_ID, ATTR_ERROR_TYPE, ATTR_PROCESS_EXIT_CODE, ATTR_WASM_MODULE_PATH, ATTR_WASM_MODULE_SHA256,
-  ATTR_WASM_MODULE_SIZE, ATTR_WASM_TRAP, ATTR_WASMTS_EXEC_ID,
+  ATTR_CONTAINER_ID,
+  ATTR_ERROR_TYPE,
+  ATTR_PROCESS_EXIT_CODE,
+  ATTR_WASM_MODULE_PATH,
+  ATTR_WASM_MODULE_SHA256,
+  ATTR_WASM_MODULE_SIZE,
+  ATTR_WASM_TRAP,
+  ATTR_WASMTS_EXEC_ID,
 } from '../telemetry/semconv.js';
 import { confinePaths } from './confine.js';
 import { PAUSE_MODULE } from './pause-module.js';
@@ -72,7 +78,11 @@ async function prepare(job: ChildJob): Promise<Prepared> {
     // The daemon sampled the parent: the child follows its decision (parent-based).
     traceParent = parseTraceContext(recordUnder.traceparent, recordUnder.tracestate);
     recorder = new SpanRecorder((rec) => finished.push(rec), { enabled: true, process: 'child', pid: process.pid });
-    baseAttributes = { [ATTR_CONTAINER_ID]: job.containerId, ...(job.execId ? { [ATTR_WASMTS_EXEC_ID]: job.execId } : {}), [ATTR_WASM_MODULE_PATH]: job.args[0] ?? job.modulePath };
+    baseAttributes = {
+      [ATTR_CONTAINER_ID]: job.containerId,
+      ...(job.execId ? { [ATTR_WASMTS_EXEC_ID]: job.execId } : {}),
+      [ATTR_WASM_MODULE_PATH]: job.args[0] ?? job.modulePath,
+    };
   }
   const stdoutFd = openOutput(job.stdout);
   const stderrFd = job.stderr === job.stdout && job.stdout ? stdoutFd : openOutput(job.stderr);
@@ -88,7 +98,10 @@ async function prepare(job: ChildJob): Promise<Prepared> {
   }
   const compileSpan = startSpan('wasm.compile');
   if (compileSpan?.isRecording()) {
-    compileSpan.setAttributes({ [ATTR_WASM_MODULE_SIZE]: bytes.length, [ATTR_WASM_MODULE_SHA256]: createHash('sha256').update(bytes).digest('hex') });
+    compileSpan.setAttributes({
+      [ATTR_WASM_MODULE_SIZE]: bytes.length,
+      [ATTR_WASM_MODULE_SHA256]: createHash('sha256').update(bytes).digest('hex'),
+    });
   }
   let module: WebAssembly.Module;
   try {
@@ -109,14 +122,16 @@ async function prepare(job: ChildJob): Promise<Prepared> {
     stderr: stderrFd,
     returnOnExit: true,
   });
-  const imports = wasi.getImportObject() as { wasi_snapshot_preview1: Record<string, (...a: (number | bigint)[]) => number> };
+  const imports = wasi.getImportObject() as {
+    wasi_snapshot_preview1: Record<string, (...a: (number | bigint)[]) => number>;
+  };
   interceptProcExit(imports.wasi_snapshot_preview1);
   const confinement = job.preopens['/']
     ? confinePaths(imports.wasi_snapshot_preview1, job.preopens['/'], Object.keys(job.preopens))
     : undefined;
   let instance: WebAssembly.Instance;
   try {
-    instance = await WebAssembly.instantiate(module, imports as unknown as WebAssembly.Imports);
+    instance = await WebAssembly.instantiate(module, imports);
   } catch (err) {
     instantiateSpan?.recordException(err).end();
     throw new Error(`${job.modulePath} cannot be instantiated: ${(err as Error).message}`);
@@ -159,7 +174,13 @@ let failure: string | undefined;
 
 /** V8's trap message as a low-cardinality error.type: "memory access out of bounds" → "memory_access_out_of_bounds". */
 function trapKind(message: string): string {
-  return message.trim().toLowerCase().replace(/[^a-z0-9]+/g, '_').replace(/^_|_$/g, '') || 'trap';
+  return (
+    message
+      .trim()
+      .toLowerCase()
+      .replace(/[^a-z0-9]+/g, '_')
+      .replace(/^_|_$/g, '') || 'trap'
+  );
 }
 
 function runGuarded(p: Prepared, span: ActiveSpan | undefined): number {
@@ -168,10 +189,12 @@ function runGuarded(p: Prepared, span: ActiveSpan | undefined): number {
   } catch (err) {
     span?.recordException(err);
     const trap = err instanceof WebAssembly.RuntimeError;
-    failure = trap ? trapKind((err as Error).message) : ((err as Error)?.name || 'Error');
-    if (trap) span?.setAttribute(ATTR_WASM_TRAP, (err as Error).message);
+    failure = trap ? trapKind(err.message) : (err as Error)?.name || 'Error';
+    if (trap) span?.setAttribute(ATTR_WASM_TRAP, err.message);
     // jco's bindings already say "wasm trap: " in a component's trap message.
-    const text = trap ? `wasm trap: ${(err as Error).message.replace(/^wasm trap: /, '')}` : `wasm error: ${(err as Error)?.message ?? err}`;
+    const text = trap
+      ? `wasm trap: ${err.message.replace(/^wasm trap: /, '')}`
+      : `wasm error: ${(err as Error)?.message ?? err}`;
     try {
       fs.writeSync(p.stderrFd, `${text}\n`);
     } catch {

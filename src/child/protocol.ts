@@ -33,7 +33,10 @@ export function parseFromChild(raw: unknown): FromChild | undefined {
     case 'ready':
       return { t: 'ready' };
     case 'error':
-      return { t: 'error', message: typeof m.message === 'string' ? m.message.slice(0, MAX_ERROR_MESSAGE) : 'the Wasm child failed' };
+      return {
+        t: 'error',
+        message: typeof m.message === 'string' ? m.message.slice(0, MAX_ERROR_MESSAGE) : 'the Wasm child failed',
+      };
     case 'spans': {
       if (!Array.isArray(m.records)) return undefined;
       const records: SpanRecord[] = [];

@@ -39,14 +39,15 @@ function keyValues(list: string[] | undefined, flag: string): Record<string, str
 }
 
 function argvList(values: string[], flag: string): string[] {
-  if (values.length === 1 && values[0]!.trimStart().startsWith('[')) {
+  if (values.length === 1 && values[0].trimStart().startsWith('[')) {
     let parsed: unknown;
     try {
-      parsed = JSON.parse(values[0]!);
+      parsed = JSON.parse(values[0]);
     } catch {
       throw new UsageError(`${flag}: bad JSON array ${values[0]}`);
     }
-    if (!Array.isArray(parsed) || parsed.some((s) => typeof s !== 'string')) throw new UsageError(`${flag}: want a JSON array of strings`);
+    if (!Array.isArray(parsed) || parsed.some((s) => typeof s !== 'string'))
+      throw new UsageError(`${flag}: want a JSON array of strings`);
     return parsed as string[];
   }
   return values;
@@ -54,8 +55,9 @@ function argvList(values: string[], flag: string): string[] {
 
 function parsePlatformFlag(s: string): Platform {
   const parts = s.split('/');
-  if (parts.length < 2 || parts.length > 3 || parts.some((p) => p === '')) throw new UsageError(`--platform wants OS/ARCH[/VARIANT], got ${JSON.stringify(s)}`);
-  return { os: parts[0]!, architecture: parts[1]!, ...(parts[2] ? { variant: parts[2] } : {}) };
+  if (parts.length < 2 || parts.length > 3 || parts.some((p) => p === ''))
+    throw new UsageError(`--platform wants OS/ARCH[/VARIANT], got ${JSON.stringify(s)}`);
+  return { os: parts[0], architecture: parts[1], ...(parts[2] ? { variant: parts[2] } : {}) };
 }
 
 function parseFileFlag(s: string): { src: string; dest: string } {
@@ -103,11 +105,16 @@ export async function imageMain(argv: string[], io: ImageIO = process): Promise<
       io.stdout.write(IMAGE_USAGE);
       return 0;
     }
-    if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? 'no module given (see --help)' : `exactly one module expected, got ${positionals.length}`);
+    if (positionals.length !== 1)
+      throw new UsageError(
+        positionals.length === 0
+          ? 'no module given (see --help)'
+          : `exactly one module expected, got ${positionals.length}`,
+      );
     if (!values.ref) throw new UsageError('--ref is required');
     if (!values.out) throw new UsageError('--out is required');
     opts = {
-      module: positionals[0]!,
+      module: positionals[0],
       ref: values.ref,
       output: values.out,
       files: (values.file ?? []).map(parseFileFlag),

@@ -27,12 +27,19 @@ export class FlagError extends Error {}
 
 export function parseShimFlags(argv: readonly string[]): ShimFlags {
   const flags: ShimFlags = {
-    namespace: '', address: '', publishBinary: '', id: '', bundle: '', socket: '',
-    debug: false, version: false, action: '',
+    namespace: '',
+    address: '',
+    publishBinary: '',
+    id: '',
+    bundle: '',
+    socket: '',
+    debug: false,
+    version: false,
+    action: '',
   };
   const rest: string[] = [];
   for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
+    const arg = argv[i];
     if (!arg.startsWith('-') || arg === '-' || rest.length > 0) {
       rest.push(arg);
       continue;
@@ -47,7 +54,8 @@ export function parseShimFlags(argv: readonly string[]): ShimFlags {
     const inline = eq >= 0 ? body.slice(eq + 1) : undefined;
     const boolKey = BOOL_FLAGS[name];
     if (boolKey) {
-      (flags as unknown as Record<string, unknown>)[boolKey] = inline === undefined ? true : /^(1|t|true)$/i.test(inline);
+      (flags as unknown as Record<string, unknown>)[boolKey] =
+        inline === undefined ? true : /^(1|t|true)$/i.test(inline);
       continue;
     }
     const strKey = STRING_FLAGS[name];

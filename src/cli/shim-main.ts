@@ -35,7 +35,9 @@ async function main(argv: string[]): Promise<void> {
     throw err;
   }
   if (flags.version) {
-    process.stdout.write(`containerd-shim-wasmts-v1:\n  Version: ${VERSION}\n  Revision: ${REVISION}\n  Go version: node ${process.version}\n`);
+    process.stdout.write(
+      `containerd-shim-wasmts-v1:\n  Version: ${VERSION}\n  Revision: ${REVISION}\n  Go version: node ${process.version}\n`,
+    );
     return;
   }
   switch (flags.action) {

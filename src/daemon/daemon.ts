@@ -16,7 +16,16 @@ import { bindShimSocket } from '../handoff/socket-address.js';
 import { EventPublisher } from './events.js';
 import type { ShimFlags } from '../cli/shim-flags.js';
 import {
-  daemonPaths, isDaemonDirName, isReadySocketName, keyFrom, lockHolder, readySocketPath, serveHandoffs, takeLock, type DaemonPaths, type Handoff,
+  daemonPaths,
+  isDaemonDirName,
+  isReadySocketName,
+  keyFrom,
+  lockHolder,
+  readySocketPath,
+  serveHandoffs,
+  takeLock,
+  type DaemonPaths,
+  type Handoff,
 } from '../handoff/handoff.js';
 import { createLogger, openLogFifo, type Logger } from './log.js';
 import { ServedSocket, type DaemonParts, type KnownContainer } from './served-socket.js';
@@ -74,7 +83,9 @@ export async function runDaemon(flags: ShimFlags, options: DaemonOptions = {}): 
   process.chdir('/');
   // A bug in one RPC must never take the daemon (and every exit status) down.
   process.on('uncaughtException', (err) => log.error('uncaught exception', { error: err.stack ?? String(err) }));
-  process.on('unhandledRejection', (err) => log.error('unhandled rejection', { error: (err as Error)?.stack ?? String(err) }));
+  process.on('unhandledRejection', (err) =>
+    log.error('unhandled rejection', { error: (err as Error)?.stack ?? String(err) }),
+  );
 
   let daemon: Daemon | undefined = undefined;
   const standingWarnings: string[] = [];
@@ -94,11 +105,26 @@ export async function runDaemon(flags: ShimFlags, options: DaemonOptions = {}): 
   const engine = new NodeEngine({ childEntry: options.childEntry ?? path.join(here, 'wasm-child.cjs') });
   if (telemetry.enabled) engine.onChildSpans = (records) => telemetry.submit(records);
   const events = new EventPublisher({ address: process.env.TTRPC_ADDRESS ?? '', namespace: flags.namespace, log });
-  const parts: DaemonParts = { engine, events, telemetry, log, debug: flags.debug, containerdAddress: flags.address, env: process.env, standingWarnings };
+  const parts: DaemonParts = {
+    engine,
+    events,
+    telemetry,
+    log,
+    debug: flags.debug,
+    containerdAddress: flags.address,
+    env: process.env,
+    standingWarnings,
+  };
   daemon = new Daemon(parts, engine, log, paths, idleMs(process.env));
 
   const first = await listenOn(options.listen ?? { fd: LISTEN_FD });
-  daemon.add(first, flags.id ? { namespace: flags.namespace, id: flags.id, bundle: flags.bundle || process.cwd(), socketPath: flags.socket } : undefined, inodeOf(flags.socket));
+  daemon.add(
+    first,
+    flags.id
+      ? { namespace: flags.namespace, id: flags.id, bundle: flags.bundle || process.cwd(), socketPath: flags.socket }
+      : undefined,
+    inodeOf(flags.socket),
+  );
   engine.keepWarm();
   if (paths && takeLock(paths.lock)) await daemon.prepare(paths);
   daemon.watch(flags.address);
@@ -138,12 +164,15 @@ class Daemon {
     this.primary = true;
     removeDeadDaemonDirs(paths.dir);
     for (const name of fs.readdirSync(paths.dir)) {
-      if (isReadySocketName(name) || name === path.basename(paths.control)) fs.rmSync(path.join(paths.dir, name), { force: true });
+      if (isReadySocketName(name) || name === path.basename(paths.control))
+        fs.rmSync(path.join(paths.dir, name), { force: true });
     }
     this.control = await listenOn({ path: paths.control });
     fs.chmodSync(paths.control, 0o600);
     serveHandoffs(this.control, (h) => this.accept(h));
-    fs.watch(paths.dir, () => this.refill()).on('error', () => undefined).unref();
+    fs.watch(paths.dir, () => this.refill())
+      .on('error', () => undefined)
+      .unref();
     this.refill();
   }
 
@@ -174,7 +203,10 @@ class Daemon {
     this.collectClaimed();
     while (this.ready.size < READY_SOCKETS) {
       const readyPath = readySocketPath(this.paths, this.serial++);
-      const entry: { server: net.Server; bound: boolean; inode?: number } = { server: net.createServer(), bound: false };
+      const entry: { server: net.Server; bound: boolean; inode?: number } = {
+        server: net.createServer(),
+        bound: false,
+      };
       entry.server.on('error', (err) => this.log.warn(`ready socket ${readyPath}: ${err.message}`));
       entry.server.once('connection', (conn) => {
         if (!this.ready.delete(readyPath)) return;

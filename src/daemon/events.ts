@@ -45,7 +45,12 @@ export class EventPublisher implements EventSink {
     this.callTimeoutMs = options.callTimeoutMs ?? 5_000;
   }
 
-  publish<D extends DescMessage>(topic: string, schema: D, event: MessageShape<D>, namespace = this.options.namespace): void {
+  publish<D extends DescMessage>(
+    topic: string,
+    schema: D,
+    event: MessageShape<D>,
+    namespace = this.options.namespace,
+  ): void {
     if (!this.options.address) return; // started without containerd (tests): nobody to tell
     const now = Date.now();
     const envelope = create(EnvelopeSchema, {
@@ -86,7 +91,7 @@ export class EventPublisher implements EventSink {
     this.running = true;
     let backoff = 50;
     while (this.queue.length > 0) {
-      const head = this.queue[0]!;
+      const head = this.queue[0];
       try {
         const client = await this.connect();
         await client.call(SERVICE, 'Forward', head.payload, { timeoutMs: this.callTimeoutMs });
@@ -97,7 +102,9 @@ export class EventPublisher implements EventSink {
         this.client = undefined;
         if (Date.now() - head.firstTry > this.giveUpAfterMs) {
           this.queue.shift();
-          this.options.log.error(`dropped event ${head.topic} after ${this.giveUpAfterMs} ms of failures: ${(err as Error).message}`);
+          this.options.log.error(
+            `dropped event ${head.topic} after ${this.giveUpAfterMs} ms of failures: ${(err as Error).message}`,
+          );
           continue;
         }
         await new Promise((r) => setTimeout(r, backoff));

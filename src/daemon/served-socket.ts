@@ -77,7 +77,11 @@ export class ServedSocket {
       return next();
     });
     // Always: the module gets the trace context even when spans are not exported.
-    const tracer = new TaskTracer(parts.telemetry, { env: parts.env, namespace: () => this.namespace, socketPath: () => this.socketPath ?? '' });
+    const tracer = new TaskTracer(parts.telemetry, {
+      env: parts.env,
+      namespace: () => this.namespace,
+      socketPath: () => this.socketPath ?? '',
+    });
     this.tracer = tracer;
     this.service = new TaskService({
       engine: parts.engine,
@@ -137,7 +141,8 @@ export class ServedSocket {
   private adopt(id: string, bundle: string): void {
     // containerd 1.6 sends no namespace metadata; its bundles are <state>/io.containerd.runtime.v2.task/<namespace>/<id>.
     if (!this.namespace) this.namespace = path.basename(path.dirname(bundle));
-    if (!this.socketPath && this.namespace) this.socketPath = socketPathFor(this.parts.containerdAddress, this.namespace, id);
+    if (!this.socketPath && this.namespace)
+      this.socketPath = socketPathFor(this.parts.containerdAddress, this.namespace, id);
     this.openLog(bundle);
   }
 

@@ -41,7 +41,10 @@ const MAX_IDENTIFIER = 76;
 
 function checkIdentifier(kind: string, id: string): void {
   if (!IDENTIFIER.test(id) || id.length > MAX_IDENTIFIER) {
-    throw new TtrpcError(Code.InvalidArgument, `invalid ${kind} "${id}": must match ${IDENTIFIER.source} and be at most ${MAX_IDENTIFIER} characters`);
+    throw new TtrpcError(
+      Code.InvalidArgument,
+      `invalid ${kind} "${id}": must match ${IDENTIFIER.source} and be at most ${MAX_IDENTIFIER} characters`,
+    );
   }
 }
 
@@ -69,7 +72,11 @@ export class TaskService {
   async create(req: pb.CreateTaskRequest): Promise<Reply<typeof pb.CreateTaskResponseSchema>> {
     checkIdentifier('container id', req.id);
     if (!req.bundle) throw new TtrpcError(Code.InvalidArgument, `container ${req.id}: bundle path is required`);
-    if (req.checkpoint) throw new TtrpcError(Code.Unimplemented, `container ${req.id}: restoring a checkpoint is not supported for Wasm instances`);
+    if (req.checkpoint)
+      throw new TtrpcError(
+        Code.Unimplemented,
+        `container ${req.id}: restoring a checkpoint is not supported for Wasm instances`,
+      );
     if (this.containers.has(req.id) || this.creating.has(req.id)) {
       throw new TtrpcError(Code.AlreadyExists, `container ${req.id} already exists`);
     }
@@ -85,15 +92,24 @@ export class TaskService {
         (c, p, exit) => this.exited(c, p, exit),
       );
       this.containers.set(req.id, container);
-      this.deps.log.info('container created', { id: req.id, pid: container.init.pid, mount_ms: container.createTimings.mountMs, prepare_ms: container.createTimings.prepareMs });
-      this.deps.events.publish('/tasks/create', ev.TaskCreateSchema, create(ev.TaskCreateSchema, {
-        containerId: req.id,
-        bundle: req.bundle,
-        rootfs: req.rootfs,
-        io: { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal },
-        checkpoint: req.checkpoint,
+      this.deps.log.info('container created', {
+        id: req.id,
         pid: container.init.pid,
-      }));
+        mount_ms: container.createTimings.mountMs,
+        prepare_ms: container.createTimings.prepareMs,
+      });
+      this.deps.events.publish(
+        '/tasks/create',
+        ev.TaskCreateSchema,
+        create(ev.TaskCreateSchema, {
+          containerId: req.id,
+          bundle: req.bundle,
+          rootfs: req.rootfs,
+          io: { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal },
+          checkpoint: req.checkpoint,
+          pid: container.init.pid,
+        }),
+      );
       return { pid: container.init.pid };
     } catch (err) {
       this.deps.log.error('create failed', { id: req.id, error: (err as Error).message });
@@ -108,9 +124,17 @@ export class TaskService {
     const p = c.process(req.execId);
     p.start();
     if (req.execId) {
-      this.deps.events.publish('/tasks/exec-started', ev.TaskExecStartedSchema, create(ev.TaskExecStartedSchema, { containerId: c.id, execId: req.execId, pid: p.pid }));
+      this.deps.events.publish(
+        '/tasks/exec-started',
+        ev.TaskExecStartedSchema,
+        create(ev.TaskExecStartedSchema, { containerId: c.id, execId: req.execId, pid: p.pid }),
+      );
     } else {
-      this.deps.events.publish('/tasks/start', ev.TaskStartSchema, create(ev.TaskStartSchema, { containerId: c.id, pid: p.pid }));
+      this.deps.events.publish(
+        '/tasks/start',
+        ev.TaskStartSchema,
+        create(ev.TaskStartSchema, { containerId: c.id, pid: p.pid }),
+      );
     }
     return { pid: p.pid };
   }
@@ -127,15 +151,23 @@ export class TaskService {
       // container gets no Shutdown and its bundle goes right after Delete, so Delete waits.
       const cleanup = c.destroy().then(
         () => leaveDeleteResponse(c.bundle, p.pid, exit),
-        (err: unknown) => this.deps.log.error('cleanup failed', { id: c.id, error: (err as Error)?.message ?? String(err) }),
+        (err: unknown) =>
+          this.deps.log.error('cleanup failed', { id: c.id, error: (err as Error)?.message ?? String(err) }),
       );
       this.cleaning.add(cleanup);
       void cleanup.finally(() => this.cleaning.delete(cleanup));
       if (ctx?.service !== V2_SERVICE) await cleanup;
       this.containers.delete(c.id);
-      this.deps.events.publish('/tasks/delete', ev.TaskDeleteSchema, create(ev.TaskDeleteSchema, {
-        containerId: c.id, pid: p.pid, exitStatus: exit.status, exitedAt: timestampFromDate(exit.exitedAt),
-      }));
+      this.deps.events.publish(
+        '/tasks/delete',
+        ev.TaskDeleteSchema,
+        create(ev.TaskDeleteSchema, {
+          containerId: c.id,
+          pid: p.pid,
+          exitStatus: exit.status,
+          exitedAt: timestampFromDate(exit.exitedAt),
+        }),
+      );
       this.deps.log.info('container deleted', { id: c.id, exit_status: exit.status });
     }
     return { pid: p.pid, exitStatus: exit.status, exitedAt: timestampFromDate(exit.exitedAt) };
@@ -143,7 +175,12 @@ export class TaskService {
 
   async pids(req: pb.PidsRequest): Promise<Reply<typeof pb.PidsResponseSchema>> {
     const c = this.container(req.id);
-    return { processes: c.processes().filter((p) => p.alive).map((p) => ({ pid: p.pid })) };
+    return {
+      processes: c
+        .processes()
+        .filter((p) => p.alive)
+        .map((p) => ({ pid: p.pid })),
+    };
   }
 
   async pause(req: pb.PauseRequest): Promise<Empty> {
@@ -158,13 +195,20 @@ export class TaskService {
     const c = this.container(req.id);
     c.init.resume();
     for (const p of c.execs.values()) if (p.alive) tryTo(() => p.resume());
-    this.deps.events.publish('/tasks/resumed', ev.TaskResumedSchema, create(ev.TaskResumedSchema, { containerId: c.id }));
+    this.deps.events.publish(
+      '/tasks/resumed',
+      ev.TaskResumedSchema,
+      create(ev.TaskResumedSchema, { containerId: c.id }),
+    );
     return create(EmptySchema);
   }
 
   async checkpoint(req: pb.CheckpointTaskRequest): Promise<Empty> {
     this.container(req.id);
-    throw new TtrpcError(Code.Unimplemented, `container ${req.id}: checkpoint is not supported: a running Wasm instance's memory and host state cannot be captured by this shim`);
+    throw new TtrpcError(
+      Code.Unimplemented,
+      `container ${req.id}: checkpoint is not supported: a running Wasm instance's memory and host state cannot be captured by this shim`,
+    );
   }
 
   async kill(req: pb.KillRequest): Promise<Empty> {
@@ -190,13 +234,20 @@ export class TaskService {
       process: spec,
       ...(trace ? { trace } : {}),
     });
-    this.deps.events.publish('/tasks/exec-added', ev.TaskExecAddedSchema, create(ev.TaskExecAddedSchema, { containerId: c.id, execId: req.execId }));
+    this.deps.events.publish(
+      '/tasks/exec-added',
+      ev.TaskExecAddedSchema,
+      create(ev.TaskExecAddedSchema, { containerId: c.id, execId: req.execId }),
+    );
     return create(EmptySchema);
   }
 
   async resizePty(req: pb.ResizePtyRequest): Promise<Empty> {
     this.container(req.id).process(req.execId);
-    throw new TtrpcError(Code.FailedPrecondition, `container ${req.id}: the process has no terminal to resize (terminals are not supported)`);
+    throw new TtrpcError(
+      Code.FailedPrecondition,
+      `container ${req.id}: the process has no terminal to resize (terminals are not supported)`,
+    );
   }
 
   async closeIO(req: pb.CloseIORequest): Promise<Empty> {
@@ -212,7 +263,10 @@ export class TaskService {
       try {
         resources = JSON.parse(Buffer.from(req.resources.value).toString('utf8')) as LinuxResources;
       } catch (err) {
-        throw new TtrpcError(Code.InvalidArgument, `container ${c.id}: resources are not valid JSON (${req.resources.typeUrl}): ${(err as Error).message}`);
+        throw new TtrpcError(
+          Code.InvalidArgument,
+          `container ${c.id}: resources are not valid JSON (${req.resources.typeUrl}): ${(err as Error).message}`,
+        );
       }
       if (!c.cgroup) this.deps.log.warn('no cgroup for this container: resource limits are not applied', { id: c.id });
       c.applyResources(resources);
@@ -272,16 +326,23 @@ export class TaskService {
   private exited(c: Container, p: Process, exit: ExitInfo): void {
     this.deps.log.info('process exited', { id: c.id, exec_id: p.execId, pid: p.pid, exit_status: exit.status });
     if (c.takeOomKill()) {
-      this.deps.log.warn('out of memory: the kernel killed a process of the container', { id: c.id, exec_id: p.execId });
+      this.deps.log.warn('out of memory: the kernel killed a process of the container', {
+        id: c.id,
+        exec_id: p.execId,
+      });
       this.deps.events.publish('/tasks/oom', ev.TaskOOMSchema, create(ev.TaskOOMSchema, { containerId: c.id }));
     }
-    this.deps.events.publish('/tasks/exit', ev.TaskExitSchema, create(ev.TaskExitSchema, {
-      containerId: c.id,
-      id: p.execId || c.id,
-      pid: p.pid,
-      exitStatus: exit.status,
-      exitedAt: timestampFromDate(exit.exitedAt),
-    }));
+    this.deps.events.publish(
+      '/tasks/exit',
+      ev.TaskExitSchema,
+      create(ev.TaskExitSchema, {
+        containerId: c.id,
+        id: p.execId || c.id,
+        pid: p.pid,
+        exitStatus: exit.status,
+        exitedAt: timestampFromDate(exit.exitedAt),
+      }),
+    );
     // When init goes, its execs go with it, as they would with their PID namespace under runc.
     if (!p.execId) for (const e of c.execs.values()) if (e.alive) tryTo(() => e.kill(9));
   }
@@ -302,20 +363,36 @@ function cgroupMetrics(s: CgroupStats, own: Usage) {
     pids: { current: big(s.pids) },
     cpu: { usage: { total: big(s.cpuTotalNanos), user: big(s.cpuUserNanos), kernel: big(s.cpuKernelNanos) } },
     memory: {
-      rss: big(rss), totalRss: big(rss), cache: big(s.cache), totalCache: big(s.cache),
-      usage: { usage: big(usage), max: big(Math.max(s.memoryMaxUsage, usage)), limit: big(s.memoryLimit), failcnt: big(s.memoryFailcnt) },
+      rss: big(rss),
+      totalRss: big(rss),
+      cache: big(s.cache),
+      totalCache: big(s.cache),
+      usage: {
+        usage: big(usage),
+        max: big(Math.max(s.memoryMaxUsage, usage)),
+        limit: big(s.memoryLimit),
+        failcnt: big(s.memoryFailcnt),
+      },
     },
   });
 }
 
-interface Usage { rss: number; user: number; kernel: number; count: number }
+interface Usage {
+  rss: number;
+  user: number;
+  kernel: number;
+  count: number;
+}
 
 function processUsage(c: Container): Usage {
   const total: Usage = { rss: 0, user: 0, kernel: 0, count: 0 };
   for (const p of c.processes()) {
     const u = p.alive ? p.instance.usage() : undefined;
     if (!u) continue;
-    total.rss += u.rssBytes; total.user += u.userNanos; total.kernel += u.kernelNanos; total.count++;
+    total.rss += u.rssBytes;
+    total.user += u.userNanos;
+    total.kernel += u.kernelNanos;
+    total.count++;
   }
   return total;
 }
@@ -333,7 +410,10 @@ function processMetrics(c: Container) {
 function parseProcessSpec(spec: pb.ExecProcessRequest['spec'], who: string): OciProcess {
   if (!spec || spec.value.length === 0) throw new TtrpcError(Code.InvalidArgument, `${who}: process spec is required`);
   if (spec.typeUrl && !spec.typeUrl.endsWith(PROCESS_SPEC_URL)) {
-    throw new TtrpcError(Code.InvalidArgument, `${who}: process spec has type ${spec.typeUrl}, expected ${PROCESS_SPEC_URL}`);
+    throw new TtrpcError(
+      Code.InvalidArgument,
+      `${who}: process spec has type ${spec.typeUrl}, expected ${PROCESS_SPEC_URL}`,
+    );
   }
   try {
     return JSON.parse(Buffer.from(spec.value).toString('utf8')) as OciProcess;

@@ -10,7 +10,13 @@ import { TtrpcError } from '../ttrpc/status.js';
 import { Status } from '../gen/containerd/types/task/task_pb.js';
 import type { ActiveSpan, SpanRecord, Telemetry } from '../telemetry/index.js';
 import { SpanStatusCode } from '../telemetry/recorder.js';
-import { extractFromEnv, extractFromMetadata, injectEnv, type ChildTraceContext, type IncomingContext } from '../telemetry/propagation.js';
+import {
+  extractFromEnv,
+  extractFromMetadata,
+  injectEnv,
+  type ChildTraceContext,
+  type IncomingContext,
+} from '../telemetry/propagation.js';
 import { formatTraceparent } from '../telemetry/traceparent.js';
 import * as sc from '../telemetry/semconv.js';
 
@@ -64,7 +70,10 @@ export class TaskTracer {
     const env = injectEnv(fork.span.context, fork.baggage, this.telemetry.config.propagators);
     if (!fork.span.isRecording()) return Object.keys(env).length > 0 ? { env } : undefined;
     const ctx = fork.span.context;
-    return { env, recordUnder: { traceparent: formatTraceparent(ctx), ...(ctx.traceState ? { tracestate: ctx.traceState } : {}) } };
+    return {
+      env,
+      recordUnder: { traceparent: formatTraceparent(ctx), ...(ctx.traceState ? { tracestate: ctx.traceState } : {}) },
+    };
   }
 
   /** Wraps every RPC of `desc` found on `impl` with a span. */
@@ -115,7 +124,9 @@ export class TaskTracer {
   /** container.image.name from the bundle's annotations, when the client (CRI) named the image. */
   private async addImageName(root: ActiveSpan, bundle: string): Promise<void> {
     try {
-      const spec = JSON.parse(await readFile(path.join(bundle, 'config.json'), 'utf8')) as { annotations?: Record<string, unknown> };
+      const spec = JSON.parse(await readFile(path.join(bundle, 'config.json'), 'utf8')) as {
+        annotations?: Record<string, unknown>;
+      };
       for (const key of IMAGE_NAME_ANNOTATIONS) {
         const name = spec.annotations?.[key];
         if (typeof name === 'string' && name !== '') return void root.setAttribute(sc.ATTR_CONTAINER_IMAGE_NAME, name);
@@ -155,12 +166,14 @@ export class TaskTracer {
       },
     });
     const forkKey = `${id}/${execId}`;
-    if (name === 'Create' || name === 'Exec') this.forking.set(forkKey, { span, baggage: remote.baggage ?? this.incoming.baggage });
+    if (name === 'Create' || name === 'Exec')
+      this.forking.set(forkKey, { span, baggage: remote.baggage ?? this.incoming.baggage });
     if (name === 'Create' && c && span.isRecording()) this.createSpans.set(span.context.spanId, id);
     try {
       const res = await call(req, ctx);
       span.setAttribute(sc.ATTR_RPC_STATUS_CODE, 'OK');
-      if (res?.pid && (name === 'Create' || name === 'Start' || name === 'Exec' || name === 'Delete')) span.setAttribute(sc.ATTR_WASMTS_TASK_PID, res.pid);
+      if (res?.pid && (name === 'Create' || name === 'Start' || name === 'Exec' || name === 'Delete'))
+        span.setAttribute(sc.ATTR_WASMTS_TASK_PID, res.pid);
       if (name === 'Create' && res?.pid) root?.setAttribute(sc.ATTR_WASMTS_TASK_PID, res.pid);
       // An exit code only once the process has exited: Wait and Delete answer after it, State only when stopped.
       const exited = name === 'Wait' || name === 'Delete' || (name === 'State' && res?.status === Status.STOPPED);
@@ -180,7 +193,10 @@ export class TaskTracer {
         span.setAttribute(sc.ATTR_ERROR_TYPE, status);
         span.recordException(err);
       } else {
-        span.addEvent('exception', { [sc.ATTR_EXCEPTION_TYPE]: (err as Error)?.name || 'Error', [sc.ATTR_EXCEPTION_MESSAGE]: (err as Error)?.message ?? String(err) });
+        span.addEvent('exception', {
+          [sc.ATTR_EXCEPTION_TYPE]: (err as Error)?.name || 'Error',
+          [sc.ATTR_EXCEPTION_MESSAGE]: (err as Error)?.message ?? String(err),
+        });
       }
       if (name === 'Create' && c && this.containers.get(id) === c) {
         // The container failed to come up: that is an error of the container, whatever the code.
@@ -205,7 +221,12 @@ export class TaskTracer {
       root.setAttribute(sc.ATTR_PROCESS_EXIT_CODE, exitStatus);
       if (exitStatus !== 0) {
         root.setAttribute(sc.ATTR_ERROR_TYPE, c.runErrorType ?? String(exitStatus));
-        root.setStatus(SpanStatusCode.ERROR, c.runErrorType ? `the module failed: ${c.runErrorType} (exit status ${exitStatus})` : `the module exited with status ${exitStatus}`);
+        root.setStatus(
+          SpanStatusCode.ERROR,
+          c.runErrorType
+            ? `the module failed: ${c.runErrorType} (exit status ${exitStatus})`
+            : `the module exited with status ${exitStatus}`,
+        );
       }
     }
     // Later RPCs (Shutdown) may still hang under an ended root; only the map entry goes.

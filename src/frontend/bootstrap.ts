@@ -46,7 +46,8 @@ export interface StartInput {
   optionTypes?: string[];
 }
 
-type StringField = 'instanceId' | 'namespace' | 'containerdVersion' | 'ttrpcAddress' | 'grpcAddress' | 'containerdBinary' | 'socketDir';
+type StringField =
+  'instanceId' | 'namespace' | 'containerdVersion' | 'ttrpcAddress' | 'grpcAddress' | 'containerdBinary' | 'socketDir';
 
 const BOOTSTRAP_STRING_FIELDS: Record<number, StringField> = {
   1: 'instanceId',
@@ -80,7 +81,7 @@ function parseJson(data: Uint8Array): StartInput {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return { kind: 'other' };
   const obj = raw as Record<string, unknown>;
   const pick = (snake: string, camel: string): string | undefined => {
-    for (const k of [snake, camel]) if (typeof obj[k] === 'string' && obj[k]) return obj[k] as string;
+    for (const k of [snake, camel]) if (typeof obj[k] === 'string' && obj[k]) return obj[k];
     return undefined;
   };
   const level = obj.log_level ?? obj.logLevel;
@@ -214,9 +215,12 @@ export function encodeStartReply(reply: StartReply, address: string): Uint8Array
       // decoding: this starts with tag 0x08 and ends with the protocol's
       // last letter, so nothing is trimmed.
       return new BinaryWriter()
-        .tag(1, WireType.Varint).int32(reply.version)
-        .tag(2, WireType.LengthDelimited).string(address)
-        .tag(3, WireType.LengthDelimited).string(SHIM_PROTOCOL)
+        .tag(1, WireType.Varint)
+        .int32(reply.version)
+        .tag(2, WireType.LengthDelimited)
+        .string(address)
+        .tag(3, WireType.LengthDelimited)
+        .string(SHIM_PROTOCOL)
         .finish();
   }
 }

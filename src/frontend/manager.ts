@@ -8,7 +8,13 @@ import * as path from 'node:path';
 import { bindShimSocket, canConnect, groupingFor, probeSocket, socketPathFor } from '../handoff/socket-address.js';
 import { parseStartInput } from './bootstrap.js';
 import {
-  ADDRESS_FILE, DELETE_RESPONSE_FILE, SHIM_PID_FILE, encodeDeleteResponse, readBundleBytes, readBundleFile, writeBundleFile,
+  ADDRESS_FILE,
+  DELETE_RESPONSE_FILE,
+  SHIM_PID_FILE,
+  encodeDeleteResponse,
+  readBundleBytes,
+  readBundleFile,
+  writeBundleFile,
 } from '../bundle/files.js';
 import type { ShimFlags } from '../cli/shim-flags.js';
 import { DAEMON_ACTION, daemonPaths, keyFrom, requestHandoff } from '../handoff/handoff.js';
@@ -63,12 +69,18 @@ export async function startShim(flags: ShimFlags, startEnv: StartEnv): Promise<s
   const fd = (server as unknown as { _handle: { fd: number } })._handle.fd;
   const args = [
     startEnv.daemonEntry,
-    '-namespace', namespace,
-    '-id', flags.id,
-    '-address', containerdAddress,
-    '-publish-binary', flags.publishBinary || input.containerdBinary || '',
-    '-bundle', bundle,
-    '-socket', socketPath,
+    '-namespace',
+    namespace,
+    '-id',
+    flags.id,
+    '-address',
+    containerdAddress,
+    '-publish-binary',
+    flags.publishBinary || input.containerdBinary || '',
+    '-bundle',
+    bundle,
+    '-socket',
+    socketPath,
     ...(flags.debug ? ['-debug'] : []),
     DAEMON_ACTION,
   ];

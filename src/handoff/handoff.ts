@@ -117,8 +117,10 @@ export function parseHandoff(line: string): Handoff {
   const raw = JSON.parse(line) as unknown;
   if (typeof raw !== 'object' || raw === null) throw new Error('handoff: not an object');
   const { socketPath, namespace, id, bundle } = raw as Record<string, unknown>;
-  if (!isString(socketPath) || !path.isAbsolute(socketPath)) throw new Error('handoff: socketPath must be an absolute path');
-  if (!isString(namespace) || !namespace || !isString(id) || !id) throw new Error('handoff: namespace and id are required');
+  if (!isString(socketPath) || !path.isAbsolute(socketPath))
+    throw new Error('handoff: socketPath must be an absolute path');
+  if (!isString(namespace) || !namespace || !isString(id) || !id)
+    throw new Error('handoff: namespace and id are required');
   if (!isString(bundle) || !path.isAbsolute(bundle)) throw new Error('handoff: bundle must be an absolute path');
   return { socketPath, namespace, id, bundle };
 }

@@ -151,7 +151,11 @@ function openV2(dir: string): Cgroup | undefined {
     apply(r) {
       if (r.memory?.limit && r.memory.limit > 0) write(path.join(dir, 'memory.max'), r.memory.limit);
       // cgroup v2 weight from v1 shares, as runc converts it.
-      if (r.cpu?.shares) write(path.join(dir, 'cpu.weight'), Math.max(1, Math.min(10000, 1 + Math.round(((r.cpu.shares - 2) * 9999) / 262142))));
+      if (r.cpu?.shares)
+        write(
+          path.join(dir, 'cpu.weight'),
+          Math.max(1, Math.min(10000, 1 + Math.round(((r.cpu.shares - 2) * 9999) / 262142))),
+        );
       if (r.cpu?.quota) write(path.join(dir, 'cpu.max'), `${r.cpu.quota} ${r.cpu.period ?? 100000}`);
       if (r.pids?.limit && r.pids.limit > 0) write(path.join(dir, 'pids.max'), r.pids.limit);
     },

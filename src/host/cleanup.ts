@@ -5,7 +5,6 @@ import { promisify } from 'node:util';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-
 export const PID_FILE = 'init.pid';
 /** Views of rootfs for non-root users are mounted here (see rootfs.ts). */
 export const USER_ROOTS = '/run/wasmts/rootfs';

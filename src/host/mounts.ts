@@ -15,7 +15,12 @@ export { USER_ROOTS };
 
 const run = promisify(execFile);
 
-export interface SnapshotMount { type: string; source: string; target: string; options: string[] }
+export interface SnapshotMount {
+  type: string;
+  source: string;
+  target: string;
+  options: string[];
+}
 
 /**
  * The mount points a container's Create made, kept in the bundle as they are
@@ -75,7 +80,9 @@ export async function makeReadOnly(bundle: string, rootfs: string): Promise<void
 
 /** Bind mounts from the OCI spec; kernel file systems (proc, sysfs, tmpfs…) mean nothing to WASI and are skipped. */
 export function bindMountsOf(mounts: OciMount[] | undefined): OciMount[] {
-  return (mounts ?? []).filter((m) => m.type === 'bind' || (m.options ?? []).some((o) => o === 'bind' || o === 'rbind'));
+  return (mounts ?? []).filter(
+    (m) => m.type === 'bind' || (m.options ?? []).some((o) => o === 'bind' || o === 'rbind'),
+  );
 }
 
 export async function mountBinds(bundle: string, rootfs: string, mounts: OciMount[]): Promise<void> {

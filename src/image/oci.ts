@@ -112,7 +112,10 @@ export function parseReference(ref: string): ParsedReference {
   let rest: string;
   const i = name.indexOf('/');
   const first = i < 0 ? '' : name.slice(0, i);
-  if (i < 0 || (!first.includes('.') && !first.includes(':') && first !== 'localhost' && first.toLowerCase() === first)) {
+  if (
+    i < 0 ||
+    (!first.includes('.') && !first.includes(':') && first !== 'localhost' && first.toLowerCase() === first)
+  ) {
     domain = 'docker.io';
     rest = name;
   } else {
@@ -125,7 +128,8 @@ export function parseReference(ref: string): ParsedReference {
   for (const comp of rest.split('/')) {
     if (comp === '') bad('empty path component');
     if (comp.toLowerCase() !== comp) bad('repository name must be lowercase');
-    if (!PATH_COMPONENT_RE.test(comp)) bad(`bad path component ${JSON.stringify(comp)} (allowed: [a-z0-9] separated by '.', '_', '__' or '-')`);
+    if (!PATH_COMPONENT_RE.test(comp))
+      bad(`bad path component ${JSON.stringify(comp)} (allowed: [a-z0-9] separated by '.', '_', '__' or '-')`);
   }
   const repo = `${domain}/${rest}`;
   if (repo.length > 255) bad('repository name longer than 255 characters');
@@ -156,7 +160,10 @@ function octal(buf: Buffer, off: number, len: number, value: number): void {
   buf[off + len - 1] = 0;
 }
 
-function header(name: string, e: { type: string; mode: number; size: number; mtime: number; uid: number; gid: number; linkname?: string }): Buffer {
+function header(
+  name: string,
+  e: { type: string; mode: number; size: number; mtime: number; uid: number; gid: number; linkname?: string },
+): Buffer {
   const h = Buffer.alloc(BLOCK);
   let prefix = '';
   let short = name;
@@ -211,7 +218,7 @@ export function writeTar(entries: TarEntry[]): Buffer {
   for (const e of entries) {
     let name = e.name;
     if (e.type === 'dir' && !name.endsWith('/')) name += '/';
-    const data = e.type === 'file' ? e.data ?? Buffer.alloc(0) : Buffer.alloc(0);
+    const data = e.type === 'file' ? (e.data ?? Buffer.alloc(0)) : Buffer.alloc(0);
     const base = { mode: e.mode, mtime: e.mtime ?? 0, uid: e.uid ?? 0, gid: e.gid ?? 0 };
     const linkname = e.linkname ?? '';
     const pax: string[] = [];
@@ -219,12 +226,25 @@ export function writeTar(entries: TarEntry[]): Buffer {
     if (Buffer.byteLength(linkname) > 100) pax.push(paxRecord('linkpath', linkname));
     if (pax.length) {
       const body = Buffer.from(pax.join(''), 'utf8');
-      parts.push(header('PaxHeaders/' + path.posix.basename(name).slice(0, 80), { ...base, type: 'x', size: body.length }), body, pad(body.length));
+      parts.push(
+        header('PaxHeaders/' + path.posix.basename(name).slice(0, 80), { ...base, type: 'x', size: body.length }),
+        body,
+        pad(body.length),
+      );
       name = name.slice(0, 100);
     }
     const type = e.type === 'file' ? '0' : e.type === 'dir' ? '5' : e.type === 'symlink' ? '2' : null;
     if (type === null) throw new Error(`tar: cannot write entry type ${e.type}`);
-    parts.push(header(fitsUstar(name) ? name : name.slice(0, 100), { ...base, type, size: data.length, linkname: linkname.slice(0, 100) }), data, pad(data.length));
+    parts.push(
+      header(fitsUstar(name) ? name : name.slice(0, 100), {
+        ...base,
+        type,
+        size: data.length,
+        linkname: linkname.slice(0, 100),
+      }),
+      data,
+      pad(data.length),
+    );
   }
   parts.push(Buffer.alloc(BLOCK * 2));
   return Buffer.concat(parts);
@@ -250,7 +270,7 @@ export function readTar(buf: Buffer): TarEntry[] {
     const h = buf.subarray(off, off + BLOCK);
     if (h.every((b) => b === 0)) break;
     let sum = 0;
-    for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : h[i]!;
+    for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : h[i];
     if (sum !== readOctal(h, 148, 8)) throw new Error(`tar: bad header checksum at offset ${off}`);
     const size = readOctal(h, 124, 12);
     const type = String.fromCharCode(h[156] || 0x30);
@@ -272,8 +292,14 @@ export function readTar(buf: Buffer): TarEntry[] {
       continue;
     }
     if (type === 'g') continue;
-    if (type === 'L') { longName = cstr(data, 0, data.length); continue; }
-    if (type === 'K') { longLink = cstr(data, 0, data.length); continue; }
+    if (type === 'L') {
+      longName = cstr(data, 0, data.length);
+      continue;
+    }
+    if (type === 'K') {
+      longLink = cstr(data, 0, data.length);
+      continue;
+    }
     let name = cstr(h, 0, 100);
     if (h.toString('ascii', 257, 262) === 'ustar') {
       const prefix = cstr(h, 345, 155);
@@ -282,7 +308,8 @@ export function readTar(buf: Buffer): TarEntry[] {
     if (longName !== undefined) name = longName;
     const linkname = longLink ?? cstr(h, 157, 100);
     longName = longLink = undefined;
-    const kind: TarEntry['type'] = type === '0' || type === '7' ? 'file' : type === '5' ? 'dir' : type === '2' ? 'symlink' : 'other';
+    const kind: TarEntry['type'] =
+      type === '0' || type === '7' ? 'file' : type === '5' ? 'dir' : type === '2' ? 'symlink' : 'other';
     out.push({
       name,
       type: kind,
@@ -320,15 +347,21 @@ async function statOrNull(p: string) {
   try {
     return await fsp.stat(p);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return null;
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR')
+      return null;
     throw err;
   }
 }
 
 function parsePlatform(p: Platform | undefined): Platform {
   const plat = p ?? { os: 'wasip1', architecture: 'wasm' };
-  for (const [k, v] of [['os', plat.os], ['architecture', plat.architecture], ...(plat.variant !== undefined ? [['variant', plat.variant]] : [])] as [string, string][]) {
-    if (typeof v !== 'string' || !PLATFORM_PART_RE.test(v)) throw new ImageError(`invalid platform ${k} ${JSON.stringify(v)}`);
+  for (const [k, v] of [
+    ['os', plat.os],
+    ['architecture', plat.architecture],
+    ...(plat.variant !== undefined ? [['variant', plat.variant]] : []),
+  ] as [string, string][]) {
+    if (typeof v !== 'string' || !PLATFORM_PART_RE.test(v))
+      throw new ImageError(`invalid platform ${k} ${JSON.stringify(v)}`);
   }
   return plat;
 }
@@ -357,7 +390,8 @@ export async function packImage(opts: PackImageOptions): Promise<PackImageResult
     for (let i = 1; i < parts.length; i++) {
       const dir = parts.slice(0, i).join('/');
       const existing = entries.get(dir);
-      if (existing && existing.type !== 'dir') throw new ImageError(`${dir} is both a file and a directory in the image`);
+      if (existing && existing.type !== 'dir')
+        throw new ImageError(`${dir} is both a file and a directory in the image`);
       if (!existing) entries.set(dir, { name: dir, type: 'dir', mode: 0o755, mtime });
     }
   };
@@ -385,7 +419,10 @@ export async function packImage(opts: PackImageOptions): Promise<PackImageResult
   };
   for (const f of opts.files ?? []) {
     if (!f || typeof f.src !== 'string' || f.src === '') throw new ImageError('file entry without a source path');
-    await addTree(f.src, imagePath(typeof f.dest === 'string' && f.dest !== '' ? f.dest : path.basename(f.src), `file ${f.src}`));
+    await addTree(
+      f.src,
+      imagePath(typeof f.dest === 'string' && f.dest !== '' ? f.dest : path.basename(f.src), `file ${f.src}`),
+    );
   }
 
   const layer = writeTar([...entries.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)));
@@ -400,46 +437,67 @@ export async function packImage(opts: PackImageOptions): Promise<PackImageResult
   if (opts.cmd) imgConfig.Cmd = opts.cmd;
   if (opts.env) imgConfig.Env = opts.env;
   if (Object.keys(labels).length) imgConfig.Labels = labels;
-  for (const e of opts.env ?? []) if (typeof e !== 'string' || !e.includes('=') || e.startsWith('=')) throw new ImageError(`bad env entry ${JSON.stringify(e)} (want KEY=value)`);
-  if (!Array.isArray(imgConfig.Entrypoint) || (imgConfig.Entrypoint as unknown[]).some((s) => typeof s !== 'string')) throw new ImageError('entrypoint must be a list of strings');
-  const config = Buffer.from(JSON.stringify({
-    architecture: platform.architecture,
-    os: platform.os,
-    ...(platform.variant ? { variant: platform.variant } : {}),
-    config: imgConfig,
-    rootfs: { type: 'layers', diff_ids: [layerDigest] },
-  }));
+  for (const e of opts.env ?? [])
+    if (typeof e !== 'string' || !e.includes('=') || e.startsWith('='))
+      throw new ImageError(`bad env entry ${JSON.stringify(e)} (want KEY=value)`);
+  if (!Array.isArray(imgConfig.Entrypoint) || (imgConfig.Entrypoint as unknown[]).some((s) => typeof s !== 'string'))
+    throw new ImageError('entrypoint must be a list of strings');
+  const config = Buffer.from(
+    JSON.stringify({
+      architecture: platform.architecture,
+      os: platform.os,
+      ...(platform.variant ? { variant: platform.variant } : {}),
+      config: imgConfig,
+      rootfs: { type: 'layers', diff_ids: [layerDigest] },
+    }),
+  );
   const configDigest = sha256(config);
 
-  const manifest = Buffer.from(JSON.stringify({
-    schemaVersion: 2,
-    mediaType: MEDIA_TYPE_MANIFEST,
-    config: { mediaType: MEDIA_TYPE_CONFIG, digest: configDigest, size: config.length },
-    layers: [{ mediaType: MEDIA_TYPE_LAYER, digest: layerDigest, size: layer.length }],
-    ...(Object.keys(annotations).length ? { annotations } : {}),
-  }));
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MEDIA_TYPE_MANIFEST,
+      config: { mediaType: MEDIA_TYPE_CONFIG, digest: configDigest, size: config.length },
+      layers: [{ mediaType: MEDIA_TYPE_LAYER, digest: layerDigest, size: layer.length }],
+      ...(Object.keys(annotations).length ? { annotations } : {}),
+    }),
+  );
   const manifestDigest = sha256(manifest);
 
-  const index = Buffer.from(JSON.stringify({
-    schemaVersion: 2,
-    mediaType: MEDIA_TYPE_INDEX,
-    manifests: [{
-      mediaType: MEDIA_TYPE_MANIFEST,
-      digest: manifestDigest,
-      size: manifest.length,
-      annotations: { [ANNOTATION_IMAGE_NAME]: ref.fullName, [ANNOTATION_REF_NAME]: ref.tag },
-      platform: { architecture: platform.architecture, os: platform.os, ...(platform.variant ? { variant: platform.variant } : {}) },
-    }],
-  }));
+  const index = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MEDIA_TYPE_INDEX,
+      manifests: [
+        {
+          mediaType: MEDIA_TYPE_MANIFEST,
+          digest: manifestDigest,
+          size: manifest.length,
+          annotations: { [ANNOTATION_IMAGE_NAME]: ref.fullName, [ANNOTATION_REF_NAME]: ref.tag },
+          platform: {
+            architecture: platform.architecture,
+            os: platform.os,
+            ...(platform.variant ? { variant: platform.variant } : {}),
+          },
+        },
+      ],
+    }),
+  );
 
   const blob = (d: string) => `blobs/sha256/${d.slice('sha256:'.length)}`;
-  const blobs = new Map<string, Buffer>([[configDigest, config], [layerDigest, layer], [manifestDigest, manifest]]);
+  const blobs = new Map<string, Buffer>([
+    [configDigest, config],
+    [layerDigest, layer],
+    [manifestDigest, manifest],
+  ]);
   const archive = writeTar([
     { name: 'oci-layout', type: 'file', mode: 0o644, mtime, data: Buffer.from('{"imageLayoutVersion":"1.0.0"}') },
     { name: 'index.json', type: 'file', mode: 0o644, mtime, data: index },
     { name: 'blobs', type: 'dir', mode: 0o755, mtime },
     { name: 'blobs/sha256', type: 'dir', mode: 0o755, mtime },
-    ...[...blobs.keys()].sort().map((d): TarEntry => ({ name: blob(d), type: 'file', mode: 0o644, mtime, data: blobs.get(d)! })),
+    ...[...blobs.keys()]
+      .sort()
+      .map((d): TarEntry => ({ name: blob(d), type: 'file', mode: 0o644, mtime, data: blobs.get(d)! })),
   ]);
 
   // write atomically

@@ -138,7 +138,8 @@ export function parseOtlpJson(text: string): ExportTraceServiceRequest {
     for (const ss of arr(rs, 'scopeSpans', 'scope_spans')) {
       for (const span of arr(ss, 'spans', 'spans')) {
         hexIdToBase64(span, ['traceId', 'trace_id', 'spanId', 'span_id', 'parentSpanId', 'parent_span_id']);
-        for (const link of arr(span, 'links', 'links')) hexIdToBase64(link, ['traceId', 'trace_id', 'spanId', 'span_id']);
+        for (const link of arr(span, 'links', 'links'))
+          hexIdToBase64(link, ['traceId', 'trace_id', 'spanId', 'span_id']);
       }
     }
   }

@@ -151,7 +151,9 @@ export class SpanStore {
   traces(): TraceSummary[] {
     const out: TraceSummary[] = [];
     for (const [traceId, list] of this.byTrace) out.push(summarize(traceId, list, this.lastAt.get(traceId) ?? 0));
-    return out.sort((a, b) => (a.startTimeUnixNano === b.startTimeUnixNano ? 0 : a.startTimeUnixNano > b.startTimeUnixNano ? -1 : 1));
+    return out.sort((a, b) =>
+      a.startTimeUnixNano === b.startTimeUnixNano ? 0 : a.startTimeUnixNano > b.startTimeUnixNano ? -1 : 1,
+    );
   }
 
   onSpans(cb: (batch: ReceivedSpan[]) => void): () => void {
@@ -244,14 +246,28 @@ export function summarize(traceId: string, list: ReceivedSpan[], lastReceivedAt 
 
 /** Splits valid spans from ones OTLP calls invalid (ids of the wrong length or all zero). */
 function validate(spans: ReceivedSpan[]): { ok: ReceivedSpan[]; rejected: number } {
-  const ok = spans.filter((s) => /^[0-9a-f]{32}$/.test(s.traceId) && /^[0-9a-f]{16}$/.test(s.spanId) && /[1-9a-f]/.test(s.traceId) && /[1-9a-f]/.test(s.spanId));
+  const ok = spans.filter(
+    (s) =>
+      /^[0-9a-f]{32}$/.test(s.traceId) &&
+      /^[0-9a-f]{16}$/.test(s.spanId) &&
+      /[1-9a-f]/.test(s.traceId) &&
+      /[1-9a-f]/.test(s.spanId),
+  );
   return { ok, rejected: spans.length - ok.length };
 }
 
 function exportResponse(rejected: number): ExportTraceServiceResponse {
-  return create(ExportTraceServiceResponseSchema, rejected
-    ? { partialSuccess: { rejectedSpans: BigInt(rejected), errorMessage: 'spans with an invalid trace_id or span_id were dropped' } }
-    : {});
+  return create(
+    ExportTraceServiceResponseSchema,
+    rejected
+      ? {
+          partialSuccess: {
+            rejectedSpans: BigInt(rejected),
+            errorMessage: 'spans with an invalid trace_id or span_id were dropped',
+          },
+        }
+      : {},
+  );
 }
 
 function urlHost(host: string): string {
@@ -281,7 +297,9 @@ function readBody(req: http.IncomingMessage): Promise<Buffer> {
 }
 
 async function decodeBody(req: http.IncomingMessage, body: Buffer): Promise<Buffer> {
-  const enc = String(req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
+  const enc = String(req.headers['content-encoding'] ?? 'identity')
+    .trim()
+    .toLowerCase();
   try {
     if (enc === 'gzip' || enc === 'x-gzip') return await gunzip(body, { maxOutputLength: MAX_BODY });
     if (enc === 'deflate') return await inflate(body, { maxOutputLength: MAX_BODY });
@@ -368,18 +386,28 @@ export async function startOtlpReceiver(opts: OtlpReceiverOptions = {}): Promise
       const handleExport = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
         const cors = { 'access-control-allow-origin': '*' };
         if (req.method === 'OPTIONS') {
-          res.writeHead(204, { ...cors, 'access-control-allow-methods': 'POST', 'access-control-allow-headers': 'content-type, content-encoding' });
+          res.writeHead(204, {
+            ...cors,
+            'access-control-allow-methods': 'POST',
+            'access-control-allow-headers': 'content-type, content-encoding',
+          });
           res.end();
           return;
         }
-        const type = String(req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+        const type = String(req.headers['content-type'] ?? '')
+          .split(';')[0]
+          .trim()
+          .toLowerCase();
         const json = type === 'application/json';
         const reply = (status: number, payload: Uint8Array | string): void => {
           res.writeHead(status, { ...cors, 'content-type': json ? 'application/json' : 'application/x-protobuf' });
           res.end(payload);
         };
         const fail = (status: number, message: string): void => {
-          const st = create(StatusSchema, { code: status === 400 ? 3 /* INVALID_ARGUMENT */ : 2 /* UNKNOWN */, message });
+          const st = create(StatusSchema, {
+            code: status === 400 ? 3 /* INVALID_ARGUMENT */ : 2 /* UNKNOWN */,
+            message,
+          });
           reply(status, json ? toJsonString(StatusSchema, st) : toBinary(StatusSchema, st));
         };
         if (req.method !== 'POST') {
@@ -389,13 +417,19 @@ export async function startOtlpReceiver(opts: OtlpReceiverOptions = {}): Promise
         let request: ExportTraceServiceRequest;
         try {
           if (!json && type !== 'application/x-protobuf' && type !== 'application/protobuf') {
-            throw new HttpError(415, `unsupported Content-Type ${JSON.stringify(type)} (use application/x-protobuf or application/json)`);
+            throw new HttpError(
+              415,
+              `unsupported Content-Type ${JSON.stringify(type)} (use application/x-protobuf or application/json)`,
+            );
           }
           const body = await decodeBody(req, await readBody(req));
           try {
             request = json ? parseOtlpJson(body.toString('utf8')) : fromBinary(ExportTraceServiceRequestSchema, body);
           } catch (err) {
-            throw new HttpError(400, `malformed ${json ? 'OTLP/JSON' : 'OTLP/protobuf'} ExportTraceServiceRequest: ${(err as Error).message}`);
+            throw new HttpError(
+              400,
+              `malformed ${json ? 'OTLP/JSON' : 'OTLP/protobuf'} ExportTraceServiceRequest: ${(err as Error).message}`,
+            );
           }
         } catch (err) {
           if (err instanceof HttpError) {
@@ -409,7 +443,12 @@ export async function startOtlpReceiver(opts: OtlpReceiverOptions = {}): Promise
         requests.http++;
         store.add(ok);
         const resp = exportResponse(rejected);
-        reply(200, json ? toJsonString(ExportTraceServiceResponseSchema, resp) : toBinary(ExportTraceServiceResponseSchema, resp));
+        reply(
+          200,
+          json
+            ? toJsonString(ExportTraceServiceResponseSchema, resp)
+            : toBinary(ExportTraceServiceResponseSchema, resp),
+        );
       };
 
       await new Promise<void>((resolve, reject) => {
@@ -436,18 +475,28 @@ export async function startOtlpReceiver(opts: OtlpReceiverOptions = {}): Promise
           // Decode in the handler, so a malformed message is INVALID_ARGUMENT rather than an internal error.
           requestSerialize: (b: Buffer) => b,
           requestDeserialize: (b: Buffer) => b,
-          responseSerialize: (m: ExportTraceServiceResponse) => Buffer.from(toBinary(ExportTraceServiceResponseSchema, m)),
+          responseSerialize: (m: ExportTraceServiceResponse) =>
+            Buffer.from(toBinary(ExportTraceServiceResponseSchema, m)),
           responseDeserialize: (b: Buffer) => fromBinary(ExportTraceServiceResponseSchema, b),
           originalName: 'export',
         },
       };
       server.addService(definition, {
-        Export: (call: GrpcJs.ServerUnaryCall<Buffer, ExportTraceServiceResponse>, cb: GrpcJs.sendUnaryData<ExportTraceServiceResponse>) => {
+        Export: (
+          call: GrpcJs.ServerUnaryCall<Buffer, ExportTraceServiceResponse>,
+          cb: GrpcJs.sendUnaryData<ExportTraceServiceResponse>,
+        ) => {
           let request: ExportTraceServiceRequest;
           try {
             request = fromBinary(ExportTraceServiceRequestSchema, call.request);
           } catch (err) {
-            cb({ code: grpc.status.INVALID_ARGUMENT, details: `malformed ExportTraceServiceRequest: ${(err as Error).message}` }, null);
+            cb(
+              {
+                code: grpc.status.INVALID_ARGUMENT,
+                details: `malformed ExportTraceServiceRequest: ${(err as Error).message}`,
+              },
+              null,
+            );
             return;
           }
           const { ok, rejected } = validate(requestToSpans(request, 'grpc'));

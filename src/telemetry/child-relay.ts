@@ -34,11 +34,17 @@ export class ChildSpanRelay {
     const endTime: HrTime = msToHr(exit.exitedAt.getTime());
     const ended: SpanRecord[] = [];
     for (const span of this.open.values()) {
-      const how = exit.signal ? `was killed by ${exit.signal}` : `exited with status ${exit.status} before ending the span`;
+      const how = exit.signal
+        ? `was killed by ${exit.signal}`
+        : `exited with status ${exit.status} before ending the span`;
       ended.push({
         ...span,
         endTime: later(endTime, span.startTime),
-        attributes: { ...span.attributes, [ATTR_PROCESS_EXIT_CODE]: exit.status, [ATTR_ERROR_TYPE]: exit.signal ?? String(exit.status) },
+        attributes: {
+          ...span.attributes,
+          [ATTR_PROCESS_EXIT_CODE]: exit.status,
+          [ATTR_ERROR_TYPE]: exit.signal ?? String(exit.status),
+        },
         status: { code: SpanStatusCode.ERROR, message: `the Wasm process ${how}` },
       });
     }

@@ -186,7 +186,11 @@ export function readTelemetryConfig(env: Env = process.env): TelemetryConfig {
   }
 
   const exportersRaw = get(env, 'OTEL_TRACES_EXPORTER');
-  const exporters = exportersRaw?.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean) ?? [];
+  const exporters =
+    exportersRaw
+      ?.split(',')
+      .map((s) => s.trim().toLowerCase())
+      .filter(Boolean) ?? [];
   if (exporters.includes('none')) return off(`OTEL_TRACES_EXPORTER=${exportersRaw}`);
   const unsupportedExporters = exporters.filter((e) => e !== 'otlp');
   if (unsupportedExporters.length > 0) {
@@ -196,7 +200,9 @@ export function readTelemetryConfig(env: Env = process.env): TelemetryConfig {
   const tracesEndpoint = get(env, 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT');
   const genericEndpoint = get(env, 'OTEL_EXPORTER_OTLP_ENDPOINT');
   if (tracesEndpoint === undefined && genericEndpoint === undefined && !exporters.includes('otlp')) {
-    return off('no OTLP endpoint configured (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_TRACES_EXPORTER=otlp)');
+    return off(
+      'no OTLP endpoint configured (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_TRACES_EXPORTER=otlp)',
+    );
   }
 
   const protocol = readProtocol(env, warnings);

@@ -137,7 +137,12 @@ export function startTelemetry(opts: StartTelemetryOptions): Telemetry {
 
   if (!config.enabled) {
     log('debug', `telemetry: tracing disabled (${config.reason})`);
-    const recorder = new SpanRecorder(() => undefined, { enabled: false, sampler: config.sampler, process: 'shim', pid });
+    const recorder = new SpanRecorder(() => undefined, {
+      enabled: false,
+      sampler: config.sampler,
+      process: 'shim',
+      pid,
+    });
     return {
       enabled: false,
       config,
@@ -183,7 +188,10 @@ export function startTelemetry(opts: StartTelemetryOptions): Telemetry {
     if (dropTimer) clearTimeout(dropTimer);
     dropTimer = undefined;
     if (unreported === 0) return;
-    log('warn', `telemetry: span export to ${where} failed: ${unreportedWhy}; ${unreported} span${unreported === 1 ? '' : 's'} dropped`);
+    log(
+      'warn',
+      `telemetry: span export to ${where} failed: ${unreportedWhy}; ${unreported} span${unreported === 1 ? '' : 's'} dropped`,
+    );
     unreported = 0;
     lastDropReport = performance.now();
   };
@@ -255,7 +263,11 @@ export function startTelemetry(opts: StartTelemetryOptions): Telemetry {
     if (state !== 'idle') return;
     state = 'starting';
     spawnedAt = performance.now();
-    const init: WorkerInit = { config, shimPid: pid, ...(opts.scopeVersion ? { scopeVersion: opts.scopeVersion } : {}) };
+    const init: WorkerInit = {
+      config,
+      shimPid: pid,
+      ...(opts.scopeVersion ? { scopeVersion: opts.scopeVersion } : {}),
+    };
     let w: Worker;
     try {
       const url = opts.workerUrl ?? defaultWorkerUrl();
@@ -381,10 +393,13 @@ export function startTelemetry(opts: StartTelemetryOptions): Telemetry {
     if (state !== 'ready' || !w) return Promise.resolve(undefined);
     const id = nextId++;
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        waiters.delete(id);
-        resolve(undefined);
-      }, Math.max(0, deadline - performance.now()));
+      const timer = setTimeout(
+        () => {
+          waiters.delete(id);
+          resolve(undefined);
+        },
+        Math.max(0, deadline - performance.now()),
+      );
       waiters.set(id, (m) => {
         clearTimeout(timer);
         resolve(m);
@@ -406,7 +421,8 @@ export function startTelemetry(opts: StartTelemetryOptions): Telemetry {
       if (!(await whenReady(deadline))) return;
       postPending();
       const reply = await request('flush', deadline);
-      if (reply === undefined && state === 'ready') log('debug', `telemetry: flush did not finish within ${timeoutMs} ms`);
+      if (reply === undefined && state === 'ready')
+        log('debug', `telemetry: flush did not finish within ${timeoutMs} ms`);
     } catch (e) {
       log('warn', `telemetry: flush failed: ${e instanceof Error ? e.message : String(e)}`);
     }

@@ -3,7 +3,13 @@
 // (ttrpc metadata, the shim's environment) and the environment carrier the
 // module gets. Propagation works whether or not spans are exported: the SDK
 // being disabled (OTEL_SDK_DISABLED, OTEL_TRACES_EXPORTER=none) changes nothing here.
-import { formatTraceparent, isValidSpanContext, parseTraceContext, parseTraceContextEnv, type SpanContextLike } from './traceparent.js';
+import {
+  formatTraceparent,
+  isValidSpanContext,
+  parseTraceContext,
+  parseTraceContextEnv,
+  type SpanContextLike,
+} from './traceparent.js';
 
 export interface Propagators {
   /** W3C Trace Context: traceparent/tracestate in metadata, TRACEPARENT/TRACESTATE/TRACECONTEXT in the environment. */
@@ -21,13 +27,19 @@ const MAX_BAGGAGE_LENGTH = 8192;
 export function readPropagators(env: Record<string, string | undefined>, warnings: string[] = []): Propagators {
   const raw = env.OTEL_PROPAGATORS?.trim();
   if (!raw) return { ...DEFAULT_PROPAGATORS };
-  const names = raw.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
+  const names = raw
+    .split(',')
+    .map((s) => s.trim().toLowerCase())
+    .filter(Boolean);
   const unsupported = names.filter((n) => n !== 'tracecontext' && n !== 'baggage' && n !== 'none');
   if (unsupported.length > 0) {
-    warnings.push(`OTEL_PROPAGATORS: ${unsupported.join(', ')} not supported; ignored (supported: tracecontext, baggage, none)`);
+    warnings.push(
+      `OTEL_PROPAGATORS: ${unsupported.join(', ')} not supported; ignored (supported: tracecontext, baggage, none)`,
+    );
   }
   if (names.includes('none')) {
-    if (names.length > 1) warnings.push(`OTEL_PROPAGATORS=${raw}: "none" turns propagation off; the others listed are ignored`);
+    if (names.length > 1)
+      warnings.push(`OTEL_PROPAGATORS=${raw}: "none" turns propagation off; the others listed are ignored`);
     return { traceContext: false, baggage: false };
   }
   return { traceContext: names.includes('tracecontext'), baggage: names.includes('baggage') };
@@ -81,7 +93,11 @@ export function extractFromMetadata(get: (key: string) => string | undefined, p:
  * same plain header value, for the spec's carrier and for runwasi's), TRACESTATE
  * when there is one, BAGGAGE. Empty when propagation is off or there is no context.
  */
-export function injectEnv(ctx: SpanContextLike | undefined, baggage: string | undefined, p: Propagators): Record<string, string> {
+export function injectEnv(
+  ctx: SpanContextLike | undefined,
+  baggage: string | undefined,
+  p: Propagators,
+): Record<string, string> {
   const out: Record<string, string> = {};
   if (p.traceContext && isValidSpanContext(ctx)) {
     const traceparent = formatTraceparent(ctx);

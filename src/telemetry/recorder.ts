@@ -8,12 +8,7 @@
 import { randomFillSync } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { SamplerConfig } from './config.js';
-import {
-  TRACE_FLAG_SAMPLED,
-  formatTraceparent,
-  isValidSpanContext,
-  type SpanContextLike,
-} from './traceparent.js';
+import { TRACE_FLAG_SAMPLED, formatTraceparent, isValidSpanContext, type SpanContextLike } from './traceparent.js';
 
 export type { SpanContextLike } from './traceparent.js';
 

@@ -20,7 +20,11 @@ const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !
 function hrTime(v: unknown): HrTime | undefined {
   if (!Array.isArray(v) || v.length !== 2) return undefined;
   const [s, n] = v as unknown[];
-  return Number.isSafeInteger(s) && Number.isInteger(n) && (n as number) >= 0 && (n as number) < 1e9 && (s as number) >= 0
+  return Number.isSafeInteger(s) &&
+    Number.isInteger(n) &&
+    (n as number) >= 0 &&
+    (n as number) < 1e9 &&
+    (s as number) >= 0
     ? [s as number, n as number]
     : undefined;
 }
@@ -29,9 +33,9 @@ function value(v: unknown): AttributeValue | undefined {
   if (typeof v === 'string') return v.length <= MAX_STRING ? v : v.slice(0, MAX_STRING);
   if (typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v))) return v;
   if (Array.isArray(v) && v.length <= MAX_ATTRIBUTES) {
-    if (v.every((x) => typeof x === 'string')) return v as string[];
+    if (v.every((x) => typeof x === 'string')) return v;
     if (v.every((x) => typeof x === 'number' && Number.isFinite(x))) return v as number[];
-    if (v.every((x) => typeof x === 'boolean')) return v as boolean[];
+    if (v.every((x) => typeof x === 'boolean')) return v;
   }
   return undefined;
 }
@@ -49,7 +53,8 @@ function attributes(v: unknown): Attributes | undefined {
   return out;
 }
 
-const count = (v: unknown): number | undefined => (Number.isSafeInteger(v) && (v as number) > 0 ? (v as number) : undefined);
+const count = (v: unknown): number | undefined =>
+  Number.isSafeInteger(v) && (v as number) > 0 ? (v as number) : undefined;
 
 /** A SpanRecord rebuilt from `raw` when every required field checks out; undefined otherwise. */
 export function parseSpanRecord(raw: unknown): SpanRecord | undefined {
@@ -77,7 +82,10 @@ export function parseSpanRecord(raw: unknown): SpanRecord | undefined {
     startTime,
     endTime,
     attributes: attrs,
-    status: code === 2 && typeof status.message === 'string' && status.message !== '' ? { code, message: status.message.slice(0, MAX_STRING) } : { code },
+    status:
+      code === 2 && typeof status.message === 'string' && status.message !== ''
+        ? { code, message: status.message.slice(0, MAX_STRING) }
+        : { code },
     events: [],
     links: [],
     process: role,
@@ -91,15 +99,27 @@ export function parseSpanRecord(raw: unknown): SpanRecord | undefined {
     for (const e of raw.events.slice(0, MAX_EVENTS)) {
       const time = isObj(e) ? hrTime(e.time) : undefined;
       const a = isObj(e) ? attributes(e.attributes) : undefined;
-      if (time && a && typeof e.name === 'string' && e.name !== '') rec.events.push({ name: e.name.slice(0, MAX_NAME), time, attributes: a });
+      if (time && a && typeof e.name === 'string' && e.name !== '')
+        rec.events.push({ name: e.name.slice(0, MAX_NAME), time, attributes: a });
     }
   }
   if (Array.isArray(raw.links)) {
     for (const l of raw.links.slice(0, MAX_LINKS)) {
       const c = isObj(l) && isObj(l.context) ? l.context : undefined;
       const a = isObj(l) ? attributes(l.attributes) : undefined;
-      if (!c || !a || typeof c.traceId !== 'string' || !HEX32.test(c.traceId) || typeof c.spanId !== 'string' || !HEX16.test(c.spanId)) continue;
-      rec.links.push({ context: { traceId: c.traceId, spanId: c.spanId, traceFlags: Number(c.traceFlags) & 0xff }, attributes: a });
+      if (
+        !c ||
+        !a ||
+        typeof c.traceId !== 'string' ||
+        !HEX32.test(c.traceId) ||
+        typeof c.spanId !== 'string' ||
+        !HEX16.test(c.spanId)
+      )
+        continue;
+      rec.links.push({
+        context: { traceId: c.traceId, spanId: c.spanId, traceFlags: Number(c.traceFlags) & 0xff },
+        attributes: a,
+      });
     }
   }
   for (const k of ['droppedAttributesCount', 'droppedEventsCount', 'droppedLinksCount'] as const) {

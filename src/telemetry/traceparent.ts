@@ -74,14 +74,20 @@ export function parseTracestate(value: string | undefined | null): string | unde
   if (typeof value !== 'string') return undefined;
   const v = value.trim();
   if (v === '' || v.length > 512) return undefined;
-  const members = v.split(',').map((m) => m.trim()).filter((m) => m !== '');
+  const members = v
+    .split(',')
+    .map((m) => m.trim())
+    .filter((m) => m !== '');
   if (members.length === 0 || members.length > 32) return undefined;
   const member = /^[a-z0-9][_0-9a-z\-*/@]{0,255}=[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]$/;
   return members.every((m) => member.test(m)) ? members.join(',') : undefined;
 }
 
 /** A traceparent with its tracestate (when one came along and is well-formed). */
-export function parseTraceContext(traceparent: string | undefined | null, tracestate?: string | null): SpanContextLike | undefined {
+export function parseTraceContext(
+  traceparent: string | undefined | null,
+  tracestate?: string | null,
+): SpanContextLike | undefined {
   const ctx = parseTraceparent(traceparent);
   if (!ctx) return undefined;
   const state = parseTracestate(tracestate);

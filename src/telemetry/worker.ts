@@ -49,13 +49,24 @@ function log(level: 'info' | 'warn' | 'error' | 'debug', msg: string): void {
 }
 
 const errText = (e: unknown): string =>
-  e instanceof Error ? `${(e as NodeJS.ErrnoException).code ? (e as NodeJS.ErrnoException).code + ': ' : ''}${e.message}` : String(e);
+  e instanceof Error
+    ? `${(e as NodeJS.ErrnoException).code ? (e as NodeJS.ErrnoException).code + ': ' : ''}${e.message}`
+    : String(e);
 
 // Never die of an exporter failure.
 process.on('uncaughtException', (err) => log('warn', `telemetry worker: uncaught exception ignored: ${errText(err)}`));
-process.on('unhandledRejection', (err) => log('warn', `telemetry worker: unhandled rejection ignored: ${errText(err)}`));
+process.on('unhandledRejection', (err) =>
+  log('warn', `telemetry worker: unhandled rejection ignored: ${errText(err)}`),
+);
 
-const stats: WorkerStats = { received: 0, invalid: 0, exported: 0, failedExports: 0, failedSpans: 0, lastError: undefined };
+const stats: WorkerStats = {
+  received: 0,
+  invalid: 0,
+  exported: 0,
+  failedExports: 0,
+  failedSpans: 0,
+  lastError: undefined,
+};
 
 // --- messages that arrive while the SDK loads are kept ----------------------
 const early: MainToWorker[] = [];
@@ -87,13 +98,13 @@ async function main(): Promise<void> {
   let ExporterCtor: new (c: Record<string, unknown>) => SpanExporter;
   switch (cfg.protocol) {
     case 'grpc':
-      ExporterCtor = (await import('@opentelemetry/exporter-trace-otlp-grpc')).OTLPTraceExporter as never;
+      ExporterCtor = (await import('@opentelemetry/exporter-trace-otlp-grpc')).OTLPTraceExporter;
       break;
     case 'http/json':
-      ExporterCtor = (await import('@opentelemetry/exporter-trace-otlp-http')).OTLPTraceExporter as never;
+      ExporterCtor = (await import('@opentelemetry/exporter-trace-otlp-http')).OTLPTraceExporter;
       break;
     default:
-      ExporterCtor = (await import('@opentelemetry/exporter-trace-otlp-proto')).OTLPTraceExporter as never;
+      ExporterCtor = (await import('@opentelemetry/exporter-trace-otlp-proto')).OTLPTraceExporter;
       break;
   }
   const { diag, DiagLogLevel } = await import('@opentelemetry/api');
@@ -107,7 +118,12 @@ async function main(): Promise<void> {
       warn: (m, ...a) => {
         // The batch processor's own drops (queue full) are counted with the others by the main thread.
         const full = /^Dropped (\d+) spans because maxQueueSize reached/.exec(m);
-        if (full) return post({ type: 'dropped', spans: Number(full[1]), reason: 'the export queue was full (OTEL_BSP_MAX_QUEUE_SIZE)' });
+        if (full)
+          return post({
+            type: 'dropped',
+            spans: Number(full[1]),
+            reason: 'the export queue was full (OTEL_BSP_MAX_QUEUE_SIZE)',
+          });
         log('warn', `otel: ${m}${a.length ? ' ' + a.map(errText).join(' ') : ''}`);
       },
       info: (m) => log('info', `otel: ${m}`),
@@ -161,7 +177,12 @@ async function main(): Promise<void> {
   // The daemon's resource: service.name (OTEL_SERVICE_NAME, else OTEL_RESOURCE_ATTRIBUTES, else ours),
   // service.instance.id, host.*, process.* of the daemon, telemetry.sdk.*.
   const detected = resources.detectResources({
-    detectors: [resources.hostDetector, resources.processDetector, resources.serviceInstanceIdDetector, resources.envDetector],
+    detectors: [
+      resources.hostDetector,
+      resources.processDetector,
+      resources.serviceInstanceIdDetector,
+      resources.envDetector,
+    ],
   });
   await detected.waitForAsyncAttributes?.();
   const daemon = resources
@@ -179,7 +200,13 @@ async function main(): Promise<void> {
     if (!r) {
       if (childResources.size >= 1024) childResources.clear();
       r = resources.resourceFromAttributes(
-        { ...shared, 'process.pid': pid, 'process.parent_pid': init.shimPid, 'process.executable.name': 'node', 'wasmts.process': 'child' },
+        {
+          ...shared,
+          'process.pid': pid,
+          'process.parent_pid': init.shimPid,
+          'process.executable.name': 'node',
+          'wasmts.process': 'child',
+        },
         { schemaUrl: SCHEMA_URL },
       );
       childResources.set(pid, r);
@@ -192,7 +219,12 @@ async function main(): Promise<void> {
   const toReadable = (raw: SpanRecord): ReadableSpan | undefined => {
     const rec = parseSpanRecord(raw);
     if (!rec) return undefined;
-    const ctx = { traceId: rec.traceId, spanId: rec.spanId, traceFlags: rec.traceFlags, traceState: traceStateOf(rec.traceState) };
+    const ctx = {
+      traceId: rec.traceId,
+      spanId: rec.spanId,
+      traceFlags: rec.traceFlags,
+      traceState: traceStateOf(rec.traceState),
+    };
     return {
       name: rec.name,
       kind: KIND[rec.kind] ?? 0,
@@ -207,7 +239,12 @@ async function main(): Promise<void> {
       status: rec.status,
       attributes: rec.attributes,
       links: rec.links.map((l) => ({ context: l.context, attributes: l.attributes, droppedAttributesCount: 0 })),
-      events: rec.events.map((e) => ({ name: e.name, time: e.time, attributes: e.attributes, droppedAttributesCount: 0 })),
+      events: rec.events.map((e) => ({
+        name: e.name,
+        time: e.time,
+        attributes: e.attributes,
+        droppedAttributesCount: 0,
+      })),
       resource: rec.process === 'child' ? resourceOfChild(rec.pid) : daemon,
       instrumentationScope: scope,
       droppedAttributesCount: rec.droppedAttributesCount ?? 0,

@@ -3,13 +3,13 @@
 // once the connection is gone every pending and future call fails fast with
 // Unavailable instead of hanging.
 
-import { createConnection, type Socket } from "node:net";
-import { create, fromBinary, toBinary, type DescService } from "@bufbuild/protobuf";
-import { RequestSchema, ResponseSchema, type Response } from "../gen/ttrpc/ttrpc_pb.js";
-import { armDeadline, type DeadlineTimer } from "./deadline.js";
-import { encodeFrame, FrameDecoder, FrameType, MAX_PAYLOAD, type DecodeEvent } from "./frame.js";
-import { Code, errorMessage, fromStatus, TtrpcError } from "./status.js";
-import type { CallOptions, ServiceClient } from "./types.js";
+import { createConnection, type Socket } from 'node:net';
+import { create, fromBinary, toBinary, type DescService } from '@bufbuild/protobuf';
+import { RequestSchema, ResponseSchema, type Response } from '../gen/ttrpc/ttrpc_pb.js';
+import { armDeadline, type DeadlineTimer } from './deadline.js';
+import { encodeFrame, FrameDecoder, FrameType, MAX_PAYLOAD, type DecodeEvent } from './frame.js';
+import { Code, errorMessage, fromStatus, TtrpcError } from './status.js';
+import type { CallOptions, ServiceClient } from './types.js';
 
 export interface ClientOptions {
   /** Give up connecting after this long (Unavailable). Default: no limit beyond the OS's. */
@@ -26,8 +26,8 @@ const INT64_MAX = 2n ** 63n - 1n;
 
 /** 'unix:///run/x.sock' → '/run/x.sock'; Go's '@name' abstract-socket spelling → Node's '\0name'. */
 export function socketPath(address: string): string {
-  const path = address.startsWith("unix://") ? address.slice("unix://".length) : address;
-  return path.startsWith("@") ? `\0${path.slice(1)}` : path;
+  const path = address.startsWith('unix://') ? address.slice('unix://'.length) : address;
+  return path.startsWith('@') ? `\0${path.slice(1)}` : path;
 }
 
 export class TtrpcClient {
@@ -42,13 +42,13 @@ export class TtrpcClient {
     private readonly socket: Socket,
     private readonly label: string,
   ) {
-    socket.on("data", (chunk: Buffer) => this.guard(() => this.onData(chunk)));
-    socket.on("end", () => {
+    socket.on('data', (chunk: Buffer) => this.guard(() => this.onData(chunk)));
+    socket.on('end', () => {
       const truncated = this.decoder.end();
-      this.fail(`ttrpc: connection to ${label} closed by peer${truncated ? ` (${truncated.message})` : ""}`);
+      this.fail(`ttrpc: connection to ${label} closed by peer${truncated ? ` (${truncated.message})` : ''}`);
     });
-    socket.on("error", (err: Error) => this.fail(`ttrpc: connection to ${label} broken: ${err.message}`));
-    socket.on("close", () => this.fail(`ttrpc: connection to ${label} closed`));
+    socket.on('error', (err: Error) => this.fail(`ttrpc: connection to ${label} broken: ${err.message}`));
+    socket.on('close', () => this.fail(`ttrpc: connection to ${label} closed`));
   }
 
   /** Connects to a unix socket path ('unix://' prefix accepted). Rejects with TtrpcError(Unavailable). */
@@ -61,20 +61,23 @@ export class TtrpcClient {
         socket.destroy();
         reject(new TtrpcError(Code.Unavailable, `ttrpc: cannot connect to ${address}: ${err.message}`));
       };
-      socket.once("error", onError);
-      socket.once("connect", () => {
+      socket.once('error', onError);
+      socket.once('connect', () => {
         if (timer !== undefined) clearTimeout(timer);
-        socket.off("error", onError);
+        socket.off('error', onError);
         resolve(new TtrpcClient(socket, address));
       });
       if (opts.connectTimeoutMs !== undefined) {
-        timer = setTimeout(() => onError(new Error(`timed out after ${opts.connectTimeoutMs} ms`)), opts.connectTimeoutMs);
+        timer = setTimeout(
+          () => onError(new Error(`timed out after ${opts.connectTimeoutMs} ms`)),
+          opts.connectTimeoutMs,
+        );
       }
     });
   }
 
   /** Wraps an already-connected socket (e.g. a socketpair end or an inherited fd). */
-  static fromSocket(socket: Socket, label = "socket"): TtrpcClient {
+  static fromSocket(socket: Socket, label = 'socket'): TtrpcClient {
     return new TtrpcClient(socket, label);
   }
 
@@ -91,18 +94,19 @@ export class TtrpcClient {
 
   /** Closes the connection; pending and future calls reject with Unavailable. */
   close(): void {
-    this.fail("ttrpc: client closed");
+    this.fail('ttrpc: client closed');
   }
 
   /** One unary call. Rejects with TtrpcError: the server's status, or a local Unavailable/DeadlineExceeded/Canceled. */
   call(service: string, method: string, payload: Uint8Array, opts: CallOptions = {}): Promise<Uint8Array> {
     if (this.closeReason !== undefined) return Promise.reject(copyError(this.closeReason));
-    if (opts.signal?.aborted) return Promise.reject(new TtrpcError(Code.Canceled, "ttrpc: call canceled"));
+    if (opts.signal?.aborted) return Promise.reject(new TtrpcError(Code.Canceled, 'ttrpc: call canceled'));
 
     let timeoutNano = 0n;
     let deadline: number | undefined;
     if (opts.timeoutMs !== undefined && Number.isFinite(opts.timeoutMs)) {
-      if (opts.timeoutMs <= 0) return Promise.reject(new TtrpcError(Code.DeadlineExceeded, "context deadline exceeded"));
+      if (opts.timeoutMs <= 0)
+        return Promise.reject(new TtrpcError(Code.DeadlineExceeded, 'context deadline exceeded'));
       deadline = Date.now() + opts.timeoutMs;
       const ns = BigInt(Math.ceil(opts.timeoutMs * 1e6));
       timeoutNano = ns > INT64_MAX ? INT64_MAX : ns;
@@ -110,31 +114,37 @@ export class TtrpcClient {
 
     let bytes: Uint8Array;
     try {
-      bytes = toBinary(RequestSchema, create(RequestSchema, { service, method, payload, timeoutNano, metadata: metadataList(opts.metadata) }));
+      bytes = toBinary(
+        RequestSchema,
+        create(RequestSchema, { service, method, payload, timeoutNano, metadata: metadataList(opts.metadata) }),
+      );
     } catch (err) {
       // only reachable from untyped callers (e.g. a non-string metadata value)
       return Promise.reject(new TtrpcError(Code.InvalidArgument, `ttrpc: cannot encode request: ${errorMessage(err)}`));
     }
     if (bytes.length > MAX_PAYLOAD) {
       return Promise.reject(
-        new TtrpcError(Code.ResourceExhausted, `ttrpc: request of ${bytes.length} bytes exceeds maximum message size of ${MAX_PAYLOAD}`),
+        new TtrpcError(
+          Code.ResourceExhausted,
+          `ttrpc: request of ${bytes.length} bytes exceeds maximum message size of ${MAX_PAYLOAD}`,
+        ),
       );
     }
     const id = this.nextId;
     if (id > MAX_STREAM_ID) {
       // Reusing ids is refused by newer servers; a fresh connection is the only way on.
-      this.fail("ttrpc: stream ids exhausted on this connection");
+      this.fail('ttrpc: stream ids exhausted on this connection');
       return Promise.reject(copyError(this.closeReason!));
     }
     this.nextId += 2;
 
     return new Promise<Uint8Array>((resolve, reject) => {
       let timer: DeadlineTimer | undefined;
-      const onAbort = (): void => settle(() => reject(new TtrpcError(Code.Canceled, "ttrpc: call canceled")));
+      const onAbort = (): void => settle(() => reject(new TtrpcError(Code.Canceled, 'ttrpc: call canceled')));
       const settle = (fn: () => void): void => {
         if (!this.pending.delete(id)) return;
         timer?.cancel();
-        opts.signal?.removeEventListener("abort", onAbort);
+        opts.signal?.removeEventListener('abort', onAbort);
         fn();
       };
       this.pending.set(id, {
@@ -143,9 +153,11 @@ export class TtrpcClient {
       });
       if (deadline !== undefined) {
         // A late response for this id is then simply ignored.
-        timer = armDeadline(deadline, () => settle(() => reject(new TtrpcError(Code.DeadlineExceeded, "context deadline exceeded"))));
+        timer = armDeadline(deadline, () =>
+          settle(() => reject(new TtrpcError(Code.DeadlineExceeded, 'context deadline exceeded'))),
+        );
       }
-      opts.signal?.addEventListener("abort", onAbort, { once: true });
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
       this.socket.write(encodeFrame(id, FrameType.Request, bytes));
     });
   }
@@ -168,8 +180,13 @@ export class TtrpcClient {
   private onEvent(ev: DecodeEvent): void {
     const call = this.pending.get(ev.header.streamId);
     if (call === undefined) return; // timed out, canceled, or never ours: nothing waits for it
-    if (ev.kind === "oversized") {
-      call.reject(new TtrpcError(Code.ResourceExhausted, `message length ${ev.header.length} exceeds maximum message size of ${MAX_PAYLOAD}`));
+    if (ev.kind === 'oversized') {
+      call.reject(
+        new TtrpcError(
+          Code.ResourceExhausted,
+          `message length ${ev.header.length} exceeds maximum message size of ${MAX_PAYLOAD}`,
+        ),
+      );
       return;
     }
     if (ev.header.type !== FrameType.Response) {
@@ -208,11 +225,11 @@ export function createClient<D extends DescService>(
   desc: D,
   client: TtrpcClient,
   opts: { service?: string } = {},
-): ServiceClient<D["method"]> {
+): ServiceClient<D['method']> {
   const service = opts.service ?? desc.typeName;
   const out: Record<string, (req: unknown, callOpts?: CallOptions) => Promise<unknown>> = {};
   for (const m of desc.methods) {
-    if (m.methodKind !== "unary") continue;
+    if (m.methodKind !== 'unary') continue;
     out[m.localName] = async (req, callOpts) => {
       const payload = toBinary(m.input, create(m.input, req as never));
       const reply = await client.call(service, m.name, payload, callOpts);
@@ -223,10 +240,10 @@ export function createClient<D extends DescService>(
       }
     };
   }
-  return out as ServiceClient<D["method"]>;
+  return out as ServiceClient<D['method']>;
 }
 
-function metadataList(md: CallOptions["metadata"]): { key: string; value: string }[] {
+function metadataList(md: CallOptions['metadata']): { key: string; value: string }[] {
   if (md === undefined) return [];
   const pairs = Array.isArray(md) ? md : Object.entries(md);
   return pairs.map(([key, value]) => ({ key, value }));

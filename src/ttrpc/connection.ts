@@ -5,14 +5,14 @@
 // promise continuation goes through guard(): nothing thrown here may escape
 // into Node's event loop and take the shim down with it.
 
-import type { Socket } from "node:net";
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { RequestSchema, ResponseSchema, type Request } from "../gen/ttrpc/ttrpc_pb.js";
-import type { Status } from "../gen/google/rpc/status_pb.js";
-import { armDeadline, type DeadlineTimer } from "./deadline.js";
-import { encodeFrame, FrameDecoder, FrameType, MAX_PAYLOAD, type DecodeEvent } from "./frame.js";
-import { Code, errorMessage, toStatus, TtrpcError } from "./status.js";
-import { ServerError, type CallContext, type Handler, type ServerErrorKind } from "./types.js";
+import type { Socket } from 'node:net';
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
+import { RequestSchema, ResponseSchema, type Request } from '../gen/ttrpc/ttrpc_pb.js';
+import type { Status } from '../gen/google/rpc/status_pb.js';
+import { armDeadline, type DeadlineTimer } from './deadline.js';
+import { encodeFrame, FrameDecoder, FrameType, MAX_PAYLOAD, type DecodeEvent } from './frame.js';
+import { Code, errorMessage, toStatus, TtrpcError } from './status.js';
+import { ServerError, type CallContext, type Handler, type ServerErrorKind } from './types.js';
 
 /** What a connection needs from its server. */
 export interface ConnectionHost {
@@ -47,11 +47,11 @@ export class ServerConnection {
     private readonly socket: Socket,
     private readonly host: ConnectionHost,
   ) {
-    socket.on("data", (chunk: Buffer) => this.guard(() => this.onData(chunk)));
-    socket.on("end", () => this.guard(() => this.onEnd()));
-    socket.on("error", (err: Error) => this.guard(() => this.onSocketError(err)));
-    socket.on("close", () => this.guard(() => this.onClose()));
-    socket.on("drain", () => this.guard(() => this.onDrain()));
+    socket.on('data', (chunk: Buffer) => this.guard(() => this.onData(chunk)));
+    socket.on('end', () => this.guard(() => this.onEnd()));
+    socket.on('error', (err: Error) => this.guard(() => this.onSocketError(err)));
+    socket.on('close', () => this.guard(() => this.onClose()));
+    socket.on('drain', () => this.guard(() => this.onDrain()));
   }
 
   /** Requests currently being handled. */
@@ -65,7 +65,7 @@ export class ServerConnection {
    */
   shutdown(): void {
     if (this.socket.destroyed) return;
-    this.abandonCalls("server is shutting down");
+    this.abandonCalls('server is shutting down');
     this.closing = true;
     // A peer that never reads would keep 'finish' from firing: bound the wait.
     const timer = setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS);
@@ -77,7 +77,7 @@ export class ServerConnection {
     try {
       fn();
     } catch (err) {
-      this.report("internal", `ttrpc: unexpected error, closing connection: ${errorMessage(err)}`, undefined, err);
+      this.report('internal', `ttrpc: unexpected error, closing connection: ${errorMessage(err)}`, undefined, err);
       try {
         this.socket.destroy();
       } catch {
@@ -101,21 +101,21 @@ export class ServerConnection {
 
   private onEvent(ev: DecodeEvent): void {
     const id = ev.header.streamId;
-    if (ev.kind === "oversized") {
+    if (ev.kind === 'oversized') {
       const msg = `message length ${ev.header.length} exceeds maximum message size of ${MAX_PAYLOAD}`;
-      this.report("oversized-frame", msg, id);
+      this.report('oversized-frame', msg, id);
       this.sendError(id, Code.ResourceExhausted, msg);
       return;
     }
     if (ev.header.type !== FrameType.Request) {
       const msg = `unexpected frame type ${ev.header.type} on stream ${id}: only requests are accepted`;
-      this.report("unexpected-frame-type", msg, id);
+      this.report('unexpected-frame-type', msg, id);
       this.sendError(id, Code.InvalidArgument, msg);
       return;
     }
     if (id % 2 !== 1) {
-      const msg = "StreamID must be odd for client initiated streams";
-      this.report("even-stream-id", `${msg} (got ${id})`, id);
+      const msg = 'StreamID must be odd for client initiated streams';
+      this.report('even-stream-id', `${msg} (got ${id})`, id);
       this.sendError(id, Code.InvalidArgument, msg);
       return;
     }
@@ -124,14 +124,14 @@ export class ServerConnection {
       req = fromBinary(RequestSchema, ev.payload, { readUnknownFields: false });
     } catch (err) {
       const msg = `unmarshal request error: ${errorMessage(err)}`;
-      this.report("bad-request", msg, id, err);
+      this.report('bad-request', msg, id, err);
       this.sendError(id, Code.InvalidArgument, msg);
       return;
     }
     if (this.calls.has(id)) {
       // Two responses on one id would be ambiguous for the client.
       const msg = `StreamID ${id} is already in use by a call in flight`;
-      this.report("duplicate-stream-id", msg, id);
+      this.report('duplicate-stream-id', msg, id);
       this.sendError(id, Code.InvalidArgument, msg);
       return;
     }
@@ -140,8 +140,8 @@ export class ServerConnection {
 
   private dispatch(id: number, req: Request): void {
     const handler = this.host.resolve(req.service, req.method);
-    if (typeof handler === "string") {
-      this.report("unimplemented", handler, id);
+    if (typeof handler === 'string') {
+      this.report('unimplemented', handler, id);
       this.sendError(id, Code.Unimplemented, handler);
       return;
     }
@@ -151,7 +151,7 @@ export class ServerConnection {
       // Negative means the client's deadline had already passed when it sent
       // the request (Go computes deadline - now): expire without running it.
       if (req.timeoutNano < 0n) {
-        this.sendError(id, Code.DeadlineExceeded, "deadline exceeded before the request was handled");
+        this.sendError(id, Code.DeadlineExceeded, 'deadline exceeded before the request was handled');
         return;
       }
       deadline = Date.now() + Number(req.timeoutNano) / 1e6;
@@ -190,12 +190,17 @@ export class ServerConnection {
     this.calls.delete(id);
     if (!outcome.ok) {
       if (!(outcome.error instanceof TtrpcError)) {
-        this.report("handler-error", `handler for stream ${id} threw: ${errorMessage(outcome.error)}`, id, outcome.error);
+        this.report(
+          'handler-error',
+          `handler for stream ${id} threw: ${errorMessage(outcome.error)}`,
+          id,
+          outcome.error,
+        );
       }
       this.sendResponse(id, toStatus(outcome.error), undefined);
     } else if (!(outcome.value instanceof Uint8Array)) {
       const msg = `handler returned ${typeof outcome.value} instead of Uint8Array`;
-      this.report("handler-error", msg, id);
+      this.report('handler-error', msg, id);
       this.sendError(id, Code.Internal, msg);
     } else {
       this.sendResponse(id, undefined, outcome.value);
@@ -206,8 +211,8 @@ export class ServerConnection {
     if (call.done) return;
     call.done = true;
     this.calls.delete(id);
-    this.sendError(id, Code.DeadlineExceeded, "context deadline exceeded");
-    call.abort.abort(new TtrpcError(Code.DeadlineExceeded, "context deadline exceeded"));
+    this.sendError(id, Code.DeadlineExceeded, 'context deadline exceeded');
+    call.abort.abort(new TtrpcError(Code.DeadlineExceeded, 'context deadline exceeded'));
   }
 
   private sendError(id: number, code: Code, message: string): void {
@@ -220,8 +225,11 @@ export class ServerConnection {
     if (bytes.length > MAX_PAYLOAD) {
       // containerd 1.6's client cannot survive an oversized frame: never send one.
       const msg = `response of ${bytes.length} bytes exceeds maximum message size of ${MAX_PAYLOAD}`;
-      this.report("response-too-large", msg, id);
-      bytes = toBinary(ResponseSchema, create(ResponseSchema, { status: toStatus(new TtrpcError(Code.ResourceExhausted, msg)) }));
+      this.report('response-too-large', msg, id);
+      bytes = toBinary(
+        ResponseSchema,
+        create(ResponseSchema, { status: toStatus(new TtrpcError(Code.ResourceExhausted, msg)) }),
+      );
     }
     const flushed = this.socket.write(encodeFrame(id, FrameType.Response, bytes));
     if (!flushed && !this.readPaused) {
@@ -240,10 +248,10 @@ export class ServerConnection {
 
   private onEnd(): void {
     const truncated = this.decoder.end();
-    if (truncated !== undefined) this.report("truncated-frame", `ttrpc: ${truncated.message}`, truncated.streamId);
+    if (truncated !== undefined) this.report('truncated-frame', `ttrpc: ${truncated.message}`, truncated.streamId);
     // Like upstream, EOF from the client ends the connection: nobody is left to
     // read responses, so in-flight handlers are told to stop.
-    this.abandonCalls("client closed the connection");
+    this.abandonCalls('client closed the connection');
     this.closing = true;
     this.socket.end();
   }
@@ -251,8 +259,8 @@ export class ServerConnection {
   private onSocketError(err: Error): void {
     const code = (err as NodeJS.ErrnoException).code;
     // The peer vanishing is routine (containerd restarts, killed clients).
-    if (code !== "ECONNRESET" && code !== "EPIPE") {
-      this.report("socket-error", `ttrpc: connection error: ${err.message}`, undefined, err);
+    if (code !== 'ECONNRESET' && code !== 'EPIPE') {
+      this.report('socket-error', `ttrpc: connection error: ${err.message}`, undefined, err);
     }
     this.abandonCalls(`connection error: ${err.message}`);
     this.closing = true;
@@ -261,7 +269,7 @@ export class ServerConnection {
 
   private onClose(): void {
     this.closing = true;
-    this.abandonCalls("connection closed");
+    this.abandonCalls('connection closed');
     this.host.removed(this);
     this.resolveClosed();
   }

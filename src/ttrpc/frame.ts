@@ -29,16 +29,16 @@ export interface FrameHeader {
 }
 
 export type DecodeEvent =
-  | { kind: "frame"; header: FrameHeader; payload: Uint8Array }
+  | { kind: 'frame'; header: FrameHeader; payload: Uint8Array }
   /**
    * Announced length > MAX_PAYLOAD. Emitted as soon as the header is read so the
    * caller can answer on that stream; the payload is then dropped as it arrives.
    */
-  | { kind: "oversized"; header: FrameHeader };
+  | { kind: 'oversized'; header: FrameHeader };
 
 /** The stream ended inside a frame; the only protocol error framing can have. */
 export interface DecodeError {
-  kind: "truncated";
+  kind: 'truncated';
   message: string;
   /** Stream id of the partial frame, when its header was complete. */
   streamId?: number;
@@ -73,10 +73,10 @@ export function encodeFrame(streamId: number, type: FrameType | number, payload:
 export function decodeHeader(b: Uint8Array): FrameHeader {
   return {
     // >>> 0 keeps the top bit as magnitude instead of a sign
-    length: ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0,
-    streamId: ((b[4]! << 24) | (b[5]! << 16) | (b[6]! << 8) | b[7]!) >>> 0,
-    type: b[8]!,
-    flags: b[9]!,
+    length: ((b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]) >>> 0,
+    streamId: ((b[4] << 24) | (b[5] << 16) | (b[6] << 8) | b[7]) >>> 0,
+    type: b[8],
+    flags: b[9],
   };
 }
 
@@ -106,16 +106,16 @@ export class FrameDecoder {
         this.headerFill = 0;
         const header = decodeHeader(this.headerBuf);
         if (header.length > MAX_PAYLOAD) {
-          events.push({ kind: "oversized", header });
+          events.push({ kind: 'oversized', header });
           this.header = header;
           this.skipRemaining = header.length;
         } else if (header.length === 0) {
-          events.push({ kind: "frame", header, payload: new Uint8Array(0) });
+          events.push({ kind: 'frame', header, payload: new Uint8Array(0) });
         } else if (len - off >= header.length) {
           // Whole payload already here: one copy, no staging buffer. Copy (not
           // subarray) so callers may keep it however the chunk is reused. Not
           // chunk.slice(): on a Buffer that is a view, not a copy.
-          events.push({ kind: "frame", header, payload: new Uint8Array(chunk.subarray(off, off + header.length)) });
+          events.push({ kind: 'frame', header, payload: new Uint8Array(chunk.subarray(off, off + header.length)) });
           off += header.length;
         } else {
           this.header = header;
@@ -134,7 +134,7 @@ export class FrameDecoder {
         this.payloadFill += n;
         off += n;
         if (this.payloadFill === this.payload.length) {
-          events.push({ kind: "frame", header: this.header, payload: this.payload });
+          events.push({ kind: 'frame', header: this.header, payload: this.payload });
           this.header = undefined;
           this.payload = undefined;
           this.payloadFill = 0;
@@ -158,12 +158,12 @@ export class FrameDecoder {
     if (this.header !== undefined) {
       const got = this.payload !== undefined ? this.payloadFill : this.header.length - this.skipRemaining;
       err = {
-        kind: "truncated",
+        kind: 'truncated',
         message: `stream ended after ${got} of ${this.header.length} payload bytes of frame on stream ${this.header.streamId}`,
         streamId: this.header.streamId,
       };
     } else if (this.headerFill > 0) {
-      err = { kind: "truncated", message: `stream ended after ${this.headerFill} of ${HEADER_LENGTH} header bytes` };
+      err = { kind: 'truncated', message: `stream ended after ${this.headerFill} of ${HEADER_LENGTH} header bytes` };
     }
     this.headerFill = 0;
     this.header = undefined;

@@ -1,7 +1,7 @@
 // Public API of the ttrpc library. It knows nothing about containerd tasks:
 // callers bring their own service descriptors (src/gen) and implementations.
 
-export { Code, TtrpcError, codeName, toStatus, fromStatus } from "./status.js";
+export { Code, TtrpcError, codeName, toStatus, fromStatus } from './status.js';
 export {
   FrameDecoder,
   FrameType,
@@ -12,9 +12,9 @@ export {
   type DecodeError,
   type DecodeEvent,
   type FrameHeader,
-} from "./frame.js";
-export { TtrpcServer, type ListenTarget, type ServerOptions } from "./server.js";
-export { TtrpcClient, createClient, socketPath, type ClientOptions } from "./client.js";
+} from './frame.js';
+export { TtrpcServer, type ListenTarget, type ServerOptions } from './server.js';
+export { TtrpcClient, createClient, socketPath, type ClientOptions } from './client.js';
 export {
   ServerError,
   type CallContext,
@@ -25,4 +25,4 @@ export {
   type ServerErrorLogger,
   type ServiceClient,
   type ServiceImpl,
-} from "./types.js";
+} from './types.js';

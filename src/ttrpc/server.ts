@@ -2,12 +2,12 @@
 // listeners feeding it connections. Protocol handling per connection lives in
 // connection.ts; typed protobuf binding in service.ts.
 
-import { createServer, type Server, type Socket } from "node:net";
-import type { DescService } from "@bufbuild/protobuf";
-import { ServerConnection, type ConnectionHost } from "./connection.js";
-import { bindService } from "./service.js";
-import { errorMessage } from "./status.js";
-import { ServerError, type Handler, type Interceptor, type ServerErrorLogger, type ServiceImpl } from "./types.js";
+import { createServer, type Server, type Socket } from 'node:net';
+import type { DescService } from '@bufbuild/protobuf';
+import { ServerConnection, type ConnectionHost } from './connection.js';
+import { bindService } from './service.js';
+import { errorMessage } from './status.js';
+import { ServerError, type Handler, type Interceptor, type ServerErrorLogger, type ServiceImpl } from './types.js';
 
 export type ListenTarget = { path: string } | { fd: number } | { server: Server };
 
@@ -70,7 +70,7 @@ export class TtrpcServer {
    * overrides the wire service name, e.g. to serve the v2 Task messages as
    * containerd.task.v3.Task too.
    */
-  registerService<D extends DescService>(desc: D, impl: ServiceImpl<D["method"]>, opts: { name?: string } = {}): this {
+  registerService<D extends DescService>(desc: D, impl: ServiceImpl<D['method']>, opts: { name?: string } = {}): this {
     const service = opts.name ?? desc.typeName;
     for (const [method, handler] of bindService(desc, impl)) this.register(service, method, handler);
     return this;
@@ -87,19 +87,19 @@ export class TtrpcServer {
    * called more than once. Resolves once listening (immediately for a server).
    */
   async listen(target: ListenTarget): Promise<void> {
-    if (this.closed) throw new Error("ttrpc: server is closed");
-    if ("server" in target) {
+    if (this.closed) throw new Error('ttrpc: server is closed');
+    if ('server' in target) {
       this.attach(target.server);
       return;
     }
     const server = createServer();
     await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
+      server.once('error', reject);
       const done = (): void => {
-        server.off("error", reject);
+        server.off('error', reject);
         resolve();
       };
-      if ("path" in target) server.listen(target.path, done);
+      if ('path' in target) server.listen(target.path, done);
       else server.listen({ fd: target.fd }, done);
     }).catch((err: unknown) => {
       server.close();
@@ -108,7 +108,7 @@ export class TtrpcServer {
     if (this.closed) {
       // close() ran while we were binding
       server.close();
-      throw new Error("ttrpc: server is closed");
+      throw new Error('ttrpc: server is closed');
     }
     this.attach(server);
   }
@@ -127,7 +127,7 @@ export class TtrpcServer {
     this.closed = true;
     const waits: Promise<unknown>[] = [];
     for (const l of this.listeners) {
-      l.server.off("connection", l.onConnection);
+      l.server.off('connection', l.onConnection);
       // keep the error listener: an 'error' without one would be uncaught
       waits.push(new Promise<void>((resolve) => l.server.close(() => resolve())));
     }
@@ -146,14 +146,21 @@ export class TtrpcServer {
         try {
           this.serveSocket(socket);
         } catch (err) {
-          this.report(new ServerError("internal", `ttrpc: cannot serve connection: ${errorMessage(err)}`, undefined, { cause: err }));
+          this.report(
+            new ServerError('internal', `ttrpc: cannot serve connection: ${errorMessage(err)}`, undefined, {
+              cause: err,
+            }),
+          );
           socket.destroy();
         }
       },
-      onError: (err) => this.report(new ServerError("listener-error", `ttrpc: listener error: ${err.message}`, undefined, { cause: err })),
+      onError: (err) =>
+        this.report(
+          new ServerError('listener-error', `ttrpc: listener error: ${err.message}`, undefined, { cause: err }),
+        ),
     };
-    server.on("connection", l.onConnection);
-    server.on("error", l.onError);
+    server.on('connection', l.onConnection);
+    server.on('error', l.onError);
     this.listeners.add(l);
   }
 
@@ -163,7 +170,10 @@ export class TtrpcServer {
     const handler = methods.get(method);
     if (handler === undefined) return `method ${method}: unknown method of service ${service}`;
     if (this.interceptors.length === 0) return handler;
-    return this.interceptors.reduceRight<Handler>((next, interceptor) => (payload, ctx) => interceptor(ctx, () => next(payload, ctx)), handler);
+    return this.interceptors.reduceRight<Handler>(
+      (next, interceptor) => (payload, ctx) => interceptor(ctx, () => next(payload, ctx)),
+      handler,
+    );
   }
 
   private report(err: ServerError): void {

@@ -1,9 +1,9 @@
 // Binds a protobuf-es service descriptor plus a plain object implementation to
 // raw byte handlers, so the server core stays schema-agnostic.
 
-import { create, fromBinary, toBinary, type DescMethod, type DescService } from "@bufbuild/protobuf";
-import { Code, errorMessage, TtrpcError } from "./status.js";
-import type { CallContext, Handler } from "./types.js";
+import { create, fromBinary, toBinary, type DescMethod, type DescService } from '@bufbuild/protobuf';
+import { Code, errorMessage, TtrpcError } from './status.js';
+import type { CallContext, Handler } from './types.js';
 
 type AnyImplFn = (req: unknown, ctx: CallContext) => unknown;
 
@@ -21,12 +21,13 @@ export function bindService(desc: DescService, impl: object): Map<string, Handle
 }
 
 function bindMethod(method: DescMethod, impl: object): Handler {
-  if (method.methodKind !== "unary") {
-    return () => Promise.reject(new TtrpcError(Code.Unimplemented, `${method.name}: streaming methods are not supported`));
+  if (method.methodKind !== 'unary') {
+    return () =>
+      Promise.reject(new TtrpcError(Code.Unimplemented, `${method.name}: streaming methods are not supported`));
   }
   return async (payload, ctx) => {
     const fn = (impl as Record<string, unknown>)[method.localName];
-    if (typeof fn !== "function") {
+    if (typeof fn !== 'function') {
       throw new TtrpcError(Code.Unimplemented, `method ${method.name} not implemented`);
     }
     let req: unknown;

@@ -2,8 +2,8 @@
 // maps the codes back to its errdefs (NotFound, AlreadyExists, ...), so the
 // numbers below must match gRPC exactly.
 
-import { create } from "@bufbuild/protobuf";
-import { StatusSchema, type Status } from "../gen/google/rpc/status_pb.js";
+import { create } from '@bufbuild/protobuf';
+import { StatusSchema, type Status } from '../gen/google/rpc/status_pb.js';
 
 export enum Code {
   OK = 0,
@@ -32,7 +32,7 @@ export class TtrpcError extends Error {
     message: string,
   ) {
     super(message);
-    this.name = "TtrpcError";
+    this.name = 'TtrpcError';
   }
 
   /** Go's status.Error format, handy in logs that are compared with runc shim logs. */
@@ -65,17 +65,17 @@ export function toStatus(err: unknown): Status {
  */
 export function fromStatus(status: Status | undefined): TtrpcError | undefined {
   if (status === undefined || status.code === Code.OK) return undefined;
-  return new TtrpcError(status.code as Code, status.message);
+  return new TtrpcError(status.code, status.message);
 }
 
 /** Best-effort text of any thrown value (handlers may throw strings or objects). */
 export function errorMessage(err: unknown): string {
   if (err instanceof Error) return err.message;
-  if (typeof err === "string") return err;
+  if (typeof err === 'string') return err;
   try {
     return String(err);
   } catch {
     // e.g. Object.create(null) has no toString
-    return "unknown error";
+    return 'unknown error';
   }
 }

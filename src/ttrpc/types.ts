@@ -1,6 +1,6 @@
 // Types shared by the server, its connections and the typed service binding.
 
-import type { DescMessage, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
+import type { DescMessage, MessageInitShape, MessageShape } from '@bufbuild/protobuf';
 
 export interface CallContext {
   /** Service name as it arrived on the wire (an alias if the impl was registered under one). */
@@ -23,29 +23,29 @@ export type Interceptor = (ctx: CallContext, next: () => Promise<Uint8Array>) =>
 /** Why the server is telling its logger something; stable strings callers may switch on. */
 export type ServerErrorKind =
   /** A frame announced more than MAX_PAYLOAD; answered ResourceExhausted, payload skipped. */
-  | "oversized-frame"
+  | 'oversized-frame'
   /** Client-initiated streams must be odd; answered InvalidArgument. */
-  | "even-stream-id"
+  | 'even-stream-id'
   /** A request reused the id of a call still in flight; answered InvalidArgument. */
-  | "duplicate-stream-id"
+  | 'duplicate-stream-id'
   /** A frame other than Request reached the server; answered InvalidArgument. */
-  | "unexpected-frame-type"
+  | 'unexpected-frame-type'
   /** A Request frame whose payload is not a ttrpc.Request; answered InvalidArgument. */
-  | "bad-request"
+  | 'bad-request'
   /** Service or method not registered; answered Unimplemented. */
-  | "unimplemented"
+  | 'unimplemented'
   /** The connection ended in the middle of a frame; the connection is closed. */
-  | "truncated-frame"
+  | 'truncated-frame'
   /** The socket failed (other than the peer simply going away); the connection is closed. */
-  | "socket-error"
+  | 'socket-error'
   /** The listening socket failed. */
-  | "listener-error"
+  | 'listener-error'
   /** A handler's response would exceed MAX_PAYLOAD; ResourceExhausted was sent instead. */
-  | "response-too-large"
+  | 'response-too-large'
   /** A handler threw something other than TtrpcError (answered Unknown) or returned a non-Uint8Array (Internal). */
-  | "handler-error"
+  | 'handler-error'
   /** A bug in this library, caught at a socket boundary; the connection is closed. */
-  | "internal";
+  | 'internal';
 
 export class ServerError extends Error {
   constructor(
@@ -56,14 +56,16 @@ export class ServerError extends Error {
     options?: { cause?: unknown },
   ) {
     super(message, options);
-    this.name = "ServerError";
+    this.name = 'ServerError';
   }
 }
 
 export type ServerErrorLogger = (err: ServerError) => void;
 
 /** Keys of M that can be called as unary RPCs ("unary" possible for the plain DescService index signature too). */
-type UnaryKeys<M> = { [K in keyof M]: M[K] extends { methodKind: infer Kind } ? ("unary" extends Kind ? K : never) : never }[keyof M];
+type UnaryKeys<M> = {
+  [K in keyof M]: M[K] extends { methodKind: infer Kind } ? ('unary' extends Kind ? K : never) : never;
+}[keyof M];
 
 type InputOf<T> = T extends { input: infer I extends DescMessage } ? I : DescMessage;
 type OutputOf<T> = T extends { output: infer O extends DescMessage } ? O : DescMessage;

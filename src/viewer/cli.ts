@@ -48,14 +48,20 @@ class UsageError extends Error {}
 function port(v: string | undefined, def: number, flag: string, allowOff = false): number | null {
   if (v === undefined) return def;
   if (allowOff && /^(off|none|no|false)$/i.test(v)) return null;
-  if (!/^\d+$/.test(v) || Number(v) > 65535) throw new UsageError(`${flag} must be a port number (0-65535)${allowOff ? ' or off' : ''}, got ${JSON.stringify(v)}`);
+  if (!/^\d+$/.test(v) || Number(v) > 65535)
+    throw new UsageError(
+      `${flag} must be a port number (0-65535)${allowOff ? ' or off' : ''}, got ${JSON.stringify(v)}`,
+    );
   return Number(v);
 }
 
 function positive(v: string | undefined, flag: string, allowZero: boolean): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (!Number.isFinite(n) || n < 0 || (!allowZero && n === 0)) throw new UsageError(`${flag} must be a ${allowZero ? 'non-negative' : 'positive'} number, got ${JSON.stringify(v)}`);
+  if (!Number.isFinite(n) || n < 0 || (!allowZero && n === 0))
+    throw new UsageError(
+      `${flag} must be a ${allowZero ? 'non-negative' : 'positive'} number, got ${JSON.stringify(v)}`,
+    );
   return n;
 }
 
@@ -64,7 +70,7 @@ export function parseTraceId(v: string): string {
   const s = v.trim().toLowerCase();
   if (/^[0-9a-f]{32}$/.test(s)) return s;
   const m = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/.exec(s);
-  if (m) return m[1]!;
+  if (m) return m[1];
   throw new UsageError(`--trace needs a trace id (32 hex digits) or a traceparent, got ${JSON.stringify(v)}`);
 }
 
@@ -77,7 +83,7 @@ export function parseTraceId(v: string): string {
 export function completeness(spans: ReceivedSpan[]): 'root' | 'remote-root' | 'partial' {
   const top = layoutTrace(spans).filter((r) => r.depth === 0);
   if (top.length !== 1) return 'partial';
-  return top[0]!.orphan ? 'remote-root' : 'root';
+  return top[0].orphan ? 'remote-root' : 'root';
 }
 
 export async function tracesMain(argv: string[], io: TracesIo = {}): Promise<number> {
@@ -143,7 +149,12 @@ export async function tracesMain(argv: string[], io: TracesIo = {}): Promise<num
 
   let receiver: OtlpReceiver;
   try {
-    receiver = await startOtlpReceiver({ host: opts.host, httpPort: opts.httpPort, grpcPort: opts.grpcPort, maxSpans: opts.maxSpans });
+    receiver = await startOtlpReceiver({
+      host: opts.host,
+      httpPort: opts.httpPort,
+      grpcPort: opts.grpcPort,
+      maxSpans: opts.maxSpans,
+    });
   } catch (err) {
     errLine((err as Error).message);
     return 1;
@@ -159,7 +170,8 @@ export async function tracesMain(argv: string[], io: TracesIo = {}): Promise<num
   if (receiver.httpUrl) lines.push(`  viewer     ${receiver.httpUrl}/`);
   lines.push('Send traces here with:');
   if (receiver.httpUrl) lines.push(`  OTEL_EXPORTER_OTLP_ENDPOINT=${receiver.httpUrl}`);
-  if (receiver.grpcUrl) lines.push(`  OTEL_EXPORTER_OTLP_PROTOCOL=grpc OTEL_EXPORTER_OTLP_ENDPOINT=${receiver.grpcUrl}`);
+  if (receiver.grpcUrl)
+    lines.push(`  OTEL_EXPORTER_OTLP_PROTOCOL=grpc OTEL_EXPORTER_OTLP_ENDPOINT=${receiver.grpcUrl}`);
   if (opts.trace) lines.push(`Waiting for trace ${opts.trace}…`);
   else if (values.once) lines.push('Waiting for the first complete trace…');
   else lines.push('Waiting for traces; Ctrl-C to stop.');
@@ -234,9 +246,12 @@ export async function tracesMain(argv: string[], io: TracesIo = {}): Promise<num
             const quiet = Date.now() - (lastAt.get(traceId) ?? 0);
             recheck.set(
               traceId,
-              setTimeout(() => {
-                if (completeness(receiver.trace(traceId)) !== 'partial' && !timers.has(traceId)) resolve(traceId);
-              }, Math.max(0, longSettle - quiet)),
+              setTimeout(
+                () => {
+                  if (completeness(receiver.trace(traceId)) !== 'partial' && !timers.has(traceId)) resolve(traceId);
+                },
+                Math.max(0, longSettle - quiet),
+              ),
             );
           }
         };

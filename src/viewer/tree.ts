@@ -65,7 +65,8 @@ export function processOf(span: ReceivedSpan): ProcessInfo {
   if (p === 'shim') return { kind: 'shim', label: 'shim' };
   if (p === 'child') return { kind: 'child', label: 'wasm child' };
   const pid = span.resource['process.pid'];
-  if (typeof pid === 'number' || typeof pid === 'bigint' || typeof pid === 'string') return { kind: 'other', label: `pid ${pid}` };
+  if (typeof pid === 'number' || typeof pid === 'bigint' || typeof pid === 'string')
+    return { kind: 'other', label: `pid ${pid}` };
   return { kind: 'other', label: typeof p === 'string' ? p : '' };
 }
 

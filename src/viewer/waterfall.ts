@@ -34,8 +34,8 @@ export function renderWaterfall(spans: ReceivedSpan[], opts: WaterfallOptions = 
   if (spans.length === 0) return 'no spans\n';
 
   const rows = layoutTrace(spans);
-  let t0 = rows[0]!.span.startTimeUnixNano;
-  let t1 = rows[0]!.span.endTimeUnixNano;
+  let t0 = rows[0].span.startTimeUnixNano;
+  let t1 = rows[0].span.endTimeUnixNano;
   for (const { span } of rows) {
     if (span.startTimeUnixNano < t0) t0 = span.startTimeUnixNano;
     if (span.endTimeUnixNano > t1) t1 = span.endTimeUnixNano;
@@ -84,11 +84,16 @@ export function renderWaterfall(spans: ReceivedSpan[], opts: WaterfallOptions = 
   put(1, '0');
   put(barW + 1 - formatDuration(total).length, formatDuration(total));
   put(1 + Math.floor(barW / 2) - Math.floor(mid.length / 2), mid);
-  out.push(paint('2', `${'SPAN'.padEnd(nameW)}  ${'PROCESS'.padEnd(procW)}  ${'SERVICE'.padEnd(svcW)}  ${axis.join('')} ${'DURATION'.padStart(durW)}`));
+  out.push(
+    paint(
+      '2',
+      `${'SPAN'.padEnd(nameW)}  ${'PROCESS'.padEnd(procW)}  ${'SERVICE'.padEnd(svcW)}  ${axis.join('')} ${'DURATION'.padStart(durW)}`,
+    ),
+  );
 
   rows.forEach((r, i) => {
     const s = r.span;
-    const kind = procs[i]!.kind;
+    const kind = procs[i].kind;
     let from = 0;
     let to = barW;
     if (total > 0n) {
@@ -100,18 +105,29 @@ export function renderWaterfall(spans: ReceivedSpan[], opts: WaterfallOptions = 
     const bar = ' '.repeat(from) + paint(COLOR[kind], GLYPH[kind].repeat(to - from)) + ' '.repeat(barW - to);
     const outcome = outcomeOf(s);
     const error = outcome.error;
-    const name = clip(labels[i]!, nameW);
-    const proc = paint(COLOR[kind], clip(procs[i]!.label || '-', procW));
+    const name = clip(labels[i], nameW);
+    const proc = paint(COLOR[kind], clip(procs[i].label || '-', procW));
     const mark = outcome.text ? ` ${error ? paint('31', outcome.text) : outcome.text}` : '';
-    out.push(`${error ? paint('31', name) : name}  ${proc}  ${clip(svcs[i]!, svcW)}  │${bar}│ ${durs[i]!.padStart(durW)}${mark}`.trimEnd());
+    out.push(
+      `${error ? paint('31', name) : name}  ${proc}  ${clip(svcs[i], svcW)}  │${bar}│ ${durs[i].padStart(durW)}${mark}`.trimEnd(),
+    );
   });
 
   const kinds = new Set(procs.map((p) => p.kind));
   const legend = (['shim', 'child', 'other'] as const)
     .filter((k) => kinds.has(k))
-    .map((k) => paint(COLOR[k], `${GLYPH[k]} ${k === 'shim' ? 'shim' : k === 'child' ? 'wasm child' : 'other process'}`));
+    .map((k) =>
+      paint(COLOR[k], `${GLYPH[k]} ${k === 'shim' ? 'shim' : k === 'child' ? 'wasm child' : 'other process'}`),
+    );
   out.push(`${' '.repeat(prefixW)}${legend.join('   ')}`.trimEnd());
-  const missing = [...new Set(rows.filter((r) => r.orphan).map((r) => r.span.parentSpanId).filter(Boolean))];
+  const missing = [
+    ...new Set(
+      rows
+        .filter((r) => r.orphan)
+        .map((r) => r.span.parentSpanId)
+        .filter(Boolean),
+    ),
+  ];
   if (missing.length) out.push(`${ORPHAN} parent span not received: ${missing.join(', ')}`);
   return `${out.join('\n')}\n`;
 }

@@ -46,7 +46,7 @@ export function traceSummaryJson(t: TraceSummary): Record<string, unknown> {
 /** The spans of one trace in display order, with depth/orphan/process and times in ms. */
 export function traceSpansJson(spans: ReceivedSpan[]): Record<string, unknown>[] {
   if (spans.length === 0) return [];
-  let t0 = spans[0]!.startTimeUnixNano;
+  let t0 = spans[0].startTimeUnixNano;
   for (const s of spans) if (s.startTimeUnixNano < t0) t0 = s.startTimeUnixNano;
   return layoutTrace(spans).map(({ span: s, depth, orphan }) => {
     const proc = processOf(s);
@@ -67,7 +67,11 @@ export function traceSpansJson(spans: ReceivedSpan[]): Record<string, unknown>[]
       startMs: ms(s.startTimeUnixNano),
       offsetMs: ms(s.startTimeUnixNano - t0),
       durationMs: ms(s.endTimeUnixNano - s.startTimeUnixNano),
-      status: { code: s.status.code, codeName: STATUS_CODES[s.status.code] ?? String(s.status.code), message: s.status.message },
+      status: {
+        code: s.status.code,
+        codeName: STATUS_CODES[s.status.code] ?? String(s.status.code),
+        message: s.status.message,
+      },
       outcome: outcomeOf(s),
       traceState: s.traceState,
       attributes: jsonSafe(s.attributes),
@@ -91,7 +95,12 @@ function send(res: http.ServerResponse, status: number, type: string, body: stri
 }
 
 /** Answers the viewer's routes; returns false for any other path. */
-export function handleViewerRequest(req: http.IncomingMessage, res: http.ServerResponse, url: URL, receiver: OtlpReceiver): boolean {
+export function handleViewerRequest(
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  url: URL,
+  receiver: OtlpReceiver,
+): boolean {
   const path = url.pathname;
   const api = path === '/api/traces' || path.startsWith('/api/traces/');
   if (path !== '/' && path !== '/index.html' && !api) return false;

@@ -33,11 +33,21 @@ async function probe(args: string[]): Promise<string> {
   const outFile = path.join(os.tmpdir(), `wasmts-confine-out-${process.pid}-${Math.random()}`);
   const fd = fs.openSync(outFile, 'w+');
   try {
-    const wasi = new WASI({ version: 'preview1', args: ['probe', ...args], env: {}, preopens: { '/': root }, stdout: fd, stderr: fd, returnOnExit: true });
-    const imports = wasi.getImportObject() as { wasi_snapshot_preview1: Record<string, (...a: (number | bigint)[]) => number> };
+    const wasi = new WASI({
+      version: 'preview1',
+      args: ['probe', ...args],
+      env: {},
+      preopens: { '/': root },
+      stdout: fd,
+      stderr: fd,
+      returnOnExit: true,
+    });
+    const imports = wasi.getImportObject() as {
+      wasi_snapshot_preview1: Record<string, (...a: (number | bigint)[]) => number>;
+    };
     const confinement = confinePaths(imports.wasi_snapshot_preview1, root, ['/']);
     const module = await WebAssembly.compile(fs.readFileSync(PROBE));
-    const instance = await WebAssembly.instantiate(module, imports as unknown as WebAssembly.Imports);
+    const instance = await WebAssembly.instantiate(module, imports);
     confinement.setMemory(instance.exports.memory as WebAssembly.Memory);
     wasi.start(instance);
     return fs.readFileSync(outFile, 'utf8');

@@ -20,7 +20,12 @@ before(() => {
 });
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-interface Outcome { status?: number; error?: unknown; stdout: string; stderr: string }
+interface Outcome {
+  status?: number;
+  error?: unknown;
+  stdout: string;
+  stderr: string;
+}
 
 let runs = 0;
 async function run(module: string, exportName: string, env: Record<string, string> = {}): Promise<Outcome> {
@@ -29,11 +34,21 @@ async function run(module: string, exportName: string, env: Record<string, strin
   const errPath = path.join(dir, `err-${n}`);
   const stdout = fs.openSync(outPath, 'w');
   const stderr = fs.openSync(errPath, 'w');
-  const wasi = new WASI({ version: 'preview1', args: [`/${module}.wasm`], env, preopens: { '/': path.join(dir, 'root') }, stdout, stderr, returnOnExit: true });
-  const imports = wasi.getImportObject() as unknown as { wasi_snapshot_preview1: Record<string, (...a: (number | bigint)[]) => number> };
+  const wasi = new WASI({
+    version: 'preview1',
+    args: [`/${module}.wasm`],
+    env,
+    preopens: { '/': path.join(dir, 'root') },
+    stdout,
+    stderr,
+    returnOnExit: true,
+  });
+  const imports = wasi.getImportObject() as unknown as {
+    wasi_snapshot_preview1: Record<string, (...a: (number | bigint)[]) => number>;
+  };
   interceptProcExit(imports.wasi_snapshot_preview1);
   const mod = await WebAssembly.compile(fs.readFileSync(path.join(MODULES, `${module}.wasm`)));
-  const instance = await WebAssembly.instantiate(mod, imports as unknown as WebAssembly.Imports);
+  const instance = await WebAssembly.instantiate(mod, imports);
   const problem = entryProblem(instance, exportName);
   const outcome: Partial<Outcome> = {};
   if (problem) {

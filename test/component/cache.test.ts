@@ -7,7 +7,15 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, test } from 'node:test';
-import { componentCacheConfig, DEFAULT_CACHE_DIR, evict, loadOrTranspile, sha256, type ComponentCacheOptions, type TranspileOutput } from '../../src/child/component-cache.js';
+import {
+  componentCacheConfig,
+  DEFAULT_CACHE_DIR,
+  evict,
+  loadOrTranspile,
+  sha256,
+  type ComponentCacheOptions,
+  type TranspileOutput,
+} from '../../src/child/component-cache.js';
 
 let dir: string;
 let opts: ComponentCacheOptions;
@@ -57,7 +65,9 @@ test('different components get different entries', async () => {
 });
 
 test('concurrent misses of the same component: one transpiles, the others wait for its entry', async () => {
-  const results = await Promise.all(Array.from({ length: 5 }, () => loadOrTranspile(component(3), opts, fakeTranspile)));
+  const results = await Promise.all(
+    Array.from({ length: 5 }, () => loadOrTranspile(component(3), opts, fakeTranspile)),
+  );
   for (const r of results) assert.equal(text(r.files['component.mjs']), 'export const n = 3;');
   assert.equal(calls, 1);
   assert.deepEqual(results.map((r) => r.cache).sort(), ['hit', 'hit', 'hit', 'hit', 'miss']);
@@ -67,7 +77,7 @@ test('concurrent misses of the same component: one transpiles, the others wait f
 test('a lock left by a dead Create is taken over; a live one is waited for, not forever when nothing comes', async () => {
   fs.mkdirSync(opts.dir, { recursive: true });
   const lock = path.join(opts.dir, `.lock-${sha256(component(20))}`);
-  const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
+  const dead = spawnSync(process.execPath, ['-e', '0']).pid;
   fs.writeFileSync(lock, String(dead));
   const t0 = Date.now();
   assert.equal((await loadOrTranspile(component(20), opts, fakeTranspile)).cache, 'miss');
@@ -108,7 +118,7 @@ test('a corrupted file, a broken manifest or a missing file is rebuilt, never us
   fs.rmSync(path.join(entry, 'component.core.wasm'));
   r = await loadOrTranspile(component(4), opts, fakeTranspile);
   assert.equal(r.cache, 'miss');
-  assert.deepEqual([...r.files['component.core.wasm']!], [...component(4)]);
+  assert.deepEqual([...r.files['component.core.wasm']], [...component(4)]);
 
   // a manifest naming a file outside the entry is refused
   const manifest = JSON.parse(fs.readFileSync(path.join(entry, 'manifest.json'), 'utf8'));
@@ -178,13 +188,20 @@ test('temp dirs of dead transpiles are cleared, fresh ones are left to their own
 });
 
 test('a transpiler output with a path in a file name is refused', async () => {
-  const bad = async (): Promise<TranspileOutput> => ({ files: { '../x.mjs': new Uint8Array(1) }, imports: [], exports: [] });
+  const bad = async (): Promise<TranspileOutput> => ({
+    files: { '../x.mjs': new Uint8Array(1) },
+    imports: [],
+    exports: [],
+  });
   await assert.rejects(loadOrTranspile(component(14), opts, bad), /unexpected file name/);
 });
 
 test('config: WASMTS_COMPONENT_CACHE and WASMTS_COMPONENT_CACHE_MAX_MB, with defaults', () => {
   assert.deepEqual(componentCacheConfig({}), { dir: DEFAULT_CACHE_DIR, maxBytes: 512 * 1024 * 1024 });
-  assert.deepEqual(componentCacheConfig({ WASMTS_COMPONENT_CACHE: '/x/y', WASMTS_COMPONENT_CACHE_MAX_MB: '3' }), { dir: '/x/y', maxBytes: 3 * 1024 * 1024 });
+  assert.deepEqual(componentCacheConfig({ WASMTS_COMPONENT_CACHE: '/x/y', WASMTS_COMPONENT_CACHE_MAX_MB: '3' }), {
+    dir: '/x/y',
+    maxBytes: 3 * 1024 * 1024,
+  });
   assert.equal(componentCacheConfig({ WASMTS_COMPONENT_CACHE: 'relative' }).dir, DEFAULT_CACHE_DIR);
   assert.equal(componentCacheConfig({ WASMTS_COMPONENT_CACHE_MAX_MB: 'lots' }).maxBytes, 512 * 1024 * 1024);
 });

@@ -12,7 +12,16 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startOtlpReceiver, type OtlpReceiver } from '../../src/otlp/receiver.js';
-import { ensureBuilt, MODULES, REPO, RUNTIME, startTracedContainerd, waitForContainerTrace, type TestImage, type TracedContainerd } from '../tracing/helpers.js';
+import {
+  ensureBuilt,
+  MODULES,
+  REPO,
+  RUNTIME,
+  startTracedContainerd,
+  waitForContainerTrace,
+  type TestImage,
+  type TracedContainerd,
+} from '../tracing/helpers.js';
 
 const T = { timeout: 90_000 };
 const GREETING = 'greetings from a component image';
@@ -36,31 +45,61 @@ function packWithCli(dir: string, ref: string): string {
   fs.chmodSync(scratch, 0o777);
   fs.writeFileSync(path.join(scratch, '.keep'), '');
   const tar = path.join(dir, 'image.tar');
-  execFileSync(path.join(REPO, 'bin', 'wasmts'), [
-    'image', '--ref', ref, '--out', tar, '--env', 'PATH=/', '--env', 'FROM_IMAGE=yes',
-    '--file', `${data}:/data`,
-    '--file', `${scratch}:/scratch`,
-    '--file', `${path.join(MODULES, 'reactor.component.wasm')}:/reactor.component.wasm`,
-    '--file', `${path.join(MODULES, 'probe.wasm')}:/probe.wasm`,
-    '--file', `${path.join(MODULES, 'needs-missing.component.wasm')}:/needs-missing.component.wasm`,
-    path.join(MODULES, 'probe.component.wasm'),
-  ], { stdio: ['ignore', 'ignore', 'inherit'] });
+  execFileSync(
+    path.join(REPO, 'bin', 'wasmts'),
+    [
+      'image',
+      '--ref',
+      ref,
+      '--out',
+      tar,
+      '--env',
+      'PATH=/',
+      '--env',
+      'FROM_IMAGE=yes',
+      '--file',
+      `${data}:/data`,
+      '--file',
+      `${scratch}:/scratch`,
+      '--file',
+      `${path.join(MODULES, 'reactor.component.wasm')}:/reactor.component.wasm`,
+      '--file',
+      `${path.join(MODULES, 'probe.wasm')}:/probe.wasm`,
+      '--file',
+      `${path.join(MODULES, 'needs-missing.component.wasm')}:/needs-missing.component.wasm`,
+      path.join(MODULES, 'probe.component.wasm'),
+    ],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  );
   return tar;
 }
 
-before(async () => {
-  await ensureBuilt();
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wasmts-component-'));
-  const ref = 'docker.io/wasmts-component/probe:v1';
-  img = { ref, tar: packWithCli(dir, ref), dir, probe: { size: 0, sha256: '' }, dispose: () => fs.rmSync(dir, { recursive: true, force: true }) };
-  cacheDir = path.join(dir, 'component-cache');
-  rx = await startOtlpReceiver({ httpPort: 0, grpcPort: null, ui: false });
-  env = await startTracedContainerd('component', { OTEL_EXPORTER_OTLP_ENDPOINT: rx.httpUrl, WASMTS_COMPONENT_CACHE: cacheDir }, img);
-  secretDir = path.join(dir, 'host-secret');
-  fs.mkdirSync(secretDir);
-  fs.writeFileSync(path.join(secretDir, 'secret.txt'), 'host secret\n');
-  planted = makePlantedRootfs(path.join(dir, 'planted-rootfs'));
-}, { timeout: 180_000 });
+before(
+  async () => {
+    await ensureBuilt();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wasmts-component-'));
+    const ref = 'docker.io/wasmts-component/probe:v1';
+    img = {
+      ref,
+      tar: packWithCli(dir, ref),
+      dir,
+      probe: { size: 0, sha256: '' },
+      dispose: () => fs.rmSync(dir, { recursive: true, force: true }),
+    };
+    cacheDir = path.join(dir, 'component-cache');
+    rx = await startOtlpReceiver({ httpPort: 0, grpcPort: null, ui: false });
+    env = await startTracedContainerd(
+      'component',
+      { OTEL_EXPORTER_OTLP_ENDPOINT: rx.httpUrl, WASMTS_COMPONENT_CACHE: cacheDir },
+      img,
+    );
+    secretDir = path.join(dir, 'host-secret');
+    fs.mkdirSync(secretDir);
+    fs.writeFileSync(path.join(secretDir, 'secret.txt'), 'host secret\n');
+    planted = makePlantedRootfs(path.join(dir, 'planted-rootfs'));
+  },
+  { timeout: 180_000 },
+);
 
 after(async () => {
   await env?.stop();
@@ -96,29 +135,41 @@ function compileSpan(id: string, spans: Awaited<ReturnType<typeof waitForContain
 }
 
 describe('the transpile cache and the spans', () => {
-  test('first container transpiles (cache=miss), the second loads the cache (cache=hit); both traced, TRACECONTEXT set', T, async () => {
-    const first = env.id('cold');
-    const r1 = await env.run([P, 'trace'], { id: first });
-    assert.equal(r1.code, 0, r1.stderr + env.logFor(first));
-    const t1 = await waitForContainerTrace(rx, first, ['wasmts.container', 'Create', 'wasm.compile', 'wasm.instantiate', 'wasm.run'], 10_000);
-    const c1 = compileSpan(first, t1.spans);
-    assert.equal(c1.attributes['wasmts.component.cache'], 'miss');
-    assert.equal(c1.attributes['wasmts.wasm.kind'], 'component');
-    const digest = String(c1.attributes['wasm.module.sha256']);
-    assert.match(digest, /^[0-9a-f]{64}$/);
-    assert.ok(fs.existsSync(path.join(cacheDir, digest, 'manifest.json')), 'the cache entry is named by the component digest');
-    // TRACECONTEXT is the traceparent of the Create span the child hangs under
-    const create = t1.spans.find((s) => s.name.endsWith('/Create'))!;
-    assert.equal(r1.stdout.trim(), `00-${create.traceId}-${create.spanId}-01`);
-    const run = t1.spans.find((s) => s.name === 'wasm.run')!;
-    assert.equal(run.attributes['process.exit.code'], 0);
+  test(
+    'first container transpiles (cache=miss), the second loads the cache (cache=hit); both traced, TRACECONTEXT set',
+    T,
+    async () => {
+      const first = env.id('cold');
+      const r1 = await env.run([P, 'trace'], { id: first });
+      assert.equal(r1.code, 0, r1.stderr + env.logFor(first));
+      const t1 = await waitForContainerTrace(
+        rx,
+        first,
+        ['wasmts.container', 'Create', 'wasm.compile', 'wasm.instantiate', 'wasm.run'],
+        10_000,
+      );
+      const c1 = compileSpan(first, t1.spans);
+      assert.equal(c1.attributes['wasmts.component.cache'], 'miss');
+      assert.equal(c1.attributes['wasmts.wasm.kind'], 'component');
+      const digest = String(c1.attributes['wasm.module.sha256']);
+      assert.match(digest, /^[0-9a-f]{64}$/);
+      assert.ok(
+        fs.existsSync(path.join(cacheDir, digest, 'manifest.json')),
+        'the cache entry is named by the component digest',
+      );
+      // TRACECONTEXT is the traceparent of the Create span the child hangs under
+      const create = t1.spans.find((s) => s.name.endsWith('/Create'))!;
+      assert.equal(r1.stdout.trim(), `00-${create.traceId}-${create.spanId}-01`);
+      const run = t1.spans.find((s) => s.name === 'wasm.run')!;
+      assert.equal(run.attributes['process.exit.code'], 0);
 
-    const second = env.id('warm');
-    const r2 = await env.run([P, 'trace'], { id: second });
-    assert.equal(r2.code, 0, r2.stderr);
-    const t2 = await waitForContainerTrace(rx, second, ['wasm.compile', 'wasm.run'], 10_000);
-    assert.equal(compileSpan(second, t2.spans).attributes['wasmts.component.cache'], 'hit');
-  });
+      const second = env.id('warm');
+      const r2 = await env.run([P, 'trace'], { id: second });
+      assert.equal(r2.code, 0, r2.stderr);
+      const t2 = await waitForContainerTrace(rx, second, ['wasm.compile', 'wasm.run'], 10_000);
+      assert.equal(compileSpan(second, t2.spans).attributes['wasmts.component.cache'], 'hit');
+    },
+  );
 
   test('a corrupted cache entry is rebuilt (cache=miss) and the container still runs', T, async () => {
     const entries = fs.readdirSync(cacheDir).filter((n) => /^[0-9a-f]{64}$/.test(n));
@@ -141,7 +192,12 @@ describe('the transpile cache and the spans', () => {
       assert.equal(r.stdout, `again ${i}\n`);
     });
     const caches: unknown[] = [];
-    for (const id of ids) caches.push(compileSpan(id, (await waitForContainerTrace(rx, id, ['wasm.compile'], 10_000)).spans).attributes['wasmts.component.cache']);
+    for (const id of ids)
+      caches.push(
+        compileSpan(id, (await waitForContainerTrace(rx, id, ['wasm.compile'], 10_000)).spans).attributes[
+          'wasmts.component.cache'
+        ],
+      );
     assert.deepEqual(caches.sort(), ['hit', 'miss']);
   });
 });
@@ -153,12 +209,35 @@ describe('what the component sees', () => {
     assert.equal(r.stdout, 'one\ntwo words\n\nünï\n');
     const a0 = await env.run([P, 'argv0'], { id: env.id('argv0') });
     assert.equal(a0.stdout, `${P}\n`);
-    const e = await env.c.ctr(['run', '--rm', '--runtime', RUNTIME, '--platform', 'wasip1/wasm', '--env', 'FOO=bar baz', img.ref, env.id('env'), P, 'env'], { timeoutMs: 30_000 });
+    const e = await env.c.ctr(
+      [
+        'run',
+        '--rm',
+        '--runtime',
+        RUNTIME,
+        '--platform',
+        'wasip1/wasm',
+        '--env',
+        'FOO=bar baz',
+        img.ref,
+        env.id('env'),
+        P,
+        'env',
+      ],
+      { timeoutMs: 30_000 },
+    );
     assert.equal(e.code, 0, e.stderr);
     const lines = e.stdout.split('\n');
-    for (const want of ['FOO=bar baz', 'FROM_IMAGE=yes', 'PATH=/', 'PWD=/']) assert.ok(lines.includes(want), `${want} missing: ${e.stdout}`);
-    assert.ok(lines.some((l) => l.startsWith('TRACECONTEXT=')), e.stdout);
-    assert.ok(!lines.some((l) => l.startsWith('WASMTS_COMPONENT_CACHE=') || l.startsWith('OTEL_')), `containerd's env leaked: ${e.stdout}`);
+    for (const want of ['FOO=bar baz', 'FROM_IMAGE=yes', 'PATH=/', 'PWD=/'])
+      assert.ok(lines.includes(want), `${want} missing: ${e.stdout}`);
+    assert.ok(
+      lines.some((l) => l.startsWith('TRACECONTEXT=')),
+      e.stdout,
+    );
+    assert.ok(
+      !lines.some((l) => l.startsWith('WASMTS_COMPONENT_CACHE=') || l.startsWith('OTEL_')),
+      `containerd's env leaked: ${e.stdout}`,
+    );
   });
 
   test('stdout, stderr and stdin', T, async () => {
@@ -171,7 +250,10 @@ describe('what the component sees', () => {
     assert.equal(e.stdout, '');
     assert.equal(e.stderr, 'only on stderr\n');
     // ctr 1.6 does not close the task's stdin at EOF: one line is what the component can read
-    const i = await env.run([P, 'stdin', 'read: '], { id: env.id('stdin'), input: 'a line from the host\nsecond line\n' });
+    const i = await env.run([P, 'stdin', 'read: '], {
+      id: env.id('stdin'),
+      input: 'a line from the host\nsecond line\n',
+    });
     assert.equal(i.code, 0, i.stderr);
     assert.equal(i.stdout, 'read: a line from the host\n');
   });
@@ -200,7 +282,10 @@ async function untilStatus(id: string, status: string): Promise<void> {
 
 describe('exit statuses', () => {
   test('exit 0 is 0; any other exit is 1 (wasi:cli/exit@0.2 carries ok or err only)', T, async () => {
-    const [z, three] = await Promise.all([env.run([P, 'exit', '0'], { id: env.id('exit0') }), env.run([P, 'exit', '3'], { id: env.id('exit3') })]);
+    const [z, three] = await Promise.all([
+      env.run([P, 'exit', '0'], { id: env.id('exit0') }),
+      env.run([P, 'exit', '3'], { id: env.id('exit3') }),
+    ]);
     assert.equal(z.code, 0, z.stderr);
     assert.equal(three.code, 1, three.stderr);
   });
@@ -215,7 +300,10 @@ describe('exit statuses', () => {
     assert.equal(t.spans.find((s) => s.name === 'wasm.run')!.attributes['process.exit.code'], 134);
   });
 
-  for (const [sig, status] of [['SIGTERM', 143], ['SIGKILL', 137]] as const) {
+  for (const [sig, status] of [
+    ['SIGTERM', 143],
+    ['SIGKILL', 137],
+  ] as const) {
     test(`ctr task kill -s ${sig} on a running component: exit ${status}`, T, async (t) => {
       const id = env.id(sig.toLowerCase());
       t.after(() => env.cleanup(id));
@@ -231,38 +319,83 @@ describe('exit statuses', () => {
 });
 
 /** ctr run --rm --rootfs <planted>: the planted rootfs is a host directory, not an image. */
-const runIn = (id: string, args: string[]) => env.c.ctr(['run', '--rm', '--runtime', RUNTIME, '--rootfs', planted, id, ...args], { timeoutMs: 30_000 });
+const runIn = (id: string, args: string[]) =>
+  env.c.ctr(['run', '--rm', '--runtime', RUNTIME, '--rootfs', planted, id, ...args], { timeoutMs: 30_000 });
 
 describe('the sandbox', () => {
-  test('ctr task exec --user into a component container: the exec runs as that user, reads the image, owns what it writes, root-only files stay closed', T, async (t) => {
-    const NOBODY = 65534;
-    const id = env.id('user');
-    t.after(() => env.cleanup(id));
-    await env.c.ctrOk(['run', '-d', '--null-io', '--runtime', RUNTIME, '--platform', 'wasip1/wasm', img.ref, id, P, 'daemon', '500']);
-    await untilStatus(id, 'RUNNING');
-    const exec = (execId: string, args: string[]) => env.c.ctr(['task', 'exec', '--exec-id', execId, '--user', `${NOBODY}:${NOBODY}`, id, P, ...args], { timeoutMs: 60_000 });
-    const read = await exec('read', ['cat', '/data/greeting.txt']);
-    assert.equal(read.code, 0, `reading its own image as uid ${NOBODY}: ${read.stderr}`);
-    assert.equal(read.stdout, `${GREETING}\n`);
-    const write = await exec('write', ['write', '/scratch/mine.txt', 'mine']);
-    assert.equal(write.code, 0, write.stderr);
-    const st = fs.statSync(path.join(env.c.state, 'io.containerd.runtime.v2.task', env.c.namespace, id, 'rootfs', 'scratch', 'mine.txt'));
-    assert.deepEqual([st.uid, st.gid], [NOBODY, NOBODY]);
-    const deny = await exec('deny', ['write', '/data/greeting.txt', 'overwritten']);
-    assert.notEqual(deny.code, 0);
-    assert.match(deny.stderr, /Permission denied|Operation not permitted/);
-  });
+  test(
+    'ctr task exec --user into a component container: the exec runs as that user, reads the image, owns what it writes, root-only files stay closed',
+    T,
+    async (t) => {
+      const NOBODY = 65534;
+      const id = env.id('user');
+      t.after(() => env.cleanup(id));
+      await env.c.ctrOk([
+        'run',
+        '-d',
+        '--null-io',
+        '--runtime',
+        RUNTIME,
+        '--platform',
+        'wasip1/wasm',
+        img.ref,
+        id,
+        P,
+        'daemon',
+        '500',
+      ]);
+      await untilStatus(id, 'RUNNING');
+      const exec = (execId: string, args: string[]) =>
+        env.c.ctr(['task', 'exec', '--exec-id', execId, '--user', `${NOBODY}:${NOBODY}`, id, P, ...args], {
+          timeoutMs: 60_000,
+        });
+      const read = await exec('read', ['cat', '/data/greeting.txt']);
+      assert.equal(read.code, 0, `reading its own image as uid ${NOBODY}: ${read.stderr}`);
+      assert.equal(read.stdout, `${GREETING}\n`);
+      const write = await exec('write', ['write', '/scratch/mine.txt', 'mine']);
+      assert.equal(write.code, 0, write.stderr);
+      const st = fs.statSync(
+        path.join(env.c.state, 'io.containerd.runtime.v2.task', env.c.namespace, id, 'rootfs', 'scratch', 'mine.txt'),
+      );
+      assert.deepEqual([st.uid, st.gid], [NOBODY, NOBODY]);
+      const deny = await exec('deny', ['write', '/data/greeting.txt', 'overwritten']);
+      assert.notEqual(deny.code, 0);
+      assert.match(deny.stderr, /Permission denied|Operation not permitted/);
+    },
+  );
 
   test('symlinks planted in the rootfs (absolute, relative, in any component) never lead out', T, async () => {
-    const r = await runIn(env.id('links'), ['/probe.wasm', 'open', '/abs/secret.txt', '/abs-file', '/etc-link/hostname', '/etc-link/passwd', '/d/rel/secret.txt', '/d/rel-file', 'd/rel/secret.txt', '/d/ok/inside.txt', '/absin/inside.txt', '/d/ok/../sub/inside.txt']);
+    const r = await runIn(env.id('links'), [
+      '/probe.wasm',
+      'open',
+      '/abs/secret.txt',
+      '/abs-file',
+      '/etc-link/hostname',
+      '/etc-link/passwd',
+      '/d/rel/secret.txt',
+      '/d/rel-file',
+      'd/rel/secret.txt',
+      '/d/ok/inside.txt',
+      '/absin/inside.txt',
+      '/d/ok/../sub/inside.txt',
+    ]);
     assert.equal(r.code, 0, r.stderr);
     assert.doesNotMatch(r.stdout, /host secret/);
     assert.doesNotMatch(r.stdout, /root:x:0:0/);
     const line = (p: string) => r.stdout.split('\n').find((l) => l.startsWith(`open ${p}: `)) ?? `(no line for ${p})`;
-    for (const p of ['/abs/secret.txt', '/abs-file', '/etc-link/hostname', '/etc-link/passwd', '/d/rel/secret.txt', '/d/rel-file', 'd/rel/secret.txt']) {
+    for (const p of [
+      '/abs/secret.txt',
+      '/abs-file',
+      '/etc-link/hostname',
+      '/etc-link/passwd',
+      '/d/rel/secret.txt',
+      '/d/rel-file',
+      'd/rel/secret.txt',
+    ]) {
       assert.match(line(p), /: fail /, `${p} must not open: ${line(p)}`);
     }
-    for (const p of ['/d/ok/inside.txt', '/d/ok/../sub/inside.txt']) assert.match(line(p), /: ok inside$/, `${p} must open: ${line(p)}`);
+    for (const p of ['/d/ok/inside.txt', '/d/ok/../sub/inside.txt'])
+      assert.match(line(p), /: ok inside$/, `${p} must open: ${line(p)}`);
     // preview2-shim refuses every absolute link, even one meant inside the image: safe, if stricter than runc
     assert.match(line('/absin/inside.txt'), /: (ok inside|fail .+)$/);
   });
@@ -270,9 +403,18 @@ describe('the sandbox', () => {
   test('writes through planted links or ".." never land outside', T, async () => {
     const before = fs.readdirSync(secretDir).sort();
     const w1 = await runIn(env.id('wabs'), ['/probe.wasm', 'write', '/abs/planted.txt', 'x']);
-    const w2 = await runIn(env.id('wdots'), ['/probe.wasm', 'write', `../../../../../../../../..${secretDir}/planted2.txt`, 'x']);
+    const w2 = await runIn(env.id('wdots'), [
+      '/probe.wasm',
+      'write',
+      `../../../../../../../../..${secretDir}/planted2.txt`,
+      'x',
+    ]);
     const w3 = await runIn(env.id('wrel'), ['/probe.wasm', 'write', '/d/rel/planted3.txt', 'x']);
-    assert.deepEqual(fs.readdirSync(secretDir).sort(), before, `host dir changed: ${[w1, w2, w3].map((r) => r.stdout + r.stderr).join(' | ')}`);
+    assert.deepEqual(
+      fs.readdirSync(secretDir).sort(),
+      before,
+      `host dir changed: ${[w1, w2, w3].map((r) => r.stdout + r.stderr).join(' | ')}`,
+    );
     assert.notEqual(w1.code, 0, 'writing through /abs must fail');
     assert.notEqual(w3.code, 0, 'writing through /d/rel must fail');
     if (w2.code === 0) assert.ok(fs.existsSync(path.join(planted, secretDir, 'planted2.txt')));
@@ -282,7 +424,9 @@ describe('the sandbox', () => {
   });
 
   test('".." and absolute paths stay in an image rootfs too', T, async () => {
-    const r = await env.run([P, 'escape', `../../../../../..${secretDir}/secret.txt`, `${secretDir}/secret.txt`], { id: env.id('escape') });
+    const r = await env.run([P, 'escape', `../../../../../..${secretDir}/secret.txt`, `${secretDir}/secret.txt`], {
+      id: env.id('escape'),
+    });
     assert.equal(r.code, 0, r.stderr);
     assert.doesNotMatch(r.stdout, /host secret|root:x:0:0/);
   });
@@ -293,20 +437,29 @@ describe('components wasmts cannot run', () => {
     const id = env.id('missing');
     const r = await env.run(['/needs-missing.component.wasm'], { id });
     assert.notEqual(r.code, 0);
-    assert.match(r.stderr, /needs-missing\.component\.wasm cannot be instantiated: it imports wasmts:test\/missing, which wasmts cannot provide/);
+    assert.match(
+      r.stderr,
+      /needs-missing\.component\.wasm cannot be instantiated: it imports wasmts:test\/missing, which wasmts cannot provide/,
+    );
     assert.match(env.logFor(id), /wasmts:test\/missing/);
   });
 
   test('a component that is no wasi:cli command fails Create, saying so', T, async () => {
     const r = await env.run(['/reactor.component.wasm'], { id: env.id('reactor') });
     assert.notEqual(r.code, 0);
-    assert.match(r.stderr, /reactor\.component\.wasm is a component but not a wasi:cli command: it does not export wasi:cli\/run/);
+    assert.match(
+      r.stderr,
+      /reactor\.component\.wasm is a component but not a wasi:cli command: it does not export wasi:cli\/run/,
+    );
   });
 
   test('#export on a component is refused: a component runs wasi:cli/run', T, async () => {
     const r = await env.run([`${P}#main`, 'args', 'x'], { id: env.id('hash') });
     assert.notEqual(r.code, 0);
-    assert.match(r.stderr, /is a component: it runs its wasi:cli\/run export, "#main" only selects exports of core modules/);
+    assert.match(
+      r.stderr,
+      /is a component: it runs its wasi:cli\/run export, "#main" only selects exports of core modules/,
+    );
   });
 
   test('a module that is neither a core module nor a component is refused at Create', T, async () => {

@@ -44,28 +44,38 @@ async function probe(args: string[]): Promise<{ out: string; status: number }> {
   const outFile = path.join(tmp, `out-${Math.random()}`);
   fs.writeFileSync(outFile, '');
   const instance = await engine.prepare({
-    containerId: 'confine', execId: '', modulePath: path.join(root, 'probe.wasm'), exportName: '_start',
-    args: ['/probe.wasm', ...args], env: [], preopens: { '/': root },
-    stdout: `file://${outFile}`, stderr: `file://${outFile}`,
+    containerId: 'confine',
+    execId: '',
+    modulePath: path.join(root, 'probe.wasm'),
+    exportName: '_start',
+    args: ['/probe.wasm', ...args],
+    env: [],
+    preopens: { '/': root },
+    stdout: `file://${outFile}`,
+    stderr: `file://${outFile}`,
   });
   instance.run();
   const { status } = await instance.exited;
   return { out: fs.readFileSync(outFile, 'utf8'), status };
 }
 
-test('intermediate and final symlinks out of the rootfs are refused, for reads and writes', { timeout: 120_000 }, async () => {
-  const { out } = await probe(['open', '/abs/secret.txt', '/d/rel/secret.txt', '/file-link']);
-  assert.doesNotMatch(out, /host secret/);
-  assert.match(out, /open \/abs\/secret.txt: fail/);
-  assert.match(out, /open \/d\/rel\/secret.txt: fail/);
-  assert.match(out, /open \/file-link: fail/);
-  const w = await probe(['write', '/abs/planted.txt', 'x']);
-  assert.notEqual(w.status, 0);
-  assert.equal(fs.existsSync(path.join(outside, 'planted.txt')), false, `write escaped: ${w.out}`);
-  const w2 = await probe(['write', '/d/rel/planted.txt', 'x']);
-  assert.notEqual(w2.status, 0);
-  assert.equal(fs.existsSync(path.join(outside, 'planted.txt')), false, `write escaped: ${w2.out}`);
-});
+test(
+  'intermediate and final symlinks out of the rootfs are refused, for reads and writes',
+  { timeout: 120_000 },
+  async () => {
+    const { out } = await probe(['open', '/abs/secret.txt', '/d/rel/secret.txt', '/file-link']);
+    assert.doesNotMatch(out, /host secret/);
+    assert.match(out, /open \/abs\/secret.txt: fail/);
+    assert.match(out, /open \/d\/rel\/secret.txt: fail/);
+    assert.match(out, /open \/file-link: fail/);
+    const w = await probe(['write', '/abs/planted.txt', 'x']);
+    assert.notEqual(w.status, 0);
+    assert.equal(fs.existsSync(path.join(outside, 'planted.txt')), false, `write escaped: ${w.out}`);
+    const w2 = await probe(['write', '/d/rel/planted.txt', 'x']);
+    assert.notEqual(w2.status, 0);
+    assert.equal(fs.existsSync(path.join(outside, 'planted.txt')), false, `write escaped: ${w2.out}`);
+  },
+);
 
 test('links that stay inside keep working', { timeout: 60_000 }, async () => {
   const { out } = await probe(['open', '/d/ok/inside.txt', '/d/sub/inside.txt', '/d/ok/../sub/inside.txt']);

@@ -9,20 +9,39 @@
 // Every call has a deadline (30 s unless given); a failed RPC rejects with an
 // Error naming the RPC, the gRPC status and containerd's message.
 import * as grpc from '@grpc/grpc-js';
-import { create, fromBinary, toBinary, type DescMessage, type DescMethod, type DescService, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
+import {
+  create,
+  fromBinary,
+  toBinary,
+  type DescMessage,
+  type DescMethod,
+  type DescService,
+  type MessageInitShape,
+  type MessageShape,
+} from '@bufbuild/protobuf';
 import { ImageService, RuntimeService } from '../../src/gen/cri/runtime/v1/api_pb.js';
 
 const DEFAULT_DEADLINE_MS = 30_000;
 
-type Unary<M> = M extends { methodKind: 'unary'; input: infer I extends DescMessage; output: infer O extends DescMessage }
+type Unary<M> = M extends {
+  methodKind: 'unary';
+  input: infer I extends DescMessage;
+  output: infer O extends DescMessage;
+}
   ? (request: MessageInitShape<I>, opts?: { timeoutMs?: number }) => Promise<MessageShape<O>>
   : never;
 
-export type ServiceClient<S extends { method: Record<string, unknown> }> = { [K in keyof S['method']]: Unary<S['method'][K]> };
+export type ServiceClient<S extends { method: Record<string, unknown> }> = {
+  [K in keyof S['method']]: Unary<S['method'][K]>;
+};
 
 export class CriError extends Error {
   override name = 'CriError';
-  constructor(readonly rpc: string, readonly code: grpc.status, readonly details: string) {
+  constructor(
+    readonly rpc: string,
+    readonly code: grpc.status,
+    readonly details: string,
+  ) {
     super(`${rpc}: ${grpc.status[code] ?? code}: ${details}`);
   }
 }
@@ -53,7 +72,10 @@ function unary(client: grpc.Client, service: DescService, method: DescMethod) {
     });
 }
 
-function serviceClient<S extends DescService & { method: Record<string, unknown> }>(client: grpc.Client, service: S): ServiceClient<S> {
+function serviceClient<S extends DescService & { method: Record<string, unknown> }>(
+  client: grpc.Client,
+  service: S,
+): ServiceClient<S> {
   const out: Record<string, unknown> = {};
   for (const method of service.methods) {
     if (method.methodKind !== 'unary') continue; // the subset in proto/cri has only unary RPCs

@@ -33,7 +33,9 @@ async function wasmtsImage(args: string[]): Promise<void> {
   try {
     await run(path.join(REPO, 'bin', 'wasmts'), ['image', ...args], { timeout: 30_000 });
   } catch (err) {
-    throw new Error(`wasmts image ${args.join(' ')} failed: ${String((err as { stderr?: string }).stderr ?? (err as Error).message).trim()}`);
+    throw new Error(
+      `wasmts image ${args.join(' ')} failed: ${String((err as { stderr?: string }).stderr ?? (err as Error).message).trim()}`,
+    );
   }
 }
 
@@ -52,7 +54,17 @@ export async function startCriNode(): Promise<CriNode> {
     const pauseTar = path.join(images, 'pause.tar');
     const probeTar = path.join(images, 'probe.tar');
     // A native pause image, as a cluster's sandbox image is; wasmts never runs its binary.
-    await wasmtsImage(['--platform', 'linux/amd64', '--ref', PAUSE_IMAGE, '--module-dest', '/pause', '--out', pauseTar, path.join(MODULES, 'pause.native')]);
+    await wasmtsImage([
+      '--platform',
+      'linux/amd64',
+      '--ref',
+      PAUSE_IMAGE,
+      '--module-dest',
+      '/pause',
+      '--out',
+      pauseTar,
+      path.join(MODULES, 'pause.native'),
+    ]);
     await wasmtsImage(['--ref', PROBE_IMAGE, '--env', 'PATH=/', '--out', probeTar, path.join(MODULES, 'probe.wasm')]);
     await c.importImage(pauseTar);
     await c.importImage(probeTar);

@@ -46,12 +46,18 @@ test('events arrive in order with bare type URLs, after the server recovers from
   pub.close();
   await server.close();
   assert.equal(seen.length, 21);
-  assert.deepEqual(seen.slice(0, 3).map((s) => s.topic), ['/tasks/start', '/tasks/start', '/tasks/start']);
-  assert.equal(seen[20]!.topic, '/tasks/exit');
-  assert.equal(seen[0]!.typeUrl, 'containerd.events.TaskStart', 'containerd 1.6 needs the bare name');
-  assert.equal(seen[20]!.typeUrl, 'containerd.events.TaskExit');
+  assert.deepEqual(
+    seen.slice(0, 3).map((s) => s.topic),
+    ['/tasks/start', '/tasks/start', '/tasks/start'],
+  );
+  assert.equal(seen[20].topic, '/tasks/exit');
+  assert.equal(seen[0].typeUrl, 'containerd.events.TaskStart', 'containerd 1.6 needs the bare name');
+  assert.equal(seen[20].typeUrl, 'containerd.events.TaskExit');
   assert.ok(seen.every((s) => s.ns === 'ns1' && s.ts > 0n));
-  assert.deepEqual(lines.filter((l) => l.startsWith('error')), []);
+  assert.deepEqual(
+    lines.filter((l) => l.startsWith('error')),
+    [],
+  );
 });
 
 test('publish never throws, and an event nobody accepts is dropped with a log line after the bound', async () => {
@@ -62,11 +68,13 @@ test('publish never throws, and an event nobody accepts is dropped with a log li
     log: recordingLog(lines),
     giveUpAfterMs: 300,
   });
-  assert.doesNotThrow(() => pub.publish('/tasks/start', TaskStartSchema, create(TaskStartSchema, { containerId: 'x' })));
+  assert.doesNotThrow(() =>
+    pub.publish('/tasks/start', TaskStartSchema, create(TaskStartSchema, { containerId: 'x' })),
+  );
   await pub.drain(5_000);
   pub.close();
   assert.equal(lines.length, 1);
-  assert.match(lines[0]!, /^error: dropped event \/tasks\/start after 300 ms/);
+  assert.match(lines[0], /^error: dropped event \/tasks\/start after 300 ms/);
 });
 
 test('an events socket that comes back gets the queued events', async () => {

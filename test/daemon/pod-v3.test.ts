@@ -35,30 +35,62 @@ after(async () => {
 function bundleFor(id: string, annotations: Record<string, string>, args = ['/x.wasm']): string {
   const dir = path.join(ctd.state, 'io.containerd.runtime.v2.task', NS, id);
   fs.mkdirSync(path.join(dir, 'rootfs'), { recursive: true });
-  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ociVersion: '1.0.2', process: { args, cwd: '/' }, root: { path: 'rootfs' }, annotations }));
+  fs.writeFileSync(
+    path.join(dir, 'config.json'),
+    JSON.stringify({ ociVersion: '1.0.2', process: { args, cwd: '/' }, root: { path: 'rootfs' }, annotations }),
+  );
   return dir;
 }
 
 /** `<shim> -namespace NS -address A -publish-binary P -id ID start` with the env and stdin containerd `version` gives it. */
 function start(version: ContainerdVersion, id: string, bundle: string, env: Record<string, string> = {}) {
-  const callInputs = startCall(version, { id, namespace: NS, grpcAddress: ctd.address, ttrpcAddress: ctd.ttrpcAddress, configPath: '/etc/wasmts.toml', env });
+  const callInputs = startCall(version, {
+    id,
+    namespace: NS,
+    grpcAddress: ctd.address,
+    ttrpcAddress: ctd.ttrpcAddress,
+    configPath: '/etc/wasmts.toml',
+    env,
+  });
   const base = { ...process.env };
   for (const k of ['MAX_SHIM_VERSION', 'WASMTS_SHIM_VERSION', 'GRPC_ADDRESS', 'NAMESPACE']) delete base[k];
-  const r = spawnSync(SHIM, ['-namespace', NS, '-address', ctd.address, '-publish-binary', '/usr/bin/containerd', '-id', id, 'start'], {
-    cwd: bundle,
-    input: callInputs.stdin,
-    env: { ...base, WASMTS_SPARE: '0', ...callInputs.env },
-    timeout: 20_000,
-  });
+  const r = spawnSync(
+    SHIM,
+    ['-namespace', NS, '-address', ctd.address, '-publish-binary', '/usr/bin/containerd', '-id', id, 'start'],
+    {
+      cwd: bundle,
+      input: callInputs.stdin,
+      env: { ...base, WASMTS_SPARE: '0', ...callInputs.env },
+      timeout: 20_000,
+    },
+  );
   assert.equal(r.status, 0, r.stderr.toString());
   assert.equal(r.stderr.length, 0, 'nothing on stderr: containerd reads stdout and stderr combined');
   return { raw: new Uint8Array(r.stdout), accepted: acceptReply(version, r.stdout) };
 }
 
 function runDelete(id: string, bundle: string): void {
-  const r = spawnSync(SHIM, ['-namespace', NS, '-address', ctd.address, '-publish-binary', '/usr/bin/containerd', '-id', id, '-bundle', bundle, 'delete'], {
-    cwd: bundle, env: { ...process.env, TTRPC_ADDRESS: ctd.ttrpcAddress }, timeout: 20_000,
-  });
+  const r = spawnSync(
+    SHIM,
+    [
+      '-namespace',
+      NS,
+      '-address',
+      ctd.address,
+      '-publish-binary',
+      '/usr/bin/containerd',
+      '-id',
+      id,
+      '-bundle',
+      bundle,
+      'delete',
+    ],
+    {
+      cwd: bundle,
+      env: { ...process.env, TTRPC_ADDRESS: ctd.ttrpcAddress },
+      timeout: 20_000,
+    },
+  );
   assert.equal(r.status, 0, r.stderr.toString());
 }
 
@@ -84,7 +116,7 @@ async function taskClient(address: string, service: string) {
   return { conn, task: createClient(Task, conn, { service }) };
 }
 
-describe('the shim binary in each containerd version\'s start exchange', () => {
+describe("the shim binary in each containerd version's start exchange", () => {
   const cases: [ContainerdVersion, Record<string, string>, string][] = [
     ['1.6', {}, 'containerd.task.v2.Task'],
     ['1.7', {}, 'containerd.task.v2.Task'],
@@ -117,10 +149,14 @@ describe('the shim binary in each containerd version\'s start exchange', () => {
 });
 
 describe('a CRI pod under containerd 2.x, after version 3', () => {
-  test('the pod\'s container: Create/Start/Wait/Delete over v3 with no start or delete exec; Delete leaves no mount, process or file of its own', async () => {
+  test("the pod's container: Create/Start/Wait/Delete over v3 with no start or delete exec; Delete leaves no mount, process or file of its own", async () => {
     const pod = 'podv3';
     const sandboxId = 'podv3-sandbox';
-    const sandbox = bundleFor(sandboxId, { 'io.kubernetes.cri.container-type': 'sandbox', 'io.kubernetes.cri.sandbox-id': pod }, ['/pause']);
+    const sandbox = bundleFor(
+      sandboxId,
+      { 'io.kubernetes.cri.container-type': 'sandbox', 'io.kubernetes.cri.sandbox-id': pod },
+      ['/pause'],
+    );
     // The sandbox ("pause") container is started with `start` (containerd 2.3's exchange) ...
     const { raw, accepted } = start('2.3', sandboxId, sandbox);
     assert.equal(fromBinary(BootstrapResultSchema, raw).version, 3);
@@ -131,7 +167,11 @@ describe('a CRI pod under containerd 2.x, after version 3', () => {
 
     // ... the pod's container is not: containerd reuses the sandbox's bootstrap.json address.
     const appId = 'podv3-app';
-    const app = bundleFor(appId, { 'io.kubernetes.cri.container-type': 'container', 'io.kubernetes.cri.sandbox-id': pod }, ['/hello.wasm']);
+    const app = bundleFor(
+      appId,
+      { 'io.kubernetes.cri.container-type': 'container', 'io.kubernetes.cri.sandbox-id': pod },
+      ['/hello.wasm'],
+    );
     const image = path.join(ctd.tmp, 'podv3-image');
     fs.mkdirSync(image, { recursive: true });
     fs.copyFileSync(HELLO, path.join(image, 'hello.wasm'));
@@ -139,7 +179,9 @@ describe('a CRI pod under containerd 2.x, after version 3', () => {
     const c = await taskClient(accepted.address, V3); // loadShim: a connection of its own
     try {
       const created = await c.task.create({
-        id: appId, bundle: app, stdout: `file://${stdout}`,
+        id: appId,
+        bundle: app,
+        stdout: `file://${stdout}`,
         rootfs: [{ type: 'bind', source: image, target: '', options: ['rbind', 'rw'] }],
       });
       assert.ok(alive(created.pid));
@@ -154,7 +196,10 @@ describe('a CRI pod under containerd 2.x, after version 3', () => {
       assert.deepEqual(mountsUnder(app), [], 'rootfs unmounted');
       assert.equal(alive(created.pid), false, 'the Wasm child is gone');
       // shim.pid (the daemon's) and the DeleteResponse left for a `delete` exec are the shim's records, not leftovers
-      const left = fs.readdirSync(app).filter((f) => f !== SHIM_PID_FILE && f !== DELETE_RESPONSE_FILE).sort();
+      const left = fs
+        .readdirSync(app)
+        .filter((f) => f !== SHIM_PID_FILE && f !== DELETE_RESPONSE_FILE)
+        .sort();
       assert.deepEqual(left, ['config.json', 'rootfs'], 'no pid file, mount record or address file');
       await assert.rejects(c.task.state({ id: appId }), /not found/);
       // 2.x sends no Shutdown for a sandboxed container; the sandbox keeps the daemon.

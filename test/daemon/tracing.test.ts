@@ -12,7 +12,10 @@ import type { CallContext } from '../../src/ttrpc/types.js';
 
 type Impl = Record<string, (req: unknown, ctx: CallContext) => Promise<unknown>>;
 
-function harness(env: Record<string, string>, o: { enabled?: boolean; exitStatus?: number; state?: { status: number; exitStatus: number } } = {}) {
+function harness(
+  env: Record<string, string>,
+  o: { enabled?: boolean; exitStatus?: number; state?: { status: number; exitStatus: number } } = {},
+) {
   const records: SpanRecord[] = [];
   const enabled = o.enabled ?? true;
   const recorder = new SpanRecorder((r) => records.push(r), { enabled, process: 'shim', pid: 1 });
@@ -64,9 +67,9 @@ const by = (records: SpanRecord[], suffix: string) => records.find((r) => r.name
 
 test('rpc.* per semantic conventions 1.45: rpc.system.name, fully qualified rpc.method, rpc.status_code, server.address; no process.pid', async () => {
   const { records, impl, ctx } = harness({});
-  await impl.create!({ id: 'c1' }, ctx('Create'));
-  await impl.start!({ id: 'c1' }, ctx('Start'));
-  await impl.delete!({ id: 'c1' }, ctx('Delete'));
+  await impl.create({ id: 'c1' }, ctx('Create'));
+  await impl.start({ id: 'c1' }, ctx('Start'));
+  await impl.delete({ id: 'c1' }, ctx('Delete'));
   await flush();
   const start = by(records, '/Start');
   assert.equal(start.kind, 'server');
@@ -82,7 +85,8 @@ test('rpc.* per semantic conventions 1.45: rpc.system.name, fully qualified rpc.
       'wasmts.task.pid': 42,
     },
   );
-  for (const r of records) assert.equal(r.attributes['process.pid'], undefined, `${r.name} has no process.pid (the resource's is the shim's)`);
+  for (const r of records)
+    assert.equal(r.attributes['process.pid'], undefined, `${r.name} has no process.pid (the resource's is the shim's)`);
   const root = by(records, 'wasmts.container');
   assert.equal(root.attributes['container.runtime.name'], 'containerd');
   assert.equal(root.attributes['wasmts.namespace'], 'ns1');
@@ -92,9 +96,9 @@ test('rpc.* per semantic conventions 1.45: rpc.system.name, fully qualified rpc.
 
 test('a traceparent/tracestate in ttrpc metadata parents the RPC span, linked to the container root', async () => {
   const { records, impl, ctx, seen } = harness({});
-  await impl.create!({ id: 'c1' }, ctx('Create'));
-  await impl.start!({ id: 'c1' }, ctx('Start', { traceparent: REMOTE, tracestate: 'k=v' }));
-  await impl.delete!({ id: 'c1' }, ctx('Delete'));
+  await impl.create({ id: 'c1' }, ctx('Create'));
+  await impl.start({ id: 'c1' }, ctx('Start', { traceparent: REMOTE, tracestate: 'k=v' }));
+  await impl.delete({ id: 'c1' }, ctx('Delete'));
   await flush();
   const root = by(records, 'wasmts.container');
   const create = by(records, '/Create');
@@ -103,20 +107,33 @@ test('a traceparent/tracestate in ttrpc metadata parents the RPC span, linked to
   assert.equal(start.traceId, '0af7651916cd43dd8448eb211c80319c');
   assert.equal(start.parentSpanId, 'b7ad6b7169203331');
   assert.equal(start.traceState, 'k=v');
-  assert.deepEqual(start.links.map((l) => l.context.spanId), [root.spanId]);
+  assert.deepEqual(
+    start.links.map((l) => l.context.spanId),
+    [root.spanId],
+  );
   const tp = `00-${create.traceId}-${create.spanId}-01`;
   assert.deepEqual(seen.trace, { env: { TRACEPARENT: tp, TRACECONTEXT: tp }, recordUnder: { traceparent: tp } });
 });
 
 for (const [form, env] of [
   ['TRACECONTEXT, W3C', { TRACECONTEXT: REMOTE }],
-  ['TRACECONTEXT, JSON map with tracestate', { TRACECONTEXT: JSON.stringify({ traceparent: REMOTE, tracestate: 'ro=1' }) }],
-  ['TRACEPARENT + TRACESTATE', { TRACEPARENT: REMOTE, TRACESTATE: 'ro=1', TRACECONTEXT: '00-11111111111111111111111111111111-2222222222222222-01' }],
+  [
+    'TRACECONTEXT, JSON map with tracestate',
+    { TRACECONTEXT: JSON.stringify({ traceparent: REMOTE, tracestate: 'ro=1' }) },
+  ],
+  [
+    'TRACEPARENT + TRACESTATE',
+    {
+      TRACEPARENT: REMOTE,
+      TRACESTATE: 'ro=1',
+      TRACECONTEXT: '00-11111111111111111111111111111111-2222222222222222-01',
+    },
+  ],
 ] as const) {
   test(`the shim's environment (${form}) parents the container root; tracestate carried to the module`, async () => {
     const { records, impl, ctx, seen } = harness({ ...env, BAGGAGE: 'tenant=a' });
-    await impl.create!({ id: 'c2' }, ctx('Create'));
-    await impl.delete!({ id: 'c2' }, ctx('Delete'));
+    await impl.create({ id: 'c2' }, ctx('Create'));
+    await impl.delete({ id: 'c2' }, ctx('Delete'));
     await flush();
     const root = by(records, 'wasmts.container');
     assert.equal(root.traceId, '0af7651916cd43dd8448eb211c80319c');
@@ -129,7 +146,7 @@ for (const [form, env] of [
 
 test('export off (OTEL_SDK_DISABLED): no spans, but the module still gets the incoming context', async () => {
   const { records, impl, ctx, seen } = harness({ TRACEPARENT: REMOTE, TRACESTATE: 'ro=1' }, { enabled: false });
-  await impl.create!({ id: 'c4' }, ctx('Create'));
+  await impl.create({ id: 'c4' }, ctx('Create'));
   await flush();
   assert.equal(records.length, 0);
   assert.deepEqual(seen.trace, { env: { TRACEPARENT: REMOTE, TRACECONTEXT: REMOTE, TRACESTATE: 'ro=1' } });
@@ -137,8 +154,8 @@ test('export off (OTEL_SDK_DISABLED): no spans, but the module still gets the in
 
 test('OTEL_PROPAGATORS=none: nothing extracted, nothing injected', async () => {
   const { records, impl, ctx, seen } = harness({ OTEL_PROPAGATORS: 'none', TRACEPARENT: REMOTE });
-  await impl.create!({ id: 'c5' }, ctx('Create', { traceparent: REMOTE }));
-  await impl.delete!({ id: 'c5' }, ctx('Delete'));
+  await impl.create({ id: 'c5' }, ctx('Create', { traceparent: REMOTE }));
+  await impl.delete({ id: 'c5' }, ctx('Delete'));
   await flush();
   const root = by(records, 'wasmts.container');
   assert.notEqual(root.traceId, '0af7651916cd43dd8448eb211c80319c');
@@ -148,13 +165,23 @@ test('OTEL_PROPAGATORS=none: nothing extracted, nothing injected', async () => {
 });
 
 test('non-zero exit: root ERROR with process.exit.code and error.type (the trap kind the child reported, else the code)', async () => {
-  for (const [runErrorType, want] of [[undefined, '3'], ['unreachable', 'unreachable']] as const) {
+  for (const [runErrorType, want] of [
+    [undefined, '3'],
+    ['unreachable', 'unreachable'],
+  ] as const) {
     const { records, impl, ctx, childSpans } = harness({}, { exitStatus: runErrorType ? 134 : 3 });
-    await impl.create!({ id: 'c6' }, ctx('Create'));
+    await impl.create({ id: 'c6' }, ctx('Create'));
     const create = by(records, '/Create');
-    if (runErrorType) childSpans([{ name: 'wasm.run', parentSpanId: create.spanId, attributes: { 'error.type': runErrorType } } as unknown as SpanRecord]);
-    await impl.wait!({ id: 'c6' }, ctx('Wait'));
-    await impl.delete!({ id: 'c6' }, ctx('Delete'));
+    if (runErrorType)
+      childSpans([
+        {
+          name: 'wasm.run',
+          parentSpanId: create.spanId,
+          attributes: { 'error.type': runErrorType },
+        } as unknown as SpanRecord,
+      ]);
+    await impl.wait({ id: 'c6' }, ctx('Wait'));
+    await impl.delete({ id: 'c6' }, ctx('Delete'));
     await flush();
     const root = by(records, 'wasmts.container');
     assert.equal(root.status.code, 2);
@@ -167,20 +194,20 @@ test('non-zero exit: root ERROR with process.exit.code and error.type (the trap 
 
 test('no exit code before the process has exited: State of a running task has none, of a stopped one has it', async () => {
   const running = harness({});
-  await running.impl.create!({ id: 'c7' }, running.ctx('Create'));
-  await running.impl.state!({ id: 'c7' }, running.ctx('State'));
+  await running.impl.create({ id: 'c7' }, running.ctx('Create'));
+  await running.impl.state({ id: 'c7' }, running.ctx('State'));
   assert.equal(by(running.records, '/State').attributes['process.exit.code'], undefined);
   const stopped = harness({}, { state: { status: 3, exitStatus: 7 } });
-  await stopped.impl.create!({ id: 'c7' }, stopped.ctx('Create'));
-  await stopped.impl.state!({ id: 'c7' }, stopped.ctx('State'));
+  await stopped.impl.create({ id: 'c7' }, stopped.ctx('Create'));
+  await stopped.impl.state({ id: 'c7' }, stopped.ctx('State'));
   assert.equal(by(stopped.records, '/State').attributes['process.exit.code'], 7);
 });
 
 test('a failed Create fails the container; the NotFound Delete after it is a normal answer; INTERNAL is an error', async () => {
   const { records, impl, ctx } = harness({});
-  await assert.rejects(impl.create!({ id: 'bad1', bundle: '/nonexistent' }, ctx('Create')), /not found/);
-  await assert.rejects(impl.delete!({ id: 'bad1' }, ctx('Delete')), /not found/);
-  await assert.rejects(impl.pids!({ id: 'bad1' }, ctx('Pids')), /boom/);
+  await assert.rejects(impl.create({ id: 'bad1', bundle: '/nonexistent' }, ctx('Create')), /not found/);
+  await assert.rejects(impl.delete({ id: 'bad1' }, ctx('Delete')), /not found/);
+  await assert.rejects(impl.pids({ id: 'bad1' }, ctx('Pids')), /boom/);
   await flush();
   const root = by(records, 'wasmts.container');
   assert.equal(root.status.code, 2);
@@ -193,7 +220,7 @@ test('a failed Create fails the container; the NotFound Delete after it is a nor
   assert.equal(del.attributes['rpc.status_code'], 'NOT_FOUND');
   assert.equal(del.status.code, 0);
   assert.equal(del.attributes['error.type'], undefined);
-  assert.equal(del.traceId, root.traceId, 'still in the container\'s trace');
+  assert.equal(del.traceId, root.traceId, "still in the container's trace");
   const pids = by(records, '/Pids');
   assert.equal(pids.status.code, 2);
   assert.equal(pids.attributes['error.type'], 'INTERNAL');
@@ -202,8 +229,8 @@ test('a failed Create fails the container; the NotFound Delete after it is a nor
 
 test('a Kill answered NotFound (already finished) is not an error', async () => {
   const { records, impl, ctx } = harness({});
-  await impl.create!({ id: 'c3' }, ctx('Create'));
-  await assert.rejects(impl.kill!({ id: 'c3' }, ctx('Kill')), /already finished/);
+  await impl.create({ id: 'c3' }, ctx('Create'));
+  await assert.rejects(impl.kill({ id: 'c3' }, ctx('Kill')), /already finished/);
   const kill = by(records, '/Kill');
   assert.equal(kill.status.code, 0);
   assert.equal(kill.attributes['rpc.status_code'], 'NOT_FOUND');
@@ -212,9 +239,9 @@ test('a Kill answered NotFound (already finished) is not an error', async () => 
 test('many containers at once keep their own roots', async () => {
   const { records, impl, ctx } = harness({});
   const ids = Array.from({ length: 20 }, (_, i) => `m${i}`);
-  await Promise.all(ids.map((id) => impl.create!({ id }, ctx('Create'))));
-  await Promise.all(ids.map((id) => impl.start!({ id }, ctx('Start'))));
-  await Promise.all(ids.map((id) => impl.delete!({ id }, ctx('Delete'))));
+  await Promise.all(ids.map((id) => impl.create({ id }, ctx('Create'))));
+  await Promise.all(ids.map((id) => impl.start({ id }, ctx('Start'))));
+  await Promise.all(ids.map((id) => impl.delete({ id }, ctx('Delete'))));
   await flush();
   for (const id of ids) {
     const mine = records.filter((r) => r.attributes['container.id'] === id);

@@ -12,7 +12,13 @@ import { groupingFor, socketPathFor } from '../../src/handoff/socket-address.js'
 import { parseStartInput } from '../../src/frontend/bootstrap.js';
 import { checkProcess, readSpec, SpecError } from '../../src/bundle/spec.js';
 import { inRootfs, resolveEntrypoint } from '../../src/daemon/container/entrypoint.js';
-import { CreatedState, RunningState, PausedState, StoppedState, type ProcessState } from '../../src/daemon/container/process-state.js';
+import {
+  CreatedState,
+  RunningState,
+  PausedState,
+  StoppedState,
+  type ProcessState,
+} from '../../src/daemon/container/process-state.js';
 import { encodeDeleteResponse } from '../../src/bundle/files.js';
 import { DeleteResponseSchema } from '../../src/gen/containerd/task/v2/shim_pb.js';
 import { BootstrapParamsSchema } from '../../src/gen/containerd/runtime/bootstrap/v1/bootstrap_pb.js';
@@ -23,8 +29,22 @@ import type { WasmInstance } from '../../src/daemon/engine/engine.js';
 
 describe('flags', () => {
   test("containerd's start argv", () => {
-    const f = parseShimFlags(['-namespace', 'k8s.io', '-address', '/run/containerd/containerd.sock', '-publish-binary', '/usr/bin/containerd', '-id', 'abc', '-debug', 'start']);
-    assert.deepEqual([f.namespace, f.address, f.publishBinary, f.id, f.debug, f.action], ['k8s.io', '/run/containerd/containerd.sock', '/usr/bin/containerd', 'abc', true, 'start']);
+    const f = parseShimFlags([
+      '-namespace',
+      'k8s.io',
+      '-address',
+      '/run/containerd/containerd.sock',
+      '-publish-binary',
+      '/usr/bin/containerd',
+      '-id',
+      'abc',
+      '-debug',
+      'start',
+    ]);
+    assert.deepEqual(
+      [f.namespace, f.address, f.publishBinary, f.id, f.debug, f.action],
+      ['k8s.io', '/run/containerd/containerd.sock', '/usr/bin/containerd', 'abc', true, 'start'],
+    );
   });
   test('-name=value, --name and -v', () => {
     const f = parseShimFlags(['--id=x', '-bundle=/b', '-v']);
@@ -56,11 +76,31 @@ describe('socket address', () => {
 describe("start's stdin", () => {
   test('empty, Any, BootstrapParams (binary and JSON), garbage', () => {
     assert.deepEqual(parseStartInput(new Uint8Array()), { kind: 'empty' });
-    const params = toBinary(BootstrapParamsSchema, create(BootstrapParamsSchema, {
-      instanceId: 'i', namespace: 'ns', containerdTtrpcAddress: 'unix:///t.sock', containerdGrpcAddress: '/g.sock', containerdBinary: '/bin/c', logLevel: -4,
-    }));
-    assert.deepEqual(parseStartInput(params), { kind: 'bootstrap', instanceId: 'i', namespace: 'ns', logLevel: -4, ttrpcAddress: 'unix:///t.sock', grpcAddress: '/g.sock', containerdBinary: '/bin/c' });
-    assert.deepEqual(parseStartInput(Buffer.from('{"namespace":"n2","containerd_ttrpc_address":"/x"}')), { kind: 'bootstrap', namespace: 'n2', ttrpcAddress: '/x' });
+    const params = toBinary(
+      BootstrapParamsSchema,
+      create(BootstrapParamsSchema, {
+        instanceId: 'i',
+        namespace: 'ns',
+        containerdTtrpcAddress: 'unix:///t.sock',
+        containerdGrpcAddress: '/g.sock',
+        containerdBinary: '/bin/c',
+        logLevel: -4,
+      }),
+    );
+    assert.deepEqual(parseStartInput(params), {
+      kind: 'bootstrap',
+      instanceId: 'i',
+      namespace: 'ns',
+      logLevel: -4,
+      ttrpcAddress: 'unix:///t.sock',
+      grpcAddress: '/g.sock',
+      containerdBinary: '/bin/c',
+    });
+    assert.deepEqual(parseStartInput(Buffer.from('{"namespace":"n2","containerd_ttrpc_address":"/x"}')), {
+      kind: 'bootstrap',
+      namespace: 'n2',
+      ttrpcAddress: '/x',
+    });
     // An Any: field 1 type_url, field 2 value
     const any = Buffer.from([0x0a, 0x03, 0x61, 0x2f, 0x62, 0x12, 0x01, 0x00]);
     assert.deepEqual(parseStartInput(any), { kind: 'other', optionTypes: ['a/b'] });
@@ -87,7 +127,10 @@ function tmpBundle(config: string | undefined): string {
 
 describe('spec checks', () => {
   test('each bad bundle gets a sentence naming the cause', () => {
-    assert.throws(() => readSpec(tmpBundle(undefined)), (e: Error) => e instanceof SpecError && /cannot read .*config\.json: ENOENT/.test(e.message));
+    assert.throws(
+      () => readSpec(tmpBundle(undefined)),
+      (e: Error) => e instanceof SpecError && /cannot read .*config\.json: ENOENT/.test(e.message),
+    );
     assert.throws(() => readSpec(tmpBundle('{oops')), /is not valid JSON/);
     assert.throws(() => readSpec(tmpBundle('[1]')), /must hold a JSON object/);
     assert.throws(() => checkProcess(undefined, 'c'), /has no "process" object/);
@@ -118,7 +161,11 @@ describe('entrypoint', () => {
   fs.symlinkSync('/app/m.wasm', path.join(root, 'usr/bin/tool'));
 
   test('absolute, #export, relative to cwd, and through PATH', () => {
-    assert.deepEqual(resolveEntrypoint(root, '/app/m.wasm', '/', []), { hostPath: path.join(root, 'app/m.wasm'), guestPath: '/app/m.wasm', exportName: '_start' });
+    assert.deepEqual(resolveEntrypoint(root, '/app/m.wasm', '/', []), {
+      hostPath: path.join(root, 'app/m.wasm'),
+      guestPath: '/app/m.wasm',
+      exportName: '_start',
+    });
     assert.equal(resolveEntrypoint(root, '/app/m.wasm#run', '/', []).exportName, 'run');
     assert.equal(resolveEntrypoint(root, './m.wasm', '/app', []).guestPath, '/app/m.wasm');
     assert.equal(resolveEntrypoint(root, 'tool', '/', ['PATH=/usr/bin']).hostPath, path.join(root, 'app/m.wasm'));
@@ -129,9 +176,15 @@ describe('entrypoint', () => {
     assert.equal(inRootfs(root, '/../../etc/passwd'), path.join(root, 'etc/passwd'));
   });
   test('missing, directory, native ELF', () => {
-    assert.throws(() => resolveEntrypoint(root, '/nope.wasm', '/', []), /module \/nope.wasm not found in the container's rootfs/);
+    assert.throws(
+      () => resolveEntrypoint(root, '/nope.wasm', '/', []),
+      /module \/nope.wasm not found in the container's rootfs/,
+    );
     assert.throws(() => resolveEntrypoint(root, '/dir.wasm', '/', []), /is a directory/);
-    assert.throws(() => resolveEntrypoint(root, '/elf', '/', []), /\/elf is not a WebAssembly module: no \\0asm magic \(it is an ELF executable/);
+    assert.throws(
+      () => resolveEntrypoint(root, '/elf', '/', []),
+      /\/elf is not a WebAssembly module: no \\0asm magic \(it is an ELF executable/,
+    );
   });
 });
 
@@ -161,12 +214,25 @@ describe('process states', () => {
     const inst = fakeInstance(signals);
     const created = new CreatedState(inst);
     assert.equal(created.status, Status.CREATED);
-    assert.equal(code(() => created.pause()), Code.FailedPrecondition);
-    assert.equal(code(() => created.delete()), Code.FailedPrecondition);
+    assert.equal(
+      code(() => created.pause()),
+      Code.FailedPrecondition,
+    );
+    assert.equal(
+      code(() => created.delete()),
+      Code.FailedPrecondition,
+    );
     const running = created.start();
     assert.ok(running instanceof RunningState);
-    assert.equal(code(() => running.start()), Code.FailedPrecondition);
-    assert.equal(code(() => running.delete()), Code.FailedPrecondition, 'delete of a running process');
+    assert.equal(
+      code(() => running.start()),
+      Code.FailedPrecondition,
+    );
+    assert.equal(
+      code(() => running.delete()),
+      Code.FailedPrecondition,
+      'delete of a running process',
+    );
     const paused = running.pause();
     assert.ok(paused instanceof PausedState);
     assert.equal(paused.status, Status.PAUSED);
@@ -174,11 +240,21 @@ describe('process states', () => {
     assert.deepEqual(signals, [-1, 19, 18]);
     const stopped = resumed.exited(exit);
     assert.ok(stopped instanceof StoppedState);
-    assert.equal(code(() => (stopped as ProcessState).kill(15)), Code.NotFound, 'kill of an exited process');
-    assert.equal(code(() => stopped.start()), Code.FailedPrecondition);
+    assert.equal(
+      code(() => (stopped as ProcessState).kill(15)),
+      Code.NotFound,
+      'kill of an exited process',
+    );
+    assert.equal(
+      code(() => stopped.start()),
+      Code.FailedPrecondition,
+    );
     const deleted = stopped.delete();
     assert.equal(deleted.exit.status, 143);
-    assert.equal(code(() => deleted.delete()), Code.NotFound);
+    assert.equal(
+      code(() => deleted.delete()),
+      Code.NotFound,
+    );
   });
   test('a signal to a paused process is delivered by continuing it', () => {
     const signals: number[] = [];
@@ -190,6 +266,9 @@ describe('process states', () => {
     inst.signal = () => {
       throw new Error('ESRCH');
     };
-    assert.equal(code(() => new RunningState(inst).kill(9)), Code.NotFound);
+    assert.equal(
+      code(() => new RunningState(inst).kill(9)),
+      Code.NotFound,
+    );
   });
 });

@@ -36,9 +36,11 @@ function startDemo(args: string[]): Demo {
     out += b.toString('utf8');
     for (const w of [...waiters]) w();
   };
-  child.stdout!.on('data', onData);
-  child.stderr!.on('data', onData);
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
+  child.stdout.on('data', onData);
+  child.stderr.on('data', onData);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('close', (code, signal) => resolve({ code, signal })),
+  );
   return {
     child,
     output: () => out,
@@ -89,7 +91,11 @@ async function assertNothingLeft(dir: string, pids: number[], out: string): Prom
   // Exit hooks run synchronously before the process ends; give the kernel a moment to reap.
   for (let i = 0; i < 40 && pids.some(processAlive); i++) await new Promise((r) => setTimeout(r, 50));
   assert.deepEqual(pids.filter(processAlive), [], `processes of the demo still alive\n${out}`);
-  assert.deepEqual(listProcesses(new RegExp(escapeRe(dir) + '/')).map((p) => p.cmdline), [], 'processes still referring to the temp dir');
+  assert.deepEqual(
+    listProcesses(new RegExp(escapeRe(dir) + '/')).map((p) => p.cmdline),
+    [],
+    'processes still referring to the temp dir',
+  );
   assert.deepEqual(listMounts(dir), [], 'mounts left under the temp dir');
   assert.equal(fs.existsSync(dir), false, `temp dir ${dir} left behind`);
 }
@@ -103,30 +109,37 @@ describe('make demo (scripts/demo.ts)', { timeout: 55_000 }, () => {
     assert.match(d.output(), /Usage:/);
   });
 
-  it('runs the demo module in a private containerd, prints its trace and the viewer address, and cleans up', { skip: notRoot, timeout: 40_000 }, async () => {
-    const d = startDemo(BASE_FLAGS);
-    const { code } = await d.exited;
-    const out = d.output();
-    assert.equal(code, 0, `demo exited ${code}:\n${out}`);
-    // the module's output, shown under the run step
-    assert.match(out, /Running it: ctr run --rm --runtime io\.containerd\.wasmts\.v1 docker\.io\/library\/wasmts-demo:latest \S+ \/demo\.wasm echo "hello from a Wasm container"/);
-    assert.match(out, /│ hello from a Wasm container$/m);
-    // the waterfall: the container's root span, the RPCs, the child's run span, process column
-    const waterfall = out.slice(out.indexOf('\ntrace '));
-    assert.match(waterfall, /^trace [0-9a-f]{32} · \d+ spans/m);
-    assert.match(waterfall, /^wasmts\.container +shim /m);
-    assert.match(waterfall, /^ {2}containerd\.task\.v[23]\.Task\/Create/m);
-    assert.match(waterfall, /^ {4}wasm\.run +wasm child /m);
-    // where to open it
-    const page = /Open it as a web page: (http:\/\/127\.0\.0\.1:(\d+)\/)/.exec(out);
-    assert.ok(page, `no web page address in:\n${out}`);
-    assert.notEqual(page[2], '0');
-    assert.match(out, /#trace=[0-9a-f]{32}/);
-    // and gone afterwards
-    assert.match(out, /cleaned up: containerd stopped/);
-    const { dir, containerdPid } = parseRun(out);
-    await assertNothingLeft(dir, [containerdPid], out);
-  });
+  it(
+    'runs the demo module in a private containerd, prints its trace and the viewer address, and cleans up',
+    { skip: notRoot, timeout: 40_000 },
+    async () => {
+      const d = startDemo(BASE_FLAGS);
+      const { code } = await d.exited;
+      const out = d.output();
+      assert.equal(code, 0, `demo exited ${code}:\n${out}`);
+      // the module's output, shown under the run step
+      assert.match(
+        out,
+        /Running it: ctr run --rm --runtime io\.containerd\.wasmts\.v1 docker\.io\/library\/wasmts-demo:latest \S+ \/demo\.wasm echo "hello from a Wasm container"/,
+      );
+      assert.match(out, /│ hello from a Wasm container$/m);
+      // the waterfall: the container's root span, the RPCs, the child's run span, process column
+      const waterfall = out.slice(out.indexOf('\ntrace '));
+      assert.match(waterfall, /^trace [0-9a-f]{32} · \d+ spans/m);
+      assert.match(waterfall, /^wasmts\.container +shim /m);
+      assert.match(waterfall, /^ {2}containerd\.task\.v[23]\.Task\/Create/m);
+      assert.match(waterfall, /^ {4}wasm\.run +wasm child /m);
+      // where to open it
+      const page = /Open it as a web page: (http:\/\/127\.0\.0\.1:(\d+)\/)/.exec(out);
+      assert.ok(page, `no web page address in:\n${out}`);
+      assert.notEqual(page[2], '0');
+      assert.match(out, /#trace=[0-9a-f]{32}/);
+      // and gone afterwards
+      assert.match(out, /cleaned up: containerd stopped/);
+      const { dir, containerdPid } = parseRun(out);
+      await assertNothingLeft(dir, [containerdPid], out);
+    },
+  );
 
   it('cleans up when interrupted (SIGINT) while the container runs', { skip: notRoot, timeout: 40_000 }, async () => {
     const d = startDemo([...BASE_FLAGS, '--', 'daemon']);
@@ -136,7 +149,10 @@ describe('make demo (scripts/demo.ts)', { timeout: 55_000 }, () => {
       const { dir, containerdPid } = parseRun(out);
       // containerd, the shim daemon and its Wasm child: all of them must go
       const mine = listProcesses(new RegExp(escapeRe(dir) + '/')).map((p) => p.pid);
-      assert.ok(mine.some((pid) => /containerd-shim|shim\.cjs/.test(fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8'))), 'no shim process found while the container runs');
+      assert.ok(
+        mine.some((pid) => /containerd-shim|shim\.cjs/.test(fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8'))),
+        'no shim process found while the container runs',
+      );
       const tree = descendants(mine);
       d.child.kill('SIGINT');
       const { code } = await d.exited;

@@ -17,9 +17,12 @@ const S = () => s;
 const T = { timeout: 120_000 };
 const N = 5;
 
-before(async () => {
-  s = await setupSuite('edmn');
-}, { timeout: 120_000 });
+before(
+  async () => {
+    s = await setupSuite('edmn');
+  },
+  { timeout: 120_000 },
+);
 
 after(async () => {
   await s?.teardown();
@@ -49,70 +52,116 @@ function exitEvents(text: string): ExitEvent[] {
   return out;
 }
 
-test(`kill -9 of the daemon with ${N} containers running: containerd sees all ${N} exit non-zero, nothing is left, the next ctr run works`, T, e2e(S, Array.from({ length: N }, (_, i) => `k${i}`), async (t, s, ids) => {
-  const ev = s.c.ctrSpawn(['events'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  t.after(() => {
-    ev.kill('SIGKILL');
-  });
-  const events = collect(ev.stdout);
-  await until('ctr events to subscribe', async () => {
-    await s.ctrOk(['namespaces', 'label', s.c.namespace, `e2e.sync=${Date.now()}`]);
-    return events.text().includes('/namespaces/update');
-  }, 10_000, 200);
+test(
+  `kill -9 of the daemon with ${N} containers running: containerd sees all ${N} exit non-zero, nothing is left, the next ctr run works`,
+  T,
+  e2e(
+    S,
+    Array.from({ length: N }, (_, i) => `k${i}`),
+    async (t, s, ids) => {
+      const ev = s.c.ctrSpawn(['events'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      t.after(() => {
+        ev.kill('SIGKILL');
+      });
+      const events = collect(ev.stdout);
+      await until(
+        'ctr events to subscribe',
+        async () => {
+          await s.ctrOk(['namespaces', 'label', s.c.namespace, `e2e.sync=${Date.now()}`]);
+          return events.text().includes('/namespaces/update');
+        },
+        10_000,
+        200,
+      );
 
-  for (const id of ids) await s.runDetached(['/probe.wasm', 'daemon', '100'], { id });
-  const tasks = await s.tasks();
-  for (const id of ids) assert.equal(tasks.get(id)?.status, 'RUNNING', `${id} not running`);
-  const children = ids.map((id) => tasks.get(id)!.pid);
-  const daemons = new Set(ids.map((id) => daemonOf(s, id)));
-  assert.equal(daemons.size, 1, `all ${N} containers on one daemon: ${[...daemons].join(', ')}`);
-  const [daemon] = [...daemons] as [number];
-  assert.deepEqual(shimDaemons(s.c.address).map((p) => p.pid), [daemon]);
-  // the daemon's own events reach containerd in the right namespace, for containers that reached it without Node too
-  await until(`/tasks/start of all ${N} from the daemon`, () => ids.every((id) => events.text().split('\n').some((l) => l.includes('/tasks/start') && l.includes(`"container_id":"${id}"`))), 10_000)
-    .catch((err: Error) => { throw new Error(`${err.message}\nctr events:\n${events.text()}`); });
-  const sockets = ids.map((id) => s.socketFor(id));
-  for (const p of sockets) assert.ok(fs.statSync(p).isSocket());
+      for (const id of ids) await s.runDetached(['/probe.wasm', 'daemon', '100'], { id });
+      const tasks = await s.tasks();
+      for (const id of ids) assert.equal(tasks.get(id)?.status, 'RUNNING', `${id} not running`);
+      const children = ids.map((id) => tasks.get(id)!.pid);
+      const daemons = new Set(ids.map((id) => daemonOf(s, id)));
+      assert.equal(daemons.size, 1, `all ${N} containers on one daemon: ${[...daemons].join(', ')}`);
+      const [daemon] = [...daemons] as [number];
+      assert.deepEqual(
+        shimDaemons(s.c.address).map((p) => p.pid),
+        [daemon],
+      );
+      // the daemon's own events reach containerd in the right namespace, for containers that reached it without Node too
+      await until(
+        `/tasks/start of all ${N} from the daemon`,
+        () =>
+          ids.every((id) =>
+            events
+              .text()
+              .split('\n')
+              .some((l) => l.includes('/tasks/start') && l.includes(`"container_id":"${id}"`)),
+          ),
+        10_000,
+      ).catch((err: Error) => {
+        throw new Error(`${err.message}\nctr events:\n${events.text()}`);
+      });
+      const sockets = ids.map((id) => s.socketFor(id));
+      for (const p of sockets) assert.ok(fs.statSync(p).isSocket());
 
-  process.kill(daemon, 'SIGKILL');
-  await until(`all ${N} exits to reach containerd`, () => ids.every((id) => exitEvents(events.text()).some((e) => e.id === id)), 30_000, 100)
-    .catch((err: Error) => { throw new Error(`${err.message}\nctr events:\n${events.text()}`); });
-  for (const id of ids) {
-    const statuses = exitEvents(events.text()).filter((e) => e.id === id).map((e) => e.status);
-    assert.ok(statuses.length >= 1 && statuses.every((st) => st !== 0), `${id}: exit statuses ${statuses.join(', ')}, want non-zero`);
-  }
-  ev.kill('SIGKILL'); // (leftovers() would count it: it runs with -address)
-  // containerd forgot the dead shim's tasks (or lists them stopped; then delete reports non-zero)
-  await until('containerd to drop the dead daemon\'s tasks', async () => {
-    const now = await s.tasks();
-    return ids.every((id) => !now.has(id) || now.get(id)!.status === 'STOPPED');
-  }, 15_000);
-  const now = await s.tasks();
-  for (const id of ids) {
-    if (!now.has(id)) continue;
-    const d = await s.ctr(['task', 'delete', id]);
-    assert.match(d.stderr + d.stdout, /exit code [1-9]\d*\b/, `${id}: ${d.stderr}`);
-  }
-  for (const id of ids) await s.ctrOk(['container', 'delete', id]);
+      process.kill(daemon, 'SIGKILL');
+      await until(
+        `all ${N} exits to reach containerd`,
+        () => ids.every((id) => exitEvents(events.text()).some((e) => e.id === id)),
+        30_000,
+        100,
+      ).catch((err: Error) => {
+        throw new Error(`${err.message}\nctr events:\n${events.text()}`);
+      });
+      for (const id of ids) {
+        const statuses = exitEvents(events.text())
+          .filter((e) => e.id === id)
+          .map((e) => e.status);
+        assert.ok(
+          statuses.length >= 1 && statuses.every((st) => st !== 0),
+          `${id}: exit statuses ${statuses.join(', ')}, want non-zero`,
+        );
+      }
+      ev.kill('SIGKILL'); // (leftovers() would count it: it runs with -address)
+      // containerd forgot the dead shim's tasks (or lists them stopped; then delete reports non-zero)
+      await until(
+        "containerd to drop the dead daemon's tasks",
+        async () => {
+          const now = await s.tasks();
+          return ids.every((id) => !now.has(id) || now.get(id)!.status === 'STOPPED');
+        },
+        15_000,
+      );
+      const now = await s.tasks();
+      for (const id of ids) {
+        if (!now.has(id)) continue;
+        const d = await s.ctr(['task', 'delete', id]);
+        assert.match(d.stderr + d.stdout, /exit code [1-9]\d*\b/, `${id}: ${d.stderr}`);
+      }
+      for (const id of ids) await s.ctrOk(['container', 'delete', id]);
 
-  // nothing of them is left: children, sockets, bundles (leftovers() checks processes, mounts, sockets)
-  await until('the Wasm children to be gone', () => children.every((pid) => !processAlive(pid)), 10_000);
-  for (const p of sockets) assert.equal(fs.existsSync(p), false, `socket left: ${p}`);
-  for (const id of ids) assert.equal(fs.existsSync(bundleOf(s, id)), false, `bundle left: ${bundleOf(s, id)}`);
-  assert.deepEqual(shimDaemons(s.c.address).map((p) => p.pid), [], 'no daemon runs');
-  assert.deepEqual(await s.leftovers(), []);
+      // nothing of them is left: children, sockets, bundles (leftovers() checks processes, mounts, sockets)
+      await until('the Wasm children to be gone', () => children.every((pid) => !processAlive(pid)), 10_000);
+      for (const p of sockets) assert.equal(fs.existsSync(p), false, `socket left: ${p}`);
+      for (const id of ids) assert.equal(fs.existsSync(bundleOf(s, id)), false, `bundle left: ${bundleOf(s, id)}`);
+      assert.deepEqual(
+        shimDaemons(s.c.address).map((p) => p.pid),
+        [],
+        'no daemon runs',
+      );
+      assert.deepEqual(await s.leftovers(), []);
 
-  // the next container works, on a new daemon
-  const next = s.id('after');
-  const r = await s.run(['/probe.wasm', 'args', 'after the kill'], { id: next });
-  assert.equal(r.code, 0, r.stderr);
-  assert.equal(r.stdout, 'after the kill\n');
-  const running = shimDaemons(s.c.address).map((p) => p.pid);
-  assert.equal(running.length, 1, `one new daemon: ${running.join(', ')}`);
-  assert.notEqual(running[0], daemon);
-  const exitCode = await s.run(['/probe.wasm', 'exit', '42'], { id: s.id('after-exit') });
-  assert.equal(exitCode.code, 42, exitCode.stderr);
-}));
+      // the next container works, on a new daemon
+      const next = s.id('after');
+      const r = await s.run(['/probe.wasm', 'args', 'after the kill'], { id: next });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, 'after the kill\n');
+      const running = shimDaemons(s.c.address).map((p) => p.pid);
+      assert.equal(running.length, 1, `one new daemon: ${running.join(', ')}`);
+      assert.notEqual(running[0], daemon);
+      const exitCode = await s.run(['/probe.wasm', 'exit', '42'], { id: s.id('after-exit') });
+      assert.equal(exitCode.code, 42, exitCode.stderr);
+    },
+  ),
+);
 
 test('leaves no shim, wasm child, mount or socket behind', T, async () => {
   const problems = await s.leftovers();

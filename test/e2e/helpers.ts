@@ -19,7 +19,16 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { busyDaemonProblems, listMounts, listProcesses, processAlive, startContainerd, type Containerd, type CtrOptions, type CtrResult } from '../helpers/containerd.js';
+import {
+  busyDaemonProblems,
+  listMounts,
+  listProcesses,
+  processAlive,
+  startContainerd,
+  type Containerd,
+  type CtrOptions,
+  type CtrResult,
+} from '../helpers/containerd.js';
 import { isShimDaemon } from '../../src/handoff/handoff.js';
 import { packImage } from '../../src/image/oci.js';
 
@@ -89,7 +98,10 @@ export async function withLock<T>(name: string, fn: () => T | Promise<T>): Promi
  */
 export async function ensureBuilt(): Promise<void> {
   await withLock('e2e-build', () => {
-    execFileSync('bash', [path.join(REPO, 'scripts', 'build-modules.sh')], { cwd: REPO, stdio: ['ignore', 'ignore', 'inherit'] });
+    execFileSync('bash', [path.join(REPO, 'scripts', 'build-modules.sh')], {
+      cwd: REPO,
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
     const bundle = path.join(REPO, 'dist', 'shim.cjs');
     if (!fs.existsSync(bundle)) {
       const r = spawnSync(process.execPath, [path.join(REPO, 'scripts', 'build.mjs')], { cwd: REPO, encoding: 'utf8' });
@@ -149,7 +161,9 @@ export interface Suite {
 }
 
 export function socketPathFor(address: string, namespace: string, grouping: string): string {
-  return `${SOCKET_DIR}/${createHash('sha256').update(path.join(address, namespace, grouping)).digest('hex')}`;
+  return `${SOCKET_DIR}/${createHash('sha256')
+    .update(path.join(address, namespace, grouping))
+    .digest('hex')}`;
 }
 
 /** Builds the staging tree for the image: data files, an app dir, a native ELF. */
@@ -220,8 +234,10 @@ export async function setupSuite(name: string, opts: SuiteOptions = {}): Promise
   const runArgs = (args: string[], o: RunOptions, detach: boolean): string[] => [
     'run',
     ...(detach ? ['-d'] : o.rm === false ? [] : ['--rm']),
-    '--runtime', o.runtime ?? RUNTIME,
-    '--platform', PLATFORM,
+    '--runtime',
+    o.runtime ?? RUNTIME,
+    '--platform',
+    PLATFORM,
     ...(o.flags ?? []),
     o.image ?? image,
     o.id,
@@ -235,7 +251,7 @@ export async function setupSuite(name: string, opts: SuiteOptions = {}): Promise
       const f = line.trim().split(/\s+/);
       if (f.length < 3) continue;
       const pid = Number(f[1]);
-      out.set(f[0]!, { pid, status: f[2]! });
+      out.set(f[0], { pid, status: f[2] });
       if (pid > 0) childPids.add(pid);
     }
     return out;
@@ -290,7 +306,8 @@ export async function setupSuite(name: string, opts: SuiteOptions = {}): Promise
         const t = (await tasks()).get(id);
         last = t ? t.status : '(absent)';
         if (last === status) return;
-        if (Date.now() > deadline) throw new Error(`task ${id} did not reach ${status} within ${timeoutMs} ms (last: ${last})`);
+        if (Date.now() > deadline)
+          throw new Error(`task ${id} did not reach ${status} within ${timeoutMs} ms (last: ${last})`);
         await sleep(100);
       }
     },
@@ -300,11 +317,17 @@ export async function setupSuite(name: string, opts: SuiteOptions = {}): Promise
       const problems: string[] = [];
       // everything the tests created must be gone through containerd, not the harness
       const tl = await c.ctr(['task', 'ls', '-q']);
-      const left = tl.stdout.split('\n').map((s) => s.trim()).filter(Boolean);
+      const left = tl.stdout
+        .split('\n')
+        .map((s) => s.trim())
+        .filter(Boolean);
       if (left.length) problems.push(`tasks still listed: ${left.join(', ')}`);
       for (const id of left) await cleanup(id);
       const cl = await c.ctr(['container', 'ls', '-q']);
-      const cleft = cl.stdout.split('\n').map((s) => s.trim()).filter(Boolean);
+      const cleft = cl.stdout
+        .split('\n')
+        .map((s) => s.trim())
+        .filter(Boolean);
       for (const id of cleft) await cleanup(id);
 
       // start/delete exit at once; the long-lived daemon stays, holding nothing of the finished containers.
@@ -346,7 +369,8 @@ export async function setupSuite(name: string, opts: SuiteOptions = {}): Promise
             return false;
           }
         });
-        if (ours && !childPids.has(p.pid)) problems.push(`wasm child holding files of this suite: ${p.pid} ${p.cmdline}`);
+        if (ours && !childPids.has(p.pid))
+          problems.push(`wasm child holding files of this suite: ${p.pid} ${p.cmdline}`);
       }
 
       for (const m of listMounts(c.tmp)) problems.push(`mount left: ${m.mountPoint} (${m.fsType})`);
@@ -405,7 +429,18 @@ export interface SpawnedRun {
 
 /** `ctr run --rm ...` in the background, with its stdin under the caller's control. */
 export function spawnRun(s: Suite, args: string[], o: RunOptions & { timeoutMs?: number }): SpawnedRun {
-  const full = ['run', ...(o.rm === false ? [] : ['--rm']), '--runtime', o.runtime ?? RUNTIME, '--platform', PLATFORM, ...(o.flags ?? []), o.image ?? s.image, o.id, ...args];
+  const full = [
+    'run',
+    ...(o.rm === false ? [] : ['--rm']),
+    '--runtime',
+    o.runtime ?? RUNTIME,
+    '--platform',
+    PLATFORM,
+    ...(o.flags ?? []),
+    o.image ?? s.image,
+    o.id,
+    ...args,
+  ];
   const p = s.c.ctrSpawn(full, { stdio: ['pipe', 'pipe', 'pipe'] });
   const out = collect(p.stdout);
   const err = collect(p.stderr);
@@ -413,7 +448,11 @@ export function spawnRun(s: Suite, args: string[], o: RunOptions & { timeoutMs?:
   const result = new Promise<CtrResult>((resolve, reject) => {
     const timer = setTimeout(() => {
       p.kill('SIGKILL');
-      reject(new Error(`ctr run ${o.id} timed out after ${o.timeoutMs ?? 30_000} ms\nstdout: ${out.text().slice(-2000)}\nstderr: ${err.text().slice(-2000)}`));
+      reject(
+        new Error(
+          `ctr run ${o.id} timed out after ${o.timeoutMs ?? 30_000} ms\nstdout: ${out.text().slice(-2000)}\nstderr: ${err.text().slice(-2000)}`,
+        ),
+      );
     }, o.timeoutMs ?? 30_000);
     p.on('error', (e) => {
       clearTimeout(timer);
@@ -443,7 +482,12 @@ export function collect(stream: NodeJS.ReadableStream | null | undefined): { tex
   return { text: () => Buffer.concat(chunks).toString('utf8') };
 }
 
-export async function until<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 15_000, everyMs = 100): Promise<T> {
+export async function until<T>(
+  what: string,
+  fn: () => T | undefined | false | Promise<T | undefined | false>,
+  timeoutMs = 15_000,
+  everyMs = 100,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();

@@ -11,41 +11,64 @@ let s: Suite;
 const S = () => s;
 const T = { timeout: 60_000 };
 
-before(async () => {
-  s = await setupSuite('pod');
-}, { timeout: 120_000 });
+before(
+  async () => {
+    s = await setupSuite('pod');
+  },
+  { timeout: 120_000 },
+);
 
 after(async () => {
   await s?.teardown();
 });
 
-const shimPid = (id: string) => Number(fs.readFileSync(path.join(s.c.state, 'io.containerd.runtime.v2.task', s.c.namespace, id, 'shim.pid'), 'utf8'));
+const shimPid = (id: string) =>
+  Number(fs.readFileSync(path.join(s.c.state, 'io.containerd.runtime.v2.task', s.c.namespace, id, 'shim.pid'), 'utf8'));
 
-test('pause sandbox plus two Wasm containers in one pod daemon', T, e2e(S, ['sandbox', 'app1', 'app2'], async (_t, s, [sandbox, app1, app2]) => {
-  const pod = [`--annotation`, `io.kubernetes.cri.sandbox-id=${sandbox}`];
-  // The sandbox's entrypoint is a native ELF in this image: it must not matter.
-  await s.runDetached(['/probe.native'], { id: sandbox!, flags: [...pod, '--annotation', 'io.kubernetes.cri.container-type=sandbox'] });
-  await s.waitStatus(sandbox!, 'RUNNING');
-  const apps = [app1!, app2!];
-  for (const id of apps) {
-    await s.runDetached(['/probe.wasm', 'daemon', '200'], { id, flags: [...pod, '--annotation', 'io.kubernetes.cri.container-type=container'] });
-    await s.waitStatus(id, 'RUNNING');
-  }
-  const daemon = shimPid(sandbox!);
-  // Later containers of the pod were handed to the live daemon: same socket.
-  const sock = fs.readFileSync(path.join(s.c.state, 'io.containerd.runtime.v2.task', s.c.namespace, app1!, 'address'), 'utf8');
-  assert.equal(fs.readFileSync(path.join(s.c.state, 'io.containerd.runtime.v2.task', s.c.namespace, sandbox!, 'address'), 'utf8'), sock);
-  assert.equal(fs.readFileSync(path.join(s.c.state, 'io.containerd.runtime.v2.task', s.c.namespace, app2!, 'address'), 'utf8'), sock);
-  const ps = await s.ctrOk(['task', 'ps', sandbox!]);
-  assert.match(ps.stdout, /\d+/);
-  for (const id of [...apps, sandbox!]) {
-    await s.ctrOk(['task', 'kill', '-s', 'SIGTERM', id]);
-    await s.waitStatus(id, 'STOPPED');
-    const d = await s.ctr(['task', 'delete', id]);
-    assert.match(d.stdout + d.stderr, /exit code 143|^$/);
-  }
-  assert.ok(daemon > 0);
-}));
+test(
+  'pause sandbox plus two Wasm containers in one pod daemon',
+  T,
+  e2e(S, ['sandbox', 'app1', 'app2'], async (_t, s, [sandbox, app1, app2]) => {
+    const pod = [`--annotation`, `io.kubernetes.cri.sandbox-id=${sandbox}`];
+    // The sandbox's entrypoint is a native ELF in this image: it must not matter.
+    await s.runDetached(['/probe.native'], {
+      id: sandbox,
+      flags: [...pod, '--annotation', 'io.kubernetes.cri.container-type=sandbox'],
+    });
+    await s.waitStatus(sandbox, 'RUNNING');
+    const apps = [app1, app2];
+    for (const id of apps) {
+      await s.runDetached(['/probe.wasm', 'daemon', '200'], {
+        id,
+        flags: [...pod, '--annotation', 'io.kubernetes.cri.container-type=container'],
+      });
+      await s.waitStatus(id, 'RUNNING');
+    }
+    const daemon = shimPid(sandbox);
+    // Later containers of the pod were handed to the live daemon: same socket.
+    const sock = fs.readFileSync(
+      path.join(s.c.state, 'io.containerd.runtime.v2.task', s.c.namespace, app1, 'address'),
+      'utf8',
+    );
+    assert.equal(
+      fs.readFileSync(path.join(s.c.state, 'io.containerd.runtime.v2.task', s.c.namespace, sandbox, 'address'), 'utf8'),
+      sock,
+    );
+    assert.equal(
+      fs.readFileSync(path.join(s.c.state, 'io.containerd.runtime.v2.task', s.c.namespace, app2, 'address'), 'utf8'),
+      sock,
+    );
+    const ps = await s.ctrOk(['task', 'ps', sandbox]);
+    assert.match(ps.stdout, /\d+/);
+    for (const id of [...apps, sandbox]) {
+      await s.ctrOk(['task', 'kill', '-s', 'SIGTERM', id]);
+      await s.waitStatus(id, 'STOPPED');
+      const d = await s.ctr(['task', 'delete', id]);
+      assert.match(d.stdout + d.stderr, /exit code 143|^$/);
+    }
+    assert.ok(daemon > 0);
+  }),
+);
 
 test('leaves no shim, wasm child, mount or socket behind', T, async () => {
   const problems = await s.leftovers();

@@ -15,7 +15,10 @@ import { anyPack } from '@bufbuild/protobuf/wkt';
 import { startContainerd, type Containerd } from '../helpers/containerd.js';
 import { TtrpcClient, createClient } from '../../src/ttrpc/client.js';
 import { Task, DeleteResponseSchema } from '../../src/gen/containerd/task/v2/shim_pb.js';
-import { BootstrapParamsSchema, BootstrapResultSchema } from '../../src/gen/containerd/runtime/bootstrap/v1/bootstrap_pb.js';
+import {
+  BootstrapParamsSchema,
+  BootstrapResultSchema,
+} from '../../src/gen/containerd/runtime/bootstrap/v1/bootstrap_pb.js';
 import { OptionsSchema } from '../../src/gen/runtimeoptions/v1/api_pb.js';
 
 const SHIM = path.resolve('bin/containerd-shim-wasmts-v1');
@@ -34,22 +37,31 @@ function bundleFor(id: string, annotations: Record<string, string> = {}): string
   // The same place containerd 1.6 puts it: <state>/io.containerd.runtime.v2.task/<ns>/<id>
   const dir = path.join(ctd.state, 'io.containerd.runtime.v2.task', NS, id);
   fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ociVersion: '1.0.2', process: { args: ['/x.wasm'] }, annotations }));
+  fs.writeFileSync(
+    path.join(dir, 'config.json'),
+    JSON.stringify({ ociVersion: '1.0.2', process: { args: ['/x.wasm'] }, annotations }),
+  );
   return dir;
 }
 
 function runShim(args: string[], cwd: string, input?: Uint8Array) {
-  const r = spawnSync(SHIM, ['-namespace', NS, '-address', ctd.address, '-publish-binary', '/usr/bin/containerd', ...args], {
-    cwd,
-    input: input ?? Buffer.alloc(0),
-    env: { ...process.env, TTRPC_ADDRESS: ctd.ttrpcAddress },
-    timeout: 20_000,
-  });
+  const r = spawnSync(
+    SHIM,
+    ['-namespace', NS, '-address', ctd.address, '-publish-binary', '/usr/bin/containerd', ...args],
+    {
+      cwd,
+      input: input ?? Buffer.alloc(0),
+      env: { ...process.env, TTRPC_ADDRESS: ctd.ttrpcAddress },
+      timeout: 20_000,
+    },
+  );
   return { code: r.status, stdout: r.stdout.toString(), stderr: r.stderr.toString(), raw: r.stdout };
 }
 
 function expectedAddress(grouping: string): string {
-  const hex = createHash('sha256').update(path.join(ctd.address, NS, grouping)).digest('hex');
+  const hex = createHash('sha256')
+    .update(path.join(ctd.address, NS, grouping))
+    .digest('hex');
   return `unix:///run/containerd/s/${hex}`;
 }
 
@@ -137,24 +149,43 @@ describe('containerd-shim-wasmts-v1', () => {
     assert.equal(rb.code, 0, rb.stderr);
     assert.equal(ra.stdout, expectedAddress(sandbox));
     assert.equal(rb.stdout, ra.stdout, 'second start reuses the live daemon');
-    assert.equal(fs.existsSync(path.join(b, 'shim.pid')), false, 'the second start shared the live socket (no handoff, no new daemon)');
+    assert.equal(
+      fs.existsSync(path.join(b, 'shim.pid')),
+      false,
+      'the second start shared the live socket (no handoff, no new daemon)',
+    );
     const pid = Number(fs.readFileSync(path.join(a, 'shim.pid'), 'utf8'));
     await shutdown(ra.stdout, 'cli-pod-a');
     await assertSocketClosed(ra.stdout, pid);
-    for (const [id, dir] of [['cli-pod-a', a], ['cli-pod-b', b]] as const) {
+    for (const [id, dir] of [
+      ['cli-pod-a', a],
+      ['cli-pod-b', b],
+    ] as const) {
       assert.equal(runShim(['-id', id, 'delete'], dir).code, 0);
     }
   });
 
   test('start tolerates runtime options and 2.3 BootstrapParams on stdin; BootstrapParams get a BootstrapResult', async () => {
     const inputs: [string, Uint8Array][] = [
-      ['runtime options Any', toBinary(
-        (await import('@bufbuild/protobuf/wkt')).AnySchema,
-        anyPack(OptionsSchema, create(OptionsSchema, { typeUrl: 'x', configPath: '/etc/x.toml' })),
-      )],
-      ['BootstrapParams', toBinary(BootstrapParamsSchema, create(BootstrapParamsSchema, {
-        instanceId: 'cli-boot-1', namespace: NS, containerdTtrpcAddress: `unix://${ctd.ttrpcAddress}`, containerdGrpcAddress: ctd.address,
-      }))],
+      [
+        'runtime options Any',
+        toBinary(
+          (await import('@bufbuild/protobuf/wkt')).AnySchema,
+          anyPack(OptionsSchema, create(OptionsSchema, { typeUrl: 'x', configPath: '/etc/x.toml' })),
+        ),
+      ],
+      [
+        'BootstrapParams',
+        toBinary(
+          BootstrapParamsSchema,
+          create(BootstrapParamsSchema, {
+            instanceId: 'cli-boot-1',
+            namespace: NS,
+            containerdTtrpcAddress: `unix://${ctd.ttrpcAddress}`,
+            containerdGrpcAddress: ctd.address,
+          }),
+        ),
+      ],
       ['BootstrapParams JSON', Buffer.from(JSON.stringify({ instance_id: 'cli-boot-2', namespace: NS }))],
       ['garbage', Buffer.from([0xff, 0xff, 0xff, 0x01, 0x02])],
     ];

@@ -38,7 +38,10 @@ function cut(bytes: Uint8Array, cuts: number[]): Uint8Array[] {
 }
 
 function summary(evs: DecodeEvent[]): string[] {
-  return evs.map((e) => `${e.kind}:${e.header.length}:${e.header.streamId}:${e.header.type}:${e.header.flags}:${e.kind === 'frame' ? Buffer.from(e.payload).toString('hex') : ''}`);
+  return evs.map(
+    (e) =>
+      `${e.kind}:${e.header.length}:${e.header.streamId}:${e.header.type}:${e.header.flags}:${e.kind === 'frame' ? Buffer.from(e.payload).toString('hex') : ''}`,
+  );
 }
 
 /** The decoder's staging buffer, which must never exceed MAX_PAYLOAD. */
@@ -55,17 +58,22 @@ const frameArb = fc.record({
 
 /** A byte stream: valid frames, raw headers with any length (oversized included), and junk. */
 const pieceArb = fc.oneof(
-  { weight: 5, arbitrary: frameArb.map((f) => ({ bytes: encodeFrame(f.streamId, f.type, f.payload, f.flags), oversized: 0 })) },
+  {
+    weight: 5,
+    arbitrary: frameArb.map((f) => ({ bytes: encodeFrame(f.streamId, f.type, f.payload, f.flags), oversized: 0 })),
+  },
   {
     weight: 1,
-    arbitrary: fc.record({ extra: fc.integer({ min: 1, max: 2048 }), streamId: fc.nat({ max: 0xffffffff }) }).map(({ extra, streamId }) => {
-      // an oversized frame followed by its whole payload, which the decoder must skip
-      const h = Buffer.alloc(HEADER_LENGTH);
-      h.writeUInt32BE(MAX_PAYLOAD + extra, 0);
-      h.writeUInt32BE(streamId, 4);
-      h[8] = 1;
-      return { bytes: Buffer.concat([h, Buffer.alloc(MAX_PAYLOAD + extra, 0x5a)]), oversized: 1 };
-    }),
+    arbitrary: fc
+      .record({ extra: fc.integer({ min: 1, max: 2048 }), streamId: fc.nat({ max: 0xffffffff }) })
+      .map(({ extra, streamId }) => {
+        // an oversized frame followed by its whole payload, which the decoder must skip
+        const h = Buffer.alloc(HEADER_LENGTH);
+        h.writeUInt32BE(MAX_PAYLOAD + extra, 0);
+        h.writeUInt32BE(streamId, 4);
+        h[8] = 1;
+        return { bytes: Buffer.concat([h, Buffer.alloc(MAX_PAYLOAD + extra, 0x5a)]), oversized: 1 };
+      }),
   },
 );
 
@@ -87,54 +95,81 @@ export const frameTargets: FuzzTarget[] = [
   {
     name: 'FrameDecoder is chunking-invariant (events and end-of-stream verdict)',
     property: () =>
-      fc.property(fc.uint8Array({ maxLength: 2048 }), fc.array(frameArb, { maxLength: 6 }), fc.array(fc.nat(), { maxLength: 30 }), (junk, frames, cuts) => {
-        const bytes = Buffer.concat([...frames.map((f) => encodeFrame(f.streamId, f.type, f.payload, f.flags)), junk]);
-        const whole = new FrameDecoder();
-        const a = summary(whole.feed(bytes));
-        const endA = whole.end();
-        const split = new FrameDecoder();
-        const b = summary(cut(bytes, cuts).flatMap((c) => split.feed(c)));
-        const endB = split.end();
-        if (JSON.stringify(a) !== JSON.stringify(b)) throw new Error(`chunked decode differs:\n${a.join('\n')}\nvs\n${b.join('\n')}`);
-        if (JSON.stringify(endA) !== JSON.stringify(endB)) throw new Error(`end() differs: ${JSON.stringify(endA)} vs ${JSON.stringify(endB)}`);
-      }),
+      fc.property(
+        fc.uint8Array({ maxLength: 2048 }),
+        fc.array(frameArb, { maxLength: 6 }),
+        fc.array(fc.nat(), { maxLength: 30 }),
+        (junk, frames, cuts) => {
+          const bytes = Buffer.concat([
+            ...frames.map((f) => encodeFrame(f.streamId, f.type, f.payload, f.flags)),
+            junk,
+          ]);
+          const whole = new FrameDecoder();
+          const a = summary(whole.feed(bytes));
+          const endA = whole.end();
+          const split = new FrameDecoder();
+          const b = summary(cut(bytes, cuts).flatMap((c) => split.feed(c)));
+          const endB = split.end();
+          if (JSON.stringify(a) !== JSON.stringify(b))
+            throw new Error(`chunked decode differs:\n${a.join('\n')}\nvs\n${b.join('\n')}`);
+          if (JSON.stringify(endA) !== JSON.stringify(endB))
+            throw new Error(`end() differs: ${JSON.stringify(endA)} vs ${JSON.stringify(endB)}`);
+        },
+      ),
   },
   {
     name: 'FrameDecoder round-trips valid frames; an oversized one is reported at its header and skipped',
     property: () =>
-      fc.property(fc.array(pieceArb, { minLength: 1, maxLength: 5 }), fc.array(fc.nat(), { maxLength: 20 }), (pieces, cuts) => {
-        const bytes = Buffer.concat(pieces.map((p) => p.bytes));
-        const d = new FrameDecoder();
-        const evs: DecodeEvent[] = [];
-        for (const c of cut(bytes, cuts)) {
-          evs.push(...d.feed(c));
-          if (staged(d) > MAX_PAYLOAD) throw new Error(`staged ${staged(d)} bytes`);
-        }
-        if (evs.length !== pieces.length) throw new Error(`${evs.length} events for ${pieces.length} frames`);
-        pieces.forEach((p, i) => {
-          const ev = evs[i]!;
-          if (p.oversized) {
-            if (ev.kind !== 'oversized' || ev.header.length <= MAX_PAYLOAD) throw new Error(`piece ${i}: want oversized, got ${ev.kind}`);
-          } else if (ev.kind !== 'frame' || !Buffer.from(encodeFrame(ev.header.streamId, ev.header.type, ev.payload, ev.header.flags)).equals(Buffer.from(p.bytes))) {
-            throw new Error(`piece ${i}: frame did not round-trip`);
+      fc.property(
+        fc.array(pieceArb, { minLength: 1, maxLength: 5 }),
+        fc.array(fc.nat(), { maxLength: 20 }),
+        (pieces, cuts) => {
+          const bytes = Buffer.concat(pieces.map((p) => p.bytes));
+          const d = new FrameDecoder();
+          const evs: DecodeEvent[] = [];
+          for (const c of cut(bytes, cuts)) {
+            evs.push(...d.feed(c));
+            if (staged(d) > MAX_PAYLOAD) throw new Error(`staged ${staged(d)} bytes`);
           }
-        });
-        if (!d.idle || d.end() !== undefined) throw new Error('stream ended between frames but the decoder disagrees');
-      }),
+          if (evs.length !== pieces.length) throw new Error(`${evs.length} events for ${pieces.length} frames`);
+          pieces.forEach((p, i) => {
+            const ev = evs[i];
+            if (p.oversized) {
+              if (ev.kind !== 'oversized' || ev.header.length <= MAX_PAYLOAD)
+                throw new Error(`piece ${i}: want oversized, got ${ev.kind}`);
+            } else if (
+              ev.kind !== 'frame' ||
+              !Buffer.from(encodeFrame(ev.header.streamId, ev.header.type, ev.payload, ev.header.flags)).equals(
+                Buffer.from(p.bytes),
+              )
+            ) {
+              throw new Error(`piece ${i}: frame did not round-trip`);
+            }
+          });
+          if (!d.idle || d.end() !== undefined)
+            throw new Error('stream ended between frames but the decoder disagrees');
+        },
+      ),
   },
   {
     name: 'FrameDecoder reports a stream cut inside a frame as truncated, with the stream id once the header is complete',
     property: () =>
-      fc.property(frameArb.filter((f) => f.payload.length > 0), fc.nat(), (f, at) => {
-        const bytes = encodeFrame(f.streamId, f.type, f.payload, f.flags);
-        const n = 1 + (at % (bytes.length - 1)); // 1 .. length-1: inside the frame
-        const d = new FrameDecoder();
-        if (d.feed(bytes.subarray(0, n)).length !== 0) throw new Error('a partial frame produced an event');
-        const e = d.end();
-        if (e?.kind !== 'truncated') throw new Error(`cut at ${n}: ${JSON.stringify(e)}`);
-        if (n >= HEADER_LENGTH && e.streamId !== f.streamId) throw new Error(`cut at ${n}: stream ${e.streamId}, want ${f.streamId}`);
-        if (n < HEADER_LENGTH && e.streamId !== undefined) throw new Error(`cut in the header at ${n} named stream ${e.streamId}`);
-      }),
+      fc.property(
+        frameArb.filter((f) => f.payload.length > 0),
+        fc.nat(),
+        (f, at) => {
+          const bytes = encodeFrame(f.streamId, f.type, f.payload, f.flags);
+          const n = 1 + (at % (bytes.length - 1)); // 1 .. length-1: inside the frame
+          const d = new FrameDecoder();
+          if (d.feed(bytes.subarray(0, n)).length !== 0) throw new Error('a partial frame produced an event');
+          const e = d.end();
+          if (e?.kind !== 'truncated') throw new Error(`cut at ${n}: ${JSON.stringify(e)}`);
+          if (n >= HEADER_LENGTH && e.streamId !== f.streamId)
+            throw new Error(`cut at ${n}: stream ${e.streamId}, want ${f.streamId}`);
+          if (n < HEADER_LENGTH && e.streamId !== undefined)
+            throw new Error(`cut in the header at ${n} named stream ${e.streamId}`);
+        },
+      ),
   },
 ];
 
@@ -157,7 +192,14 @@ const specLike = fc.letrec((tie) => ({
     { depthSize: 'small', withCrossShrink: true },
     fc.jsonValue({ maxDepth: 3 }),
     tie('process'),
-    fc.record({ process: tie('process'), root: fc.oneof(fc.record({ path: fc.string() }), fc.jsonValue()), annotations: fc.oneof(fc.dictionary(fc.string(), fc.string()), fc.jsonValue()) }, { requiredKeys: [] }),
+    fc.record(
+      {
+        process: tie('process'),
+        root: fc.oneof(fc.record({ path: fc.string() }), fc.jsonValue()),
+        annotations: fc.oneof(fc.dictionary(fc.string(), fc.string()), fc.jsonValue()),
+      },
+      { requiredKeys: [] },
+    ),
   ),
   process: fc.record(
     {
@@ -165,7 +207,14 @@ const specLike = fc.letrec((tie) => ({
       env: fc.oneof(fc.array(fc.string(), { maxLength: 4 }), fc.jsonValue({ maxDepth: 2 })),
       cwd: fc.oneof(fc.constantFrom('/', '/app', 'rel', ''), fc.jsonValue({ maxDepth: 1 })),
       user: fc.oneof(
-        fc.record({ uid: fc.oneof(fc.integer({ min: -2, max: 2 ** 32 + 1 }), fc.double(), fc.string()), gid: fc.oneof(fc.nat(), fc.string()), additionalGids: fc.oneof(fc.array(fc.nat()), fc.jsonValue()) }, { requiredKeys: [] }),
+        fc.record(
+          {
+            uid: fc.oneof(fc.integer({ min: -2, max: 2 ** 32 + 1 }), fc.double(), fc.string()),
+            gid: fc.oneof(fc.nat(), fc.string()),
+            additionalGids: fc.oneof(fc.array(fc.nat()), fc.jsonValue()),
+          },
+          { requiredKeys: [] },
+        ),
         fc.jsonValue({ maxDepth: 1 }),
       ),
       terminal: fc.jsonValue({ maxDepth: 1 }),
@@ -194,73 +243,141 @@ export function bundleTargets(): FuzzTarget[] {
     fs.symlinkSync('loop-a', path.join(rootfs, 'loop-b'));
     return rootfs;
   };
-  const segment = fc.constantFrom('', '.', '..', 'm.wasm', 'app', 'sub', 'bin', 'abs-link.wasm', 'rel-link.wasm', 'text.wasm', 'etc-out', 'passwd', 'passwd-out', 'loop-a', 'nope', '#', '#_start', 'm.wasm#run', '\u0000', 'é');
-  const guestPath = fc.tuple(fc.boolean(), fc.array(segment, { maxLength: 7 })).map(([abs, parts]) => (abs ? '/' : '') + parts.join('/'));
+  const segment = fc.constantFrom(
+    '',
+    '.',
+    '..',
+    'm.wasm',
+    'app',
+    'sub',
+    'bin',
+    'abs-link.wasm',
+    'rel-link.wasm',
+    'text.wasm',
+    'etc-out',
+    'passwd',
+    'passwd-out',
+    'loop-a',
+    'nope',
+    '#',
+    '#_start',
+    'm.wasm#run',
+    '\u0000',
+    'é',
+  );
+  const guestPath = fc
+    .tuple(fc.boolean(), fc.array(segment, { maxLength: 7 }))
+    .map(([abs, parts]) => (abs ? '/' : '') + parts.join('/'));
 
   return [
     {
       name: 'readSpec: any bytes in config.json give an object or a SpecError',
       property: () =>
-        fc.property(fc.oneof(fc.uint8Array({ maxLength: 512 }), specLike.value.map((v) => Buffer.from(JSON.stringify(v) ?? 'undefined'))), (bytes) => {
-          const b = path.join(dir(), 'bundle');
-          fs.mkdirSync(b, { recursive: true });
-          fs.writeFileSync(path.join(b, 'config.json'), bytes);
-          const spec = only('readSpec', () => readSpec(b), isSpecError);
-          if (spec !== undefined && (typeof spec !== 'object' || spec === null || Array.isArray(spec))) throw new Error(`readSpec returned ${JSON.stringify(spec)}`);
-          only('readAnnotations', () => readAnnotations(b), () => false);
-          // what Create does next with it
-          if (spec !== undefined) only('checkProcess', () => checkProcess(spec.process, 'config.json'), isSpecError);
-        }),
+        fc.property(
+          fc.oneof(
+            fc.uint8Array({ maxLength: 512 }),
+            specLike.value.map((v) => Buffer.from(JSON.stringify(v) ?? 'undefined')),
+          ),
+          (bytes) => {
+            const b = path.join(dir(), 'bundle');
+            fs.mkdirSync(b, { recursive: true });
+            fs.writeFileSync(path.join(b, 'config.json'), bytes);
+            const spec = only('readSpec', () => readSpec(b), isSpecError);
+            if (spec !== undefined && (typeof spec !== 'object' || spec === null || Array.isArray(spec)))
+              throw new Error(`readSpec returned ${JSON.stringify(spec)}`);
+            only(
+              'readAnnotations',
+              () => readAnnotations(b),
+              () => false,
+            );
+            // what Create does next with it
+            if (spec !== undefined) only('checkProcess', () => checkProcess(spec.process, 'config.json'), isSpecError);
+          },
+        ),
     },
     {
       name: 'checkProcess: any JSON value is accepted only when well-formed, otherwise a SpecError',
       property: () =>
-        fc.property(specLike.process.chain((p) => fc.oneof(fc.constant(p as unknown), fc.jsonValue())), (p) => {
-          const ok = only('checkProcess', () => checkProcess(p, 'spec'), isSpecError);
-          if (ok === undefined) return;
-          const q = ok as unknown as Record<string, unknown>;
-          const strings = (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === 'string');
-          if (!strings(q.args) || (q.args as string[]).length === 0) throw new Error(`accepted args ${JSON.stringify(q.args)}`);
-          if (q.env !== undefined && !strings(q.env)) throw new Error(`accepted env ${JSON.stringify(q.env)}`);
-          if (q.cwd !== undefined && !(typeof q.cwd === 'string' && q.cwd.startsWith('/'))) throw new Error(`accepted cwd ${JSON.stringify(q.cwd)}`);
-          if (q.user !== undefined) {
-            const u = q.user as Record<string, unknown>;
-            const id = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < 2 ** 32;
-            if (!id(u.uid) || !id(u.gid)) throw new Error(`accepted user ${JSON.stringify(u)}`);
-          }
-        }),
+        fc.property(
+          specLike.process.chain((p) => fc.oneof(fc.constant(p as unknown), fc.jsonValue())),
+          (p) => {
+            const ok = only('checkProcess', () => checkProcess(p, 'spec'), isSpecError);
+            if (ok === undefined) return;
+            const q = ok as unknown as Record<string, unknown>;
+            const strings = (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === 'string');
+            if (!strings(q.args) || q.args.length === 0) throw new Error(`accepted args ${JSON.stringify(q.args)}`);
+            if (q.env !== undefined && !strings(q.env)) throw new Error(`accepted env ${JSON.stringify(q.env)}`);
+            if (q.cwd !== undefined && !(typeof q.cwd === 'string' && q.cwd.startsWith('/')))
+              throw new Error(`accepted cwd ${JSON.stringify(q.cwd)}`);
+            if (q.user !== undefined) {
+              const u = q.user as Record<string, unknown>;
+              const id = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < 2 ** 32;
+              if (!id(u.uid) || !id(u.gid)) throw new Error(`accepted user ${JSON.stringify(u)}`);
+            }
+          },
+        ),
     },
     {
       name: 'resolveEntrypoint: a module inside the rootfs or a SpecError, never a path outside',
       property: () =>
-        fc.property(guestPath, fc.constantFrom('/', '/app', '/app/sub', '/nope'), fc.array(fc.constantFrom('PATH=/bin:/app', 'PATH=', 'PATH=relative:/', 'X=1', 'PATH=/etc-out'), { maxLength: 2 }), (arg0, cwd, env) => {
-          const r = root();
-          const real = fs.realpathSync(r);
-          const e = only('resolveEntrypoint', () => resolveEntrypoint(r, arg0, cwd, env), isSpecError);
-          if (e === undefined) return;
-          const host = fs.realpathSync(e.hostPath);
-          if (host !== real && !host.startsWith(real + '/')) throw new Error(`${arg0} (cwd ${cwd}) resolved to ${host}, outside ${real}`);
-          if (!e.guestPath.startsWith('/')) throw new Error(`guest path ${e.guestPath} is relative`);
-          if (!e.exportName) throw new Error('empty export name');
-          if (!fs.statSync(host).isFile()) throw new Error(`${host} is not a file`);
-        }),
+        fc.property(
+          guestPath,
+          fc.constantFrom('/', '/app', '/app/sub', '/nope'),
+          fc.array(fc.constantFrom('PATH=/bin:/app', 'PATH=', 'PATH=relative:/', 'X=1', 'PATH=/etc-out'), {
+            maxLength: 2,
+          }),
+          (arg0, cwd, env) => {
+            const r = root();
+            const real = fs.realpathSync(r);
+            const e = only('resolveEntrypoint', () => resolveEntrypoint(r, arg0, cwd, env), isSpecError);
+            if (e === undefined) return;
+            const host = fs.realpathSync(e.hostPath);
+            if (host !== real && !host.startsWith(real + '/'))
+              throw new Error(`${arg0} (cwd ${cwd}) resolved to ${host}, outside ${real}`);
+            if (!e.guestPath.startsWith('/')) throw new Error(`guest path ${e.guestPath} is relative`);
+            if (!e.exportName) throw new Error('empty export name');
+            if (!fs.statSync(host).isFile()) throw new Error(`${host} is not a file`);
+          },
+        ),
     },
     {
-      name: 'parseStartInput and startReply: any bytes on start\'s stdin are tolerated and answered',
+      name: "parseStartInput and startReply: any bytes on start's stdin are tolerated and answered",
       property: () =>
         fc.property(
-          fc.oneof(fc.uint8Array({ maxLength: 256 }), fc.jsonValue().map((v) => Buffer.from(JSON.stringify(v) ?? ''))),
-          fc.record({ MAX_SHIM_VERSION: fc.constantFrom(undefined, '', '2', '3', 'x'), WASMTS_SHIM_VERSION: fc.constantFrom(undefined, '2', '3', 'yes') }),
+          fc.oneof(
+            fc.uint8Array({ maxLength: 256 }),
+            fc.jsonValue().map((v) => Buffer.from(JSON.stringify(v) ?? '')),
+          ),
+          fc.record({
+            MAX_SHIM_VERSION: fc.constantFrom(undefined, '', '2', '3', 'x'),
+            WASMTS_SHIM_VERSION: fc.constantFrom(undefined, '2', '3', 'yes'),
+          }),
           (bytes, env) => {
-            const r = only('parseStartInput', () => parseStartInput(bytes), () => false)!;
+            const r = only(
+              'parseStartInput',
+              () => parseStartInput(bytes),
+              () => false,
+            )!;
             if (!['empty', 'bootstrap', 'other'].includes(r.kind)) throw new Error(`kind ${r.kind}`);
             for (const [k, v] of Object.entries(r)) {
-              if (k === 'logLevel' ? !Number.isInteger(v) : k === 'optionTypes' ? !(Array.isArray(v) && v.every((t) => typeof t === 'string')) : typeof v !== 'string') {
+              if (
+                k === 'logLevel'
+                  ? !Number.isInteger(v)
+                  : k === 'optionTypes'
+                    ? !(Array.isArray(v) && v.every((t) => typeof t === 'string'))
+                    : typeof v !== 'string'
+              ) {
                 throw new Error(`${k} is ${JSON.stringify(v)}`);
               }
             }
             const address = 'unix:///run/containerd/s/0123';
-            const reply = Buffer.from(only('startReply', () => startReply(bytes, env, address), () => false)!);
+            const reply = Buffer.from(
+              only(
+                'startReply',
+                () => startReply(bytes, env, address),
+                () => false,
+              )!,
+            );
             // plain, JSON or a BootstrapResult (tag 0x08): all of them carry the address
             if (!reply.includes(address)) throw new Error(`reply ${reply.toString('hex')} lacks the address`);
           },
@@ -269,9 +386,40 @@ export function bundleTargets(): FuzzTarget[] {
     {
       name: 'parseShimFlags: any argv parses or fails with a FlagError',
       property: () =>
-        fc.property(fc.array(fc.oneof(fc.constantFrom('-namespace', '-address', '-id', '-bundle', '-publish-binary', '-debug', '-debug=false', '-v', '--id', '-socket', 'start', 'delete', 'serve', 'launch', '-', '--', '-id='), fc.string({ maxLength: 12 })), { maxLength: 10 }), (argv) => {
-          only('parseShimFlags', () => parseShimFlags(argv), (e) => e instanceof FlagError);
-        }),
+        fc.property(
+          fc.array(
+            fc.oneof(
+              fc.constantFrom(
+                '-namespace',
+                '-address',
+                '-id',
+                '-bundle',
+                '-publish-binary',
+                '-debug',
+                '-debug=false',
+                '-v',
+                '--id',
+                '-socket',
+                'start',
+                'delete',
+                'serve',
+                'launch',
+                '-',
+                '--',
+                '-id=',
+              ),
+              fc.string({ maxLength: 12 }),
+            ),
+            { maxLength: 10 },
+          ),
+          (argv) => {
+            only(
+              'parseShimFlags',
+              () => parseShimFlags(argv),
+              (e) => e instanceof FlagError,
+            );
+          },
+        ),
     },
   ].map((t) => ({
     ...t,

@@ -39,16 +39,20 @@ export interface StartCallOptions {
 
 function runtimeOptions(configPath: string): Uint8Array {
   // typeurl.MarshalAny of runtimeoptions.v1.Options: the bare registered name.
-  return toBinary(AnySchema, create(AnySchema, {
-    typeUrl: 'runtimeoptions.v1.Options',
-    value: toBinary(OptionsSchema, create(OptionsSchema, { configPath })),
-  }));
+  return toBinary(
+    AnySchema,
+    create(AnySchema, {
+      typeUrl: 'runtimeoptions.v1.Options',
+      value: toBinary(OptionsSchema, create(OptionsSchema, { configPath })),
+    }),
+  );
 }
 
 /** What containerd `version` gives `<shim> ... start`, besides argv and cwd. */
 export function startCall(version: ContainerdVersion, o: StartCallOptions): StartCall {
   const env: Record<string, string> = { ...(o.env ?? {}), GOMAXPROCS: '2', TTRPC_ADDRESS: o.ttrpcAddress };
-  if (version !== '1.6') Object.assign(env, { MAX_SHIM_VERSION: '2', GRPC_ADDRESS: o.grpcAddress, NAMESPACE: o.namespace });
+  if (version !== '1.6')
+    Object.assign(env, { MAX_SHIM_VERSION: '2', GRPC_ADDRESS: o.grpcAddress, NAMESPACE: o.namespace });
   if (version !== '2.3') return { env, stdin: o.configPath ? runtimeOptions(o.configPath) : new Uint8Array() };
   // 2.3: BootstrapParams for every shim not named *shim-runc-v1 / *shim-runhcs-v1.
   const params = create(BootstrapParamsSchema, {
@@ -61,7 +65,14 @@ export function startCall(version: ContainerdVersion, o: StartCallOptions): Star
     containerdBinary: '/usr/bin/containerd',
     socketDir: '/run/containerd/s',
     extensions: o.configPath
-      ? [{ value: create(AnySchema, { typeUrl: 'runtimeoptions.v1.Options', value: toBinary(OptionsSchema, create(OptionsSchema, { configPath: o.configPath })) }) }]
+      ? [
+          {
+            value: create(AnySchema, {
+              typeUrl: 'runtimeoptions.v1.Options',
+              value: toBinary(OptionsSchema, create(OptionsSchema, { configPath: o.configPath })),
+            }),
+          },
+        ]
       : [],
   });
   return { env, stdin: toBinary(BootstrapParamsSchema, params) };
@@ -106,7 +117,8 @@ function connect(version: ContainerdVersion, p: { version: number; address: stri
   let service = 'containerd.task.v2.Task';
   if (version === '2.0' || version === '2.3') {
     if (p.version === 3) service = 'containerd.task.v3.Task';
-    else if (p.version !== 2) throw new Error(`containerd client supports only v2 and v3 TTRPC task client (got ${p.version})`);
+    else if (p.version !== 2)
+      throw new Error(`containerd client supports only v2 and v3 TTRPC task client (got ${p.version})`);
   }
   return { version: p.version, address: p.address, protocol: p.protocol, service };
 }
@@ -114,12 +126,14 @@ function connect(version: ContainerdVersion, p: { version: number; address: stri
 // ---------------------------------------------------------------------------
 // Go's bytes.TrimSpace: unicode.IsSpace runes at both ends (invalid UTF-8 is not space).
 
-const GO_SPACES = new Set([0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x20, 0x85, 0xa0, 0x1680, 0x2028, 0x2029, 0x202f, 0x205f, 0x3000,
-  0x2000, 0x2001, 0x2002, 0x2003, 0x2004, 0x2005, 0x2006, 0x2007, 0x2008, 0x2009, 0x200a]);
+const GO_SPACES = new Set([
+  0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x20, 0x85, 0xa0, 0x1680, 0x2028, 0x2029, 0x202f, 0x205f, 0x3000, 0x2000, 0x2001,
+  0x2002, 0x2003, 0x2004, 0x2005, 0x2006, 0x2007, 0x2008, 0x2009, 0x200a,
+]);
 
 /** The rune starting at i, with its byte length; undefined if not valid UTF-8. */
 function runeAt(b: Uint8Array, i: number): [number, number] | undefined {
-  const c = b[i]!;
+  const c = b[i];
   if (c < 0x80) return [c, 1];
   const n = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 0;
   if (n === 0 || i + n > b.length) return undefined;
@@ -160,7 +174,9 @@ export function goTrimSpace(b: Uint8Array): Uint8Array {
 // json.Unmarshal(response, &BootstrapParams{Version int `json:"version"`; Address, Protocol string});
 // undefined stands for a non-nil error.
 
-export function goJsonUnmarshalBootstrap(text: string): { version: number; address: string; protocol: string } | undefined {
+export function goJsonUnmarshalBootstrap(
+  text: string,
+): { version: number; address: string; protocol: string } | undefined {
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -200,7 +216,7 @@ class StrictReader {
     let result = 0n;
     for (let i = 0; i < 10; i++) {
       if (this.pos >= this.b.length) throw new WireError('truncated varint');
-      const byte = this.b[this.pos++]!;
+      const byte = this.b[this.pos++];
       result |= BigInt(byte & 0x7f) << BigInt(7 * i);
       if (byte < 0x80) return result;
     }
@@ -222,10 +238,18 @@ class StrictReader {
   }
   skip(num: number, wire: number): void {
     switch (wire) {
-      case 0: this.varint(); return;
-      case 1: this.take(8); return;
-      case 2: this.take(Number(this.varint())); return;
-      case 5: this.take(4); return;
+      case 0:
+        this.varint();
+        return;
+      case 1:
+        this.take(8);
+        return;
+      case 2:
+        this.take(Number(this.varint()));
+        return;
+      case 5:
+        this.take(4);
+        return;
       case 3:
         for (;;) {
           const [n, w] = this.tag();
@@ -235,7 +259,8 @@ class StrictReader {
           }
           this.skip(n, w);
         }
-      default: throw new WireError('unexpected end group');
+      default:
+        throw new WireError('unexpected end group');
     }
   }
 }
@@ -248,7 +273,9 @@ function utf8(b: Uint8Array): string {
   }
 }
 
-export function goProtoUnmarshalBootstrapResult(b: Uint8Array): { version: number; address: string; protocol: string } | undefined {
+export function goProtoUnmarshalBootstrapResult(
+  b: Uint8Array,
+): { version: number; address: string; protocol: string } | undefined {
   const out = { version: 0, address: '', protocol: '' };
   const r = new StrictReader(b);
   try {

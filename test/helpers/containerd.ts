@@ -17,7 +17,21 @@
 // each instance its own `namespace`.
 
 import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, unlinkSync, writeFileSync, mkdirSync, readlinkSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+  mkdirSync,
+  readlinkSync,
+} from 'node:fs';
 import { constants, tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { daemonPaths, isShimDaemon, keyFrom, lockHolder } from '../../src/handoff/handoff.js';
@@ -83,7 +97,10 @@ export interface Containerd {
   /** Like ctr() but rejects when the exit code is not 0. */
   ctrOk(args: string[], opts?: CtrOptions): Promise<CtrResult>;
   /** Spawn ctr and hand back the child (for long-running `ctr run`); caller owns it. */
-  ctrSpawn(args: string[], opts?: { env?: Record<string, string>; namespace?: string; stdio?: SpawnOptions['stdio'] }): ChildProcess;
+  ctrSpawn(
+    args: string[],
+    opts?: { env?: Record<string, string>; namespace?: string; stdio?: SpawnOptions['stdio'] },
+  ): ChildProcess;
   /** `ctr image import --all-platforms <tar>`; rejects on failure. */
   importImage(tarPath: string, opts?: CtrOptions): Promise<CtrResult>;
   /** SIGTERM containerd, wait, start it again with the same config (shims keep running). */
@@ -148,7 +165,7 @@ export function listMounts(under: string): MountInfo[] {
   for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
     if (!line) continue;
     const [left, right = ''] = line.split(' - ');
-    const f = left!.split(' ');
+    const f = left.split(' ');
     const mountPoint = unescapeMount(f[4] ?? '');
     const [fsType = '', source = '', options = ''] = right.split(' ');
     if (mountPoint === base || mountPoint.startsWith(base + '/')) {
@@ -218,7 +235,11 @@ function removeNamespaceDirs(namespaces: string[]): void {
   }
   for (const ns of namespaces) {
     if (ns === 'default' || !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(ns)) continue;
-    for (const d of [`/run/containerd/runc/${ns}`, `/sys/fs/cgroup/${ns}`, ...controllers.map((c) => `/sys/fs/cgroup/${c}/${ns}`)]) {
+    for (const d of [
+      `/run/containerd/runc/${ns}`,
+      `/sys/fs/cgroup/${ns}`,
+      ...controllers.map((c) => `/sys/fs/cgroup/${c}/${ns}`),
+    ]) {
       try {
         rmdirSync(d);
       } catch {
@@ -263,7 +284,11 @@ export function overlayWorks(dir: string): boolean {
   try {
     for (const d of ['lower', 'upper', 'work', 'merged']) mkdirSync(path.join(t, d));
     writeFileSync(path.join(t, 'lower', 'f'), 'x');
-    const r = spawnSync('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${t}/lower,upperdir=${t}/upper,workdir=${t}/work`, `${t}/merged`], { stdio: 'ignore' });
+    const r = spawnSync(
+      'mount',
+      ['-t', 'overlay', 'overlay', '-o', `lowerdir=${t}/lower,upperdir=${t}/upper,workdir=${t}/work`, `${t}/merged`],
+      { stdio: 'ignore' },
+    );
     overlayProbe = r.status === 0 && existsSync(path.join(t, 'merged', 'f'));
     if (r.status === 0) spawnSync('umount', [`${t}/merged`], { stdio: 'ignore' });
   } catch {
@@ -298,8 +323,14 @@ function criPluginConfig(cri: CriPluginOptions, tmp: string, snapshotter: string
   ];
   // Naming any runtime replaces the plugin's default map, whose runc entry the default handler needs.
   for (const [handler, runtimeType] of Object.entries({ runc: 'io.containerd.runc.v2', ...cri.runtimes })) {
-    if (!/^[A-Za-z0-9_-]+$/.test(handler)) throw new Error(`startContainerd: CRI runtime handler name ${JSON.stringify(handler)} needs quoting; use [A-Za-z0-9_-]`);
-    lines.push(`      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.${handler}]`, `        runtime_type = ${tomlString(runtimeType)}`);
+    if (!/^[A-Za-z0-9_-]+$/.test(handler))
+      throw new Error(
+        `startContainerd: CRI runtime handler name ${JSON.stringify(handler)} needs quoting; use [A-Za-z0-9_-]`,
+      );
+    lines.push(
+      `      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.${handler}]`,
+      `        runtime_type = ${tomlString(runtimeType)}`,
+    );
   }
   return [...lines, ''];
 }
@@ -334,35 +365,40 @@ export async function startContainerd(opts: StartContainerdOptions = {}): Promis
   const namespace = opts.namespace ?? 'default';
   if (ttrpcAddress.length > SOCKET_PATH_MAX) {
     rmSync(tmp, { recursive: true, force: true });
-    throw new Error(`startContainerd: socket path ${ttrpcAddress} is longer than ${SOCKET_PATH_MAX} bytes; set TMPDIR to a shorter directory`);
+    throw new Error(
+      `startContainerd: socket path ${ttrpcAddress} is longer than ${SOCKET_PATH_MAX} bytes; set TMPDIR to a shorter directory`,
+    );
   }
 
   let snapshotter: string;
   if (opts.snapshotter === 'overlayfs' || opts.snapshotter === 'native') snapshotter = opts.snapshotter;
   else snapshotter = overlayWorks(tmp) ? 'overlayfs' : 'native';
 
-  writeFileSync(configPath, [
-    'version = 2',
-    `root = ${tomlString(root)}`,
-    `state = ${tomlString(state)}`,
-    `temp = ${tomlString(path.join(tmp, 'temp'))}`,
-    opts.cri ? 'disabled_plugins = []' : 'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
-    '',
-    '[grpc]',
-    `  address = ${tomlString(address)}`,
-    '',
-    '[ttrpc]',
-    `  address = ${tomlString(ttrpcAddress)}`,
-    '',
-    '[debug]',
-    '  level = "debug"',
-    '',
-    '[plugins]',
-    '  [plugins."io.containerd.internal.v1.opt"]',
-    `    path = ${tomlString(path.join(tmp, 'opt'))}`,
-    '',
-    ...(opts.cri ? criPluginConfig(opts.cri, tmp, snapshotter) : []),
-  ].join('\n'));
+  writeFileSync(
+    configPath,
+    [
+      'version = 2',
+      `root = ${tomlString(root)}`,
+      `state = ${tomlString(state)}`,
+      `temp = ${tomlString(path.join(tmp, 'temp'))}`,
+      opts.cri ? 'disabled_plugins = []' : 'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
+      '',
+      '[grpc]',
+      `  address = ${tomlString(address)}`,
+      '',
+      '[ttrpc]',
+      `  address = ${tomlString(ttrpcAddress)}`,
+      '',
+      '[debug]',
+      '  level = "debug"',
+      '',
+      '[plugins]',
+      '  [plugins."io.containerd.internal.v1.opt"]',
+      `    path = ${tomlString(path.join(tmp, 'opt'))}`,
+      '',
+      ...(opts.cri ? criPluginConfig(opts.cri, tmp, snapshotter) : []),
+    ].join('\n'),
+  );
   mkdirSync(path.join(tmp, 'temp'));
 
   const basePath = process.env.PATH ?? '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -390,7 +426,10 @@ export async function startContainerd(opts: StartContainerdOptions = {}): Promis
     const timeoutMs = o.timeoutMs ?? CTR_TIMEOUT_MS;
     const full = ['--address', address, '--namespace', ns, ...args];
     return new Promise((resolve, reject) => {
-      const p = spawn('ctr', full, { env: ctrEnv(o.env), stdio: [o.input !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
+      const p = spawn('ctr', full, {
+        env: ctrEnv(o.env),
+        stdio: [o.input !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+      });
       const out: Buffer[] = [];
       const err: Buffer[] = [];
       p.stdout!.on('data', (b: Buffer) => out.push(b));
@@ -409,7 +448,11 @@ export async function startContainerd(opts: StartContainerdOptions = {}): Promis
         const stdout = Buffer.concat(out).toString('utf8');
         const stderr = Buffer.concat(err).toString('utf8');
         if (timedOut) {
-          reject(new Error(`ctr ${args.join(' ')} timed out after ${timeoutMs} ms (killed)\nstdout: ${stdout.slice(-2000)}\nstderr: ${stderr.slice(-2000)}`));
+          reject(
+            new Error(
+              `ctr ${args.join(' ')} timed out after ${timeoutMs} ms (killed)\nstdout: ${stdout.slice(-2000)}\nstderr: ${stderr.slice(-2000)}`,
+            ),
+          );
           return;
         }
         resolve({ code: code ?? (signal ? 128 + (constants.signals[signal] ?? 0) : -1), signal, stdout, stderr });
@@ -428,7 +471,10 @@ export async function startContainerd(opts: StartContainerdOptions = {}): Promis
   };
 
   const ctrSpawn: Containerd['ctrSpawn'] = (args, o = {}) =>
-    spawn('ctr', ['--address', address, '--namespace', o.namespace ?? namespace, ...args], { env: ctrEnv(o.env), stdio: o.stdio ?? ['pipe', 'pipe', 'pipe'] });
+    spawn('ctr', ['--address', address, '--namespace', o.namespace ?? namespace, ...args], {
+      env: ctrEnv(o.env),
+      stdio: o.stdio ?? ['pipe', 'pipe', 'pipe'],
+    });
 
   const log = (tailBytes?: number): string => {
     let s: string;
@@ -465,14 +511,19 @@ export async function startContainerd(opts: StartContainerdOptions = {}): Promis
     c.unref();
     const deadline = Date.now() + (opts.startTimeoutMs ?? 15_000);
     for (;;) {
-      if (done) throw new Error(`containerd exited during startup${spawnError ? `: ${spawnError.message}` : ''}\n--- containerd log ---\n${log(4000)}`);
+      if (done)
+        throw new Error(
+          `containerd exited during startup${spawnError ? `: ${spawnError.message}` : ''}\n--- containerd log ---\n${log(4000)}`,
+        );
       if (existsSync(address)) {
         const r = await ctr(['version'], { timeoutMs: 5_000 }).catch(() => undefined);
         if (r?.code === 0) return;
       }
       if (Date.now() > deadline) {
         killQuiet(c.pid!, 'SIGKILL');
-        throw new Error(`containerd did not answer on ${address} within ${opts.startTimeoutMs ?? 15_000} ms\n--- containerd log ---\n${log(4000)}`);
+        throw new Error(
+          `containerd did not answer on ${address} within ${opts.startTimeoutMs ?? 15_000} ms\n--- containerd log ---\n${log(4000)}`,
+        );
       }
       await sleep(50);
     }
@@ -520,7 +571,10 @@ export async function startContainerd(opts: StartContainerdOptions = {}): Promis
   };
 
   /** Shims (and anything else) still referring to our socket or temp dir. */
-  const leftovers = () => listProcesses(new RegExp(`(^|\\s)-address ${escapeRe(address)}(\\s|$)|${escapeRe(tmp)}/`)).filter((p) => !(child && p.pid === child.pid));
+  const leftovers = () =>
+    listProcesses(new RegExp(`(^|\\s)-address ${escapeRe(address)}(\\s|$)|${escapeRe(tmp)}/`)).filter(
+      (p) => !(child && p.pid === child.pid),
+    );
 
   /** Leftover shims plus all their descendants (task processes), collected before any signal so reparenting cannot hide them. */
   const leftoverTree = (): number[] => descendants(leftovers().map((p) => p.pid));
@@ -538,7 +592,8 @@ export async function startContainerd(opts: StartContainerdOptions = {}): Promis
     }
   };
   const removeKeyDirs = (): void => {
-    for (const dir of keyDirs) if (lockHolder(path.join(dir, 'lock')) === undefined) rmSync(dir, { recursive: true, force: true });
+    for (const dir of keyDirs)
+      if (lockHolder(path.join(dir, 'lock')) === undefined) rmSync(dir, { recursive: true, force: true });
   };
 
   const finalCleanup = (): void => {
@@ -569,7 +624,8 @@ export async function startContainerd(opts: StartContainerdOptions = {}): Promis
   const handle = {
     syncCleanup(): void {
       noteKeyDirs();
-      if (child?.pid !== undefined && child.exitCode === null && child.signalCode === null) killQuiet(child.pid, 'SIGKILL');
+      if (child?.pid !== undefined && child.exitCode === null && child.signalCode === null)
+        killQuiet(child.pid, 'SIGKILL');
       const nss = [...new Set([namespace, ...bundles().map((b) => b.ns)])];
       finalCleanup();
       removeNamespaceDirs(nss);
@@ -586,15 +642,42 @@ export async function startContainerd(opts: StartContainerdOptions = {}): Promis
       if (child && child.exitCode === null && child.signalCode === null) {
         // kill and delete whatever tasks remain, in every namespace
         const nsr = await ctr(['namespaces', 'ls', '-q'], { timeoutMs: 5_000 }).catch(() => undefined);
-        if (nsr?.code === 0) nss = nsr.stdout.split('\n').map((s) => s.trim()).filter(Boolean);
+        if (nsr?.code === 0)
+          nss = nsr.stdout
+            .split('\n')
+            .map((s) => s.trim())
+            .filter(Boolean);
         for (const ns of nss) {
           const tr = await ctr(['tasks', 'ls', '-q'], { namespace: ns, timeoutMs: 5_000 }).catch(() => undefined);
-          const tasks = tr?.code === 0 ? tr.stdout.split('\n').map((s) => s.trim()).filter(Boolean) : [];
-          await Promise.all(tasks.map((t) => ctr(['tasks', 'kill', '--all', '-s', 'SIGKILL', t], { namespace: ns, timeoutMs: 5_000 }).catch(() => undefined)));
-          await Promise.all(tasks.map((t) => ctr(['tasks', 'delete', '--force', t], { namespace: ns, timeoutMs: 10_000 }).catch(() => undefined)));
+          const tasks =
+            tr?.code === 0
+              ? tr.stdout
+                  .split('\n')
+                  .map((s) => s.trim())
+                  .filter(Boolean)
+              : [];
+          await Promise.all(
+            tasks.map((t) =>
+              ctr(['tasks', 'kill', '--all', '-s', 'SIGKILL', t], { namespace: ns, timeoutMs: 5_000 }).catch(
+                () => undefined,
+              ),
+            ),
+          );
+          await Promise.all(
+            tasks.map((t) =>
+              ctr(['tasks', 'delete', '--force', t], { namespace: ns, timeoutMs: 10_000 }).catch(() => undefined),
+            ),
+          );
           const cr = await ctr(['containers', 'ls', '-q'], { namespace: ns, timeoutMs: 5_000 }).catch(() => undefined);
-          const cs = cr?.code === 0 ? cr.stdout.split('\n').map((s) => s.trim()).filter(Boolean) : [];
-          if (cs.length) await ctr(['containers', 'delete', ...cs], { namespace: ns, timeoutMs: 10_000 }).catch(() => undefined);
+          const cs =
+            cr?.code === 0
+              ? cr.stdout
+                  .split('\n')
+                  .map((s) => s.trim())
+                  .filter(Boolean)
+              : [];
+          if (cs.length)
+            await ctr(['containers', 'delete', ...cs], { namespace: ns, timeoutMs: 10_000 }).catch(() => undefined);
         }
       }
       await terminate();
@@ -626,7 +709,9 @@ export async function startContainerd(opts: StartContainerdOptions = {}): Promis
     if (snapshotter !== 'overlayfs') {
       // Go clients other than ctr read the default snapshotter from this namespace label.
       await ctr(['namespaces', 'create', namespace], { timeoutMs: 5_000 }).catch(() => undefined);
-      await ctr(['namespaces', 'label', namespace, `containerd.io/defaults/snapshotter=${snapshotter}`], { timeoutMs: 5_000 }).catch(() => undefined);
+      await ctr(['namespaces', 'label', namespace, `containerd.io/defaults/snapshotter=${snapshotter}`], {
+        timeoutMs: 5_000,
+      }).catch(() => undefined);
     }
   } catch (err) {
     live.delete(handle);
@@ -693,13 +778,15 @@ export function busyDaemonProblems(address: string, dir: string): string[] {
     const key = daemonKey(d.pid) ?? `standalone ${d.pid}`;
     byKey.set(key, [...(byKey.get(key) ?? []), d.pid]);
   }
-  for (const [key, pids] of byKey) if (pids.length > 1) problems.push(`${pids.length} daemons for key ${key.slice(0, 12)}: ${pids.join(', ')}`);
+  for (const [key, pids] of byKey)
+    if (pids.length > 1) problems.push(`${pids.length} daemons for key ${key.slice(0, 12)}: ${pids.join(', ')}`);
   for (const d of shimDaemons(address)) {
     for (const target of openFiles(d.pid)) {
       if (target.startsWith(`${dir}/`)) problems.push(`daemon ${d.pid} still holds ${target}`);
     }
     const kids = childPids(d.pid);
-    if (kids.length > 1) problems.push(`daemon ${d.pid} has ${kids.length} children (one warm Wasm child expected): ${kids.join(', ')}`);
+    if (kids.length > 1)
+      problems.push(`daemon ${d.pid} has ${kids.length} children (one warm Wasm child expected): ${kids.join(', ')}`);
   }
   return problems;
 }

@@ -7,9 +7,27 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { busyDaemonProblems, descendants, listMounts, listProcesses, processAlive, startContainerd, type Containerd, type CtrResult } from '../helpers/containerd.js';
+import {
+  busyDaemonProblems,
+  descendants,
+  listMounts,
+  listProcesses,
+  processAlive,
+  startContainerd,
+  type Containerd,
+  type CtrResult,
+} from '../helpers/containerd.js';
 import { isShimDaemon } from '../../src/handoff/handoff.js';
-import { ensureBuilt, MODULES, PLATFORM, RUNTIME, SHIM_BIN, socketPathFor, sleep, until as e2eUntil } from '../e2e/helpers.js';
+import {
+  ensureBuilt,
+  MODULES,
+  PLATFORM,
+  RUNTIME,
+  SHIM_BIN,
+  socketPathFor,
+  sleep,
+  until as e2eUntil,
+} from '../e2e/helpers.js';
 import { packImage } from '../../src/image/oci.js';
 import { TtrpcClient, createClient } from '../../src/ttrpc/client.js';
 import type { ServiceClient } from '../../src/ttrpc/types.js';
@@ -18,7 +36,12 @@ import { Task } from '../../src/gen/containerd/task/v2/shim_pb.js';
 export { sleep } from '../e2e/helpers.js';
 
 /** The e2e suites' `until`, polling more often: these tests watch short-lived processes. */
-export function until<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 15_000, everyMs = 50): Promise<T> {
+export function until<T>(
+  what: string,
+  fn: () => T | undefined | false | Promise<T | undefined | false>,
+  timeoutMs = 15_000,
+  everyMs = 50,
+): Promise<T> {
   return e2eUntil(what, fn, timeoutMs, everyMs);
 }
 
@@ -49,7 +72,7 @@ export function fdTargets(pid: number): string[] {
 function statusField(pid: number, field: string): string {
   const m = new RegExp(`^${field}:\\s+(.*)$`, 'm').exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
   if (!m) throw new Error(`no ${field} in /proc/${pid}/status`);
-  return m[1]!.trim();
+  return m[1].trim();
 }
 
 /** Resident set size in KiB. */
@@ -60,7 +83,11 @@ export function rssKb(pid: number): number {
 /** [real, effective, saved, fs] uids, gids, and the supplementary groups. */
 export function ids(pid: number): { uid: number[]; gid: number[]; groups: number[] } {
   const nums = (s: string) => s.split(/\s+/).filter(Boolean).map(Number);
-  return { uid: nums(statusField(pid, 'Uid')), gid: nums(statusField(pid, 'Gid')), groups: nums(statusField(pid, 'Groups')) };
+  return {
+    uid: nums(statusField(pid, 'Uid')),
+    gid: nums(statusField(pid, 'Gid')),
+    groups: nums(statusField(pid, 'Groups')),
+  };
 }
 
 export { descendants, processAlive };
@@ -137,7 +164,9 @@ export function census(c: Containerd, groupings: Iterable<string> = [], ns = c.n
     if (fs.existsSync(p)) sockets.push(`${g}: ${p}`);
   }
   return {
-    shims: shimProcesses(c).filter((p) => !p.daemon).map((p) => `${p.pid} ${p.cmdline}`),
+    shims: shimProcesses(c)
+      .filter((p) => !p.daemon)
+      .map((p) => `${p.pid} ${p.cmdline}`),
     daemons: busyDaemonProblems(c.address, c.tmp),
     children: wasmChildren(c).map((p) => `${p.pid} ${p.cmdline}`),
     mounts: listMounts(c.tmp).map((m) => `${m.mountPoint} (${m.fsType})`),
@@ -158,7 +187,11 @@ export function censusProblems(x: Census): string[] {
 }
 
 /** Polls the census until it is clean (a daemon lets go of a finished container's files within moments). */
-export async function settledProblems(c: Containerd, groupings: Iterable<string>, timeoutMs = 10_000): Promise<string[]> {
+export async function settledProblems(
+  c: Containerd,
+  groupings: Iterable<string>,
+  timeoutMs = 10_000,
+): Promise<string[]> {
   const list = [...groupings];
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -199,12 +232,16 @@ export interface HandDaemon {
 
 /** Runs the shim binary like containerd (cwd = bundle). */
 export function runShimAction(c: Containerd, args: string[], cwd: string, input?: Uint8Array) {
-  const r = spawnSync(SHIM_BIN, ['-namespace', c.namespace, '-address', c.address, '-publish-binary', '/usr/bin/containerd', ...args], {
-    cwd,
-    input: input ?? Buffer.alloc(0), // a pipe: `start` goes through Node, which records the daemon in shim.pid
-    env: { ...process.env, TTRPC_ADDRESS: c.ttrpcAddress },
-    timeout: 20_000,
-  });
+  const r = spawnSync(
+    SHIM_BIN,
+    ['-namespace', c.namespace, '-address', c.address, '-publish-binary', '/usr/bin/containerd', ...args],
+    {
+      cwd,
+      input: input ?? Buffer.alloc(0), // a pipe: `start` goes through Node, which records the daemon in shim.pid
+      env: { ...process.env, TTRPC_ADDRESS: c.ttrpcAddress },
+      timeout: 20_000,
+    },
+  );
   return { code: r.status, stdout: r.stdout.toString(), stderr: r.stderr.toString(), raw: r.stdout };
 }
 
@@ -215,7 +252,10 @@ export function runShimAction(c: Containerd, args: string[], cwd: string, input?
 export async function startHandDaemon(c: Containerd, id: string): Promise<HandDaemon> {
   const bundle = bundleDir(c, id);
   fs.mkdirSync(bundle, { recursive: true });
-  fs.writeFileSync(path.join(bundle, 'config.json'), JSON.stringify({ ociVersion: '1.0.2', process: { args: ['/x.wasm'] } }));
+  fs.writeFileSync(
+    path.join(bundle, 'config.json'),
+    JSON.stringify({ ociVersion: '1.0.2', process: { args: ['/x.wasm'] } }),
+  );
   const r = runShimAction(c, ['-id', id, 'start'], bundle);
   if (r.code !== 0) throw new Error(`shim start failed (${r.code}): ${r.stderr}`);
   const address = r.stdout;
@@ -293,9 +333,18 @@ export function tinyWasm(m: TinyModule = {}): Buffer {
   if (exportAs !== null) exports.push([...name(exportAs), 0x00, ...u32(imports.length)]); // defined funcs follow the imported ones
   const code = m.body === 'trap' ? [0x00, 0x00, 0x0b] : [0x00, 0x0b]; // no locals; unreachable? end
   const bytes = [
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    0x00,
+    0x61,
+    0x73,
+    0x6d,
+    0x01,
+    0x00,
+    0x00,
+    0x00,
     ...section(1, vec([[0x60, 0x00, 0x00]])),
-    ...(imports.length ? section(2, vec(imports.map(([mod, field]) => [...name(mod), ...name(field), 0x00, 0x00]))) : []),
+    ...(imports.length
+      ? section(2, vec(imports.map(([mod, field]) => [...name(mod), ...name(field), 0x00, 0x00])))
+      : []),
     ...section(3, vec([[0x00]])),
     ...(withMemory ? section(5, vec([[0x00, 0x01]])) : []),
     ...(exports.length ? section(7, vec(exports)) : []),
@@ -314,7 +363,14 @@ export interface EnvContainerd {
   id(label: string): string;
   readonly ids: string[];
   /** `ctr run --rm --runtime R [--platform P image | --config spec] [flags] id [args]`. */
-  run(o: { id: string; args?: string[]; flags?: string[]; config?: string; rootfs?: string; timeoutMs?: number }): Promise<CtrResult>;
+  run(o: {
+    id: string;
+    args?: string[];
+    flags?: string[];
+    config?: string;
+    rootfs?: string;
+    timeoutMs?: number;
+  }): Promise<CtrResult>;
   /** Kill + delete task and container, ignoring errors. */
   cleanup(id: string): Promise<void>;
   stop(): Promise<void>;
@@ -324,7 +380,11 @@ export interface EnvContainerd {
  * A private containerd (env added to its environment, every OTEL_* of ours
  * blanked) with the shim on its PATH and an image holding probe.wasm plus /data.
  */
-export async function startEnvContainerd(name: string, env: Record<string, string>, files: { src: string; dest: string }[] = []): Promise<EnvContainerd> {
+export async function startEnvContainerd(
+  name: string,
+  env: Record<string, string>,
+  files: { src: string; dest: string }[] = [],
+): Promise<EnvContainerd> {
   await ensureBuilt();
   const shimDir = fs.mkdtempSync(path.join(os.tmpdir(), `wasmts-shimdir-${name}-`));
   fs.symlinkSync(SHIM_BIN, path.join(shimDir, 'containerd-shim-wasmts-v1'));
@@ -365,8 +425,21 @@ export async function startEnvContainerd(name: string, env: Record<string, strin
       return id;
     },
     run(o) {
-      const source = o.config ? ['--config', o.config] : o.rootfs ? ['--rootfs', o.rootfs] : ['--platform', PLATFORM, image];
-      const args = ['run', '--rm', '--runtime', RUNTIME, ...(o.flags ?? []), ...source, o.id, ...(o.config ? [] : (o.args ?? []))];
+      const source = o.config
+        ? ['--config', o.config]
+        : o.rootfs
+          ? ['--rootfs', o.rootfs]
+          : ['--platform', PLATFORM, image];
+      const args = [
+        'run',
+        '--rm',
+        '--runtime',
+        RUNTIME,
+        ...(o.flags ?? []),
+        ...source,
+        o.id,
+        ...(o.config ? [] : (o.args ?? [])),
+      ];
       return c.ctr(args, { timeoutMs: o.timeoutMs ?? 30_000 });
     },
     cleanup,
@@ -386,7 +459,7 @@ export function unixSocketPaths(pids: number[]): string[] {
   try {
     for (const line of fs.readFileSync('/proc/net/unix', 'utf8').split('\n').slice(1)) {
       const f = line.trim().split(/\s+/);
-      if (f.length >= 8 && f[7]!.startsWith('/')) byInode.set(f[6]!, f[7]!);
+      if (f.length >= 8 && f[7].startsWith('/')) byInode.set(f[6], f[7]);
     }
   } catch {
     return [];
@@ -402,7 +475,7 @@ export function unixSocketPaths(pids: number[]): string[] {
     for (const fd of fds) {
       try {
         const m = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/${pid}/fd/${fd}`));
-        const p = m && byInode.get(m[1]!);
+        const p = m && byInode.get(m[1]);
         if (p) out.add(p);
       } catch {
         /* closed meanwhile */

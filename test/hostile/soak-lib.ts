@@ -44,7 +44,7 @@ const SANDBOX_ANNOTATION = 'io.kubernetes.cri.sandbox-id';
 function median(xs: number[]): number {
   if (xs.length === 0) return 0;
   const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
+  return s[Math.floor(s.length / 2)];
 }
 
 function statusKb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
@@ -68,7 +68,12 @@ async function settledFds(c: Containerd, atMost: number, timeoutMs = 10_000): Pr
 }
 
 /** The leak census after a phase: what the ids left, and containerd's fds against its baseline. */
-async function leaksAfter(phase: string, s: Suite, groupings: string[], ctrdFdsBefore: number): Promise<{ leaks: Leak[]; ctrdFds: number }> {
+async function leaksAfter(
+  phase: string,
+  s: Suite,
+  groupings: string[],
+  ctrdFdsBefore: number,
+): Promise<{ leaks: Leak[]; ctrdFds: number }> {
   const leaks: Leak[] = [];
   // start/delete exit at once; the daemon lets go of a finished container's files within moments
   const deadline = Date.now() + 12_000;
@@ -79,9 +84,17 @@ async function leaksAfter(phase: string, s: Suite, groupings: string[], ctrdFdsB
   }
   for (const p of problems) leaks.push({ phase, what: p });
   const tl = await s.ctr(['task', 'ls', '-q']);
-  for (const id of tl.stdout.split('\n').map((x) => x.trim()).filter(Boolean)) leaks.push({ phase, what: `task still listed: ${id}` });
+  for (const id of tl.stdout
+    .split('\n')
+    .map((x) => x.trim())
+    .filter(Boolean))
+    leaks.push({ phase, what: `task still listed: ${id}` });
   const cl = await s.ctr(['container', 'ls', '-q']);
-  for (const id of cl.stdout.split('\n').map((x) => x.trim()).filter(Boolean)) leaks.push({ phase, what: `container still listed: ${id}` });
+  for (const id of cl.stdout
+    .split('\n')
+    .map((x) => x.trim())
+    .filter(Boolean))
+    leaks.push({ phase, what: `container still listed: ${id}` });
   const ctrdFds = await settledFds(s.c, ctrdFdsBefore);
   if (ctrdFds > ctrdFdsBefore) leaks.push({ phase, what: `containerd holds ${ctrdFds} fds, ${ctrdFdsBefore} before` });
   return { leaks, ctrdFds };
@@ -96,7 +109,11 @@ async function leaksAfter(phase: string, s: Suite, groupings: string[], ctrdFdsB
  * by ~30 MiB with V8's collector; scripts/soak.ts judges the daemon's memory
  * on its floor). A daemon that changed along the way is a leak.
  */
-export async function lifecycles(s: Suite, n: number, o: SoakOptions & { sampleEvery?: number; warmup?: number } = {}): Promise<PhaseResult> {
+export async function lifecycles(
+  s: Suite,
+  n: number,
+  o: SoakOptions & { sampleEvery?: number; warmup?: number } = {},
+): Promise<PhaseResult> {
   const phase = 'lifecycles';
   const failures: string[] = [];
   const ids: string[] = [];
@@ -112,7 +129,12 @@ export async function lifecycles(s: Suite, n: number, o: SoakOptions & { sampleE
     ids.push(id);
     const sample = i % sampleEvery === 0;
     const kind = sample ? 'sleep' : i % 2 === 0 ? 'echo' : 'exit';
-    const args = kind === 'sleep' ? ['/probe.wasm', 'sleep', '0.3'] : kind === 'echo' ? ['/probe.wasm', 'args', `token-${i}`] : ['/probe.wasm', 'exit', String(i % 250)];
+    const args =
+      kind === 'sleep'
+        ? ['/probe.wasm', 'sleep', '0.3']
+        : kind === 'echo'
+          ? ['/probe.wasm', 'args', `token-${i}`]
+          : ['/probe.wasm', 'exit', String(i % 250)];
     let watcher: NodeJS.Timeout | undefined;
     if (sample) {
       // read the daemon's memory while the module sleeps
@@ -126,7 +148,10 @@ export async function lifecycles(s: Suite, n: number, o: SoakOptions & { sampleE
           const tasks = fs.existsSync(path.join(bundleDir(s.c, id), 'init.pid'));
           if (rss > 0 && tasks) {
             done = true;
-            setTimeout(() => samples.push({ i, daemon: pid, rssKb: statusKb(pid, 'VmRSS'), hwmKb: statusKb(pid, 'VmHWM') }), 150);
+            setTimeout(
+              () => samples.push({ i, daemon: pid, rssKb: statusKb(pid, 'VmRSS'), hwmKb: statusKb(pid, 'VmHWM') }),
+              150,
+            );
           }
         } catch {
           /* not there yet */
@@ -137,7 +162,8 @@ export async function lifecycles(s: Suite, n: number, o: SoakOptions & { sampleE
       const r = await s.run(args, { id, timeoutMs: 60_000 });
       const want = kind === 'exit' ? i % 250 : 0;
       if (r.code !== want) failures.push(`${id}: exit ${r.code}, want ${want}: ${r.stderr.trim()}`);
-      else if (kind === 'echo' && r.stdout !== `token-${i}\n`) failures.push(`${id}: stdout ${JSON.stringify(r.stdout)}`);
+      else if (kind === 'echo' && r.stdout !== `token-${i}\n`)
+        failures.push(`${id}: stdout ${JSON.stringify(r.stdout)}`);
       else if (kind === 'sleep' && r.stdout !== 'slept\n') failures.push(`${id}: stdout ${JSON.stringify(r.stdout)}`);
     } catch (err) {
       failures.push(`${id}: ${(err as Error).message}`);
@@ -147,7 +173,7 @@ export async function lifecycles(s: Suite, n: number, o: SoakOptions & { sampleE
     }
     if (o.log && Date.now() - lastReport > 15_000) {
       lastReport = Date.now();
-      o.log(`  lifecycles: ${i + 1}/${n} (${failures.length} failures, ${(((Date.now() - t0) / (i + 1)) | 0)} ms each)`);
+      o.log(`  lifecycles: ${i + 1}/${n} (${failures.length} failures, ${((Date.now() - t0) / (i + 1)) | 0} ms each)`);
     }
   }
   const ms = Date.now() - t0;
@@ -159,7 +185,11 @@ export async function lifecycles(s: Suite, n: number, o: SoakOptions & { sampleE
   const last = settled.slice(-k);
   const daemons = daemonPids(samples);
   const growthMiB = (median(last.map((x) => x.rssKb)) - median(first.map((x) => x.rssKb))) / 1024;
-  if (daemons.length > 1) leaks.push({ phase, what: `the containers were served by ${daemons.length} daemons in turn (${daemons.join(', ')}), not one long-lived daemon` });
+  if (daemons.length > 1)
+    leaks.push({
+      phase,
+      what: `the containers were served by ${daemons.length} daemons in turn (${daemons.join(', ')}), not one long-lived daemon`,
+    });
   return {
     phase,
     runs: n,
@@ -187,7 +217,11 @@ export async function lifecycles(s: Suite, n: number, o: SoakOptions & { sampleE
  * another. The daemon's RSS and fd count are sampled after a warm-up and at
  * the end.
  */
-export async function podDaemon(s: Suite, m: number, o: SoakOptions & { warmup?: number; maxGrowthMiB?: number } = {}): Promise<PhaseResult> {
+export async function podDaemon(
+  s: Suite,
+  m: number,
+  o: SoakOptions & { warmup?: number; maxGrowthMiB?: number } = {},
+): Promise<PhaseResult> {
   const phase = 'pod';
   const failures: string[] = [];
   const leaks: Leak[] = [];
@@ -209,7 +243,8 @@ export async function podDaemon(s: Suite, m: number, o: SoakOptions & { warmup?:
     ids.push(id);
     try {
       const r = await s.run(['/probe.wasm', 'args', `pod-${i}`], { id, flags: annotation, timeoutMs: 60_000 });
-      if (r.code !== 0 || r.stdout !== `pod-${i}\n`) failures.push(`${id}: exit ${r.code}, stdout ${JSON.stringify(r.stdout)}: ${r.stderr.trim()}`);
+      if (r.code !== 0 || r.stdout !== `pod-${i}\n`)
+        failures.push(`${id}: exit ${r.code}, stdout ${JSON.stringify(r.stdout)}: ${r.stderr.trim()}`);
     } catch (err) {
       failures.push(`${id}: ${(err as Error).message}`);
       await s.cleanup(id);
@@ -223,22 +258,31 @@ export async function podDaemon(s: Suite, m: number, o: SoakOptions & { warmup?:
     } else if ((i + 1) % 10 === 0) sample(i + 1);
     if (o.log && Date.now() - lastReport > 15_000) {
       lastReport = Date.now();
-      o.log(`  pod: ${i + 1}/${m} containers through daemon ${daemon} (RSS ${(statusKb(daemon, 'VmRSS') / 1024).toFixed(1)} MiB, ${fdCount(daemon)} fds)`);
+      o.log(
+        `  pod: ${i + 1}/${m} containers through daemon ${daemon} (RSS ${(statusKb(daemon, 'VmRSS') / 1024).toFixed(1)} MiB, ${fdCount(daemon)} fds)`,
+      );
     }
   }
   await sleep(300);
   sample(m);
-  const end = samples[samples.length - 1]!;
-  start ??= samples[0]!;
+  const end = samples[samples.length - 1];
+  start ??= samples[0];
   const peakKb = Math.max(...samples.map((x) => x.rssKb));
   const hwmKb = statusKb(daemon, 'VmHWM');
   const growthMiB = (end.rssKb - start.rssKb) / 1024;
   const maxGrowth = o.maxGrowthMiB ?? 40;
-  if (growthMiB > maxGrowth) leaks.push({ phase, what: `pod daemon RSS grew ${growthMiB.toFixed(1)} MiB (from ${(start.rssKb / 1024).toFixed(1)} to ${(end.rssKb / 1024).toFixed(1)} MiB over ${m - warmup} containers; limit ${maxGrowth})` });
-  if (end.fds > start.fds) leaks.push({ phase, what: `pod daemon holds ${end.fds} fds, ${start.fds} after the warm-up` });
+  if (growthMiB > maxGrowth)
+    leaks.push({
+      phase,
+      what: `pod daemon RSS grew ${growthMiB.toFixed(1)} MiB (from ${(start.rssKb / 1024).toFixed(1)} to ${(end.rssKb / 1024).toFixed(1)} MiB over ${m - warmup} containers; limit ${maxGrowth})`,
+    });
+  if (end.fds > start.fds)
+    leaks.push({ phase, what: `pod daemon holds ${end.fds} fds, ${start.fds} after the warm-up` });
   // the holder goes last: then the pod's socket closes and the daemon holds nothing of the pod
   await s.ctr(['task', 'kill', '-s', 'SIGKILL', holder]);
-  await until('the pod holder to stop', async () => (await s.tasks()).get(holder)?.status === 'STOPPED', 15_000).catch(() => undefined);
+  await until('the pod holder to stop', async () => (await s.tasks()).get(holder)?.status === 'STOPPED', 15_000).catch(
+    () => undefined,
+  );
   await s.ctr(['task', 'delete', holder]);
   await s.ctr(['container', 'delete', holder]);
   const ms = Date.now() - t0;
@@ -275,7 +319,9 @@ export async function parallel(s: Suite, p: number, o: SoakOptions = {}): Promis
   const ctrdFds0 = fdCount(s.c.pid);
   const t0 = Date.now();
   const ids = Array.from({ length: p }, (_, i) => s.id(`par${i}`));
-  const runs = ids.map((id, i) => spawnRun(s, ['/probe.wasm', 'stdin', `container ${i} read: `], { id, timeoutMs: 60_000 + p * 2_000 }));
+  const runs = ids.map((id, i) =>
+    spawnRun(s, ['/probe.wasm', 'stdin', `container ${i} read: `], { id, timeoutMs: 60_000 + p * 2_000 }),
+  );
   let peakShims = 0;
   let peakDaemons = 0;
   const sampleShims = () => {
@@ -285,16 +331,24 @@ export async function parallel(s: Suite, p: number, o: SoakOptions = {}): Promis
   };
   const sampler = setInterval(sampleShims, 100);
   try {
-    await until(`all ${p} containers to run`, async () => {
-      const tasks = await s.tasks();
-      return ids.every((id) => tasks.get(id)?.status === 'RUNNING');
-    }, 30_000 + p * 2_000, 250);
+    await until(
+      `all ${p} containers to run`,
+      async () => {
+        const tasks = await s.tasks();
+        return ids.every((id) => tasks.get(id)?.status === 'RUNNING');
+      },
+      30_000 + p * 2_000,
+      250,
+    );
     o.log?.(`  parallel: ${p} containers running after ${Date.now() - t0} ms`);
     await sleep(200);
     runs.forEach((r, i) => r.write(`${ids[i]}\n`));
-    const results = await Promise.all(runs.map((r) => r.result.catch((err: Error) => ({ code: -1, stdout: '', stderr: err.message, signal: null }))));
+    const results = await Promise.all(
+      runs.map((r) => r.result.catch((err: Error) => ({ code: -1, stdout: '', stderr: err.message, signal: null }))),
+    );
     results.forEach((r, i) => {
-      if (r.code !== 0 || r.stdout !== `container ${i} read: ${ids[i]}\n`) failures.push(`${ids[i]}: exit ${r.code}, stdout ${JSON.stringify(r.stdout)}: ${r.stderr.trim()}`);
+      if (r.code !== 0 || r.stdout !== `container ${i} read: ${ids[i]}\n`)
+        failures.push(`${ids[i]}: exit ${r.code}, stdout ${JSON.stringify(r.stdout)}: ${r.stderr.trim()}`);
     });
   } catch (err) {
     failures.push(`output round: ${(err as Error).message}`);
@@ -302,9 +356,16 @@ export async function parallel(s: Suite, p: number, o: SoakOptions = {}): Promis
     runs.forEach((r) => r.kill());
   }
   const codeIds = Array.from({ length: p }, (_, i) => s.id(`parx${i}`));
-  const codes = await Promise.all(codeIds.map((id, i) => s.run(['/probe.wasm', 'exit', String(10 + (i % 200))], { id, timeoutMs: 60_000 + p * 2_000 }).catch((err: Error) => ({ code: -1, stdout: '', stderr: err.message }))));
+  const codes = await Promise.all(
+    codeIds.map((id, i) =>
+      s
+        .run(['/probe.wasm', 'exit', String(10 + (i % 200))], { id, timeoutMs: 60_000 + p * 2_000 })
+        .catch((err: Error) => ({ code: -1, stdout: '', stderr: err.message })),
+    ),
+  );
   codes.forEach((r, i) => {
-    if (r.code !== 10 + (i % 200)) failures.push(`${codeIds[i]}: exit ${r.code}, want ${10 + (i % 200)}: ${r.stderr.trim()}`);
+    if (r.code !== 10 + (i % 200))
+      failures.push(`${codeIds[i]}: exit ${r.code}, want ${10 + (i % 200)}: ${r.stderr.trim()}`);
   });
   clearInterval(sampler);
   const ms = Date.now() - t0;
@@ -316,7 +377,13 @@ export async function parallel(s: Suite, p: number, o: SoakOptions = {}): Promis
     failures,
     leaks,
     ms,
-    figures: { 'at once': p, 'containers run': 2 * p, 'peak shim processes': peakShims, 'peak daemons': peakDaemons, 'containerd fds before/after': `${ctrdFds0}/${ctrdFds}` },
+    figures: {
+      'at once': p,
+      'containers run': 2 * p,
+      'peak shim processes': peakShims,
+      'peak daemons': peakDaemons,
+      'containerd fds before/after': `${ctrdFds0}/${ctrdFds}`,
+    },
   };
 }
 
@@ -327,16 +394,28 @@ export async function outOfMemory(s: Suite): Promise<PhaseResult> {
   const ctrdFds0 = fdCount(s.c.pid);
   const id = s.id('oom');
   const t0 = Date.now();
-  const r = await s.run(['/probe.wasm', 'oom', '16'], { id, timeoutMs: 180_000 }).catch((err: Error) => ({ code: -1, stdout: '', stderr: err.message }));
+  const r = await s
+    .run(['/probe.wasm', 'oom', '16'], { id, timeoutMs: 180_000 })
+    .catch((err: Error) => ({ code: -1, stdout: '', stderr: err.message }));
   const m = /^oom: allocated (\d+) MiB/.exec(r.stdout);
-  if (r.code !== 3 || !m) failures.push(`${id}: exit ${r.code}, stdout ${JSON.stringify(r.stdout)}: ${r.stderr.trim()}`);
+  if (r.code !== 3 || !m)
+    failures.push(`${id}: exit ${r.code}, stdout ${JSON.stringify(r.stdout)}: ${r.stderr.trim()}`);
   const ms = Date.now() - t0;
   const { leaks } = await leaksAfter(phase, s, [id], ctrdFds0);
-  return { phase, runs: 1, failures, leaks, ms, figures: { 'allocated MiB before malloc failed': m ? Number(m[1]) : 'n/a', 'exit status': r.code } };
+  return {
+    phase,
+    runs: 1,
+    failures,
+    leaks,
+    ms,
+    figures: { 'allocated MiB before malloc failed': m ? Number(m[1]) : 'n/a', 'exit status': r.code },
+  };
 }
 
 export function formatResult(r: PhaseResult): string {
-  const lines = [`${r.phase}: ${r.runs} runs in ${(r.ms / 1000).toFixed(1)} s, ${r.failures.length} failures, ${r.leaks.length} leaks`];
+  const lines = [
+    `${r.phase}: ${r.runs} runs in ${(r.ms / 1000).toFixed(1)} s, ${r.failures.length} failures, ${r.leaks.length} leaks`,
+  ];
   for (const [k, v] of Object.entries(r.figures)) lines.push(`  ${k}: ${v}`);
   for (const f of r.failures.slice(0, 20)) lines.push(`  FAILURE ${f}`);
   if (r.failures.length > 20) lines.push(`  … ${r.failures.length - 20} more failures`);

@@ -17,7 +17,12 @@ const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const modules = path.join(repo, 'build/modules');
 
 const which = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
-const skip = process.getuid?.() !== 0 ? 'needs root' : !which('containerd') || !which('runc') ? 'needs containerd and runc (scripts/ensure-deps.sh)' : false;
+const skip =
+  process.getuid?.() !== 0
+    ? 'needs root'
+    : !which('containerd') || !which('runc')
+      ? 'needs containerd and runc (scripts/ensure-deps.sh)'
+      : false;
 
 describe('private containerd harness', { skip }, () => {
   let c: Containerd | undefined;
@@ -49,9 +54,21 @@ describe('private containerd harness', { skip }, () => {
 
   it('runs the native hello under runc', async (t) => {
     const tar = path.join(work, 'hello-native.tar');
-    await packImage({ module: path.join(modules, 'hello.native'), ref: 'infra/hello-native:latest', platform: { os: 'linux', architecture: 'amd64' }, output: tar });
+    await packImage({
+      module: path.join(modules, 'hello.native'),
+      ref: 'infra/hello-native:latest',
+      platform: { os: 'linux', architecture: 'amd64' },
+      output: tar,
+    });
     await c!.importImage(tar);
-    const r = await c!.ctr(['run', '--rm', '--runtime', 'io.containerd.runc.v2', 'docker.io/infra/hello-native:latest', 't1']);
+    const r = await c!.ctr([
+      'run',
+      '--rm',
+      '--runtime',
+      'io.containerd.runc.v2',
+      'docker.io/infra/hello-native:latest',
+      't1',
+    ]);
     if (r.code !== 0) t.diagnostic(c!.log(4000));
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, 'hello from wasm\n');
@@ -75,7 +92,12 @@ describe('private containerd harness', { skip }, () => {
 
   it('restart() keeps running tasks; stop() cleans them up', async () => {
     const tar = path.join(work, 'probe-native.tar');
-    await packImage({ module: path.join(modules, 'probe.native'), ref: 'infra/probe-native:latest', platform: { os: 'linux', architecture: 'amd64' }, output: tar });
+    await packImage({
+      module: path.join(modules, 'probe.native'),
+      ref: 'infra/probe-native:latest',
+      platform: { os: 'linux', architecture: 'amd64' },
+      output: tar,
+    });
     await c!.importImage(tar);
     await c!.ctrOk(['run', '-d', '--null-io', 'docker.io/infra/probe-native:latest', 'd1', '/probe.native', 'daemon']);
     const before = c!.pid;
@@ -96,7 +118,10 @@ describe('private containerd harness', { skip }, () => {
     await c!.stop(); // idempotent
     assert.deepEqual(listProcesses(new RegExp(tmp.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))), []);
     assert.ok(taskPid > 0 && !existsSync(`/proc/${taskPid}`), 'task process gone');
-    assert.ok(!existsSync(`/proc/${pid}`) || !/containerd/.test(spawnSync('cat', [`/proc/${pid}/cmdline`]).stdout.toString()), 'containerd gone');
+    assert.ok(
+      !existsSync(`/proc/${pid}`) || !/containerd/.test(spawnSync('cat', [`/proc/${pid}/cmdline`]).stdout.toString()),
+      'containerd gone',
+    );
     assert.deepEqual(listMounts(tmp), []);
     assert.ok(!existsSync(tmp));
     assert.ok(!existsSync(`/run/containerd/runc/${ns}/d1`), 'runc state removed');

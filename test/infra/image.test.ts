@@ -9,7 +9,15 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { imageMain } from '../../src/cli/image.js';
-import { ImageError, packImage, parseReference, readTar, writeTar, type PackImageOptions, type TarEntry } from '../../src/image/oci.js';
+import {
+  ImageError,
+  packImage,
+  parseReference,
+  readTar,
+  writeTar,
+  type PackImageOptions,
+  type TarEntry,
+} from '../../src/image/oci.js';
 
 // The smallest valid module: magic + version 1.
 const WASM = Buffer.from([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
@@ -74,7 +82,12 @@ describe('parseReference', () => {
     it(`${input} -> ${want}`, () => assert.equal(parseReference(input).fullName, want));
   }
   it('splits tag and path', () => {
-    assert.deepEqual(parseReference('hello:v2'), { domain: 'docker.io', path: 'library/hello', tag: 'v2', fullName: 'docker.io/library/hello:v2' });
+    assert.deepEqual(parseReference('hello:v2'), {
+      domain: 'docker.io',
+      path: 'library/hello',
+      tag: 'v2',
+      fullName: 'docker.io/library/hello:v2',
+    });
   });
   const bad: [string, RegExp][] = [
     ['', /empty/],
@@ -94,7 +107,10 @@ describe('parseReference', () => {
   ];
   for (const [input, re] of bad) {
     it(`rejects ${JSON.stringify(input.length > 40 ? input.slice(0, 40) + '…' : input)}`, () => {
-      assert.throws(() => parseReference(input), (e: unknown) => e instanceof ImageError && re.test(e.message) && e.message.includes('invalid reference'));
+      assert.throws(
+        () => parseReference(input),
+        (e: unknown) => e instanceof ImageError && re.test(e.message) && e.message.includes('invalid reference'),
+      );
     });
   }
 });
@@ -114,11 +130,14 @@ describe('tar writer/reader', () => {
     const buf = writeTar(entries);
     assert.equal(buf.length % 512, 0);
     const back = readTar(buf);
-    assert.deepEqual(back.map((e) => e.name), ['a/', 'a/b.txt', 'empty', 'big', long, mid]);
-    assert.equal(back[1]!.mode, 0o640);
-    assert.equal(back[1]!.data!.toString(), 'hello\n');
-    assert.equal(back[3]!.data!.length, 1025);
-    assert.equal(back[4]!.data!.toString(), 'long');
+    assert.deepEqual(
+      back.map((e) => e.name),
+      ['a/', 'a/b.txt', 'empty', 'big', long, mid],
+    );
+    assert.equal(back[1].mode, 0o640);
+    assert.equal(back[1].data!.toString(), 'hello\n');
+    assert.equal(back[3].data!.length, 1025);
+    assert.equal(back[4].data!.toString(), 'long');
     const f = path.join(dir, 'rt.tar');
     writeFileSync(f, buf);
     const r = spawnSync('tar', ['-tf', f], { encoding: 'utf8' });
@@ -167,7 +186,10 @@ describe('packImage', () => {
     assert.equal(desc.digest, res.digest);
     assert.equal(desc.mediaType, 'application/vnd.oci.image.manifest.v1+json');
     assert.deepEqual(desc.platform, { architecture: 'wasm', os: 'wasip1' });
-    assert.deepEqual(desc.annotations, { 'io.containerd.image.name': 'docker.io/library/hello:v1', 'org.opencontainers.image.ref.name': 'v1' });
+    assert.deepEqual(desc.annotations, {
+      'io.containerd.image.name': 'docker.io/library/hello:v1',
+      'org.opencontainers.image.ref.name': 'v1',
+    });
     assert.equal(desc.size, u.blob(desc.digest).length);
 
     assert.equal(u.manifest.schemaVersion, 2);
@@ -184,16 +206,20 @@ describe('packImage', () => {
     assert.deepEqual(u.config.config.Labels, { 'org.example.k': 'v' });
     assert.deepEqual(u.config.rootfs, { type: 'layers', diff_ids: [u.manifest.layers[0].digest] });
 
-    assert.deepEqual([...u.layer.keys()], [
-      'app.wasm', 'data/', 'data/a.txt', 'data/sub/', 'data/sub/b.sh', 'etc/', 'etc/app/', 'etc/app/config.json',
-    ]);
+    assert.deepEqual(
+      [...u.layer.keys()],
+      ['app.wasm', 'data/', 'data/a.txt', 'data/sub/', 'data/sub/b.sh', 'etc/', 'etc/app/', 'etc/app/config.json'],
+    );
     const mod = u.layer.get('app.wasm')!;
     assert.equal(mod.mode, 0o755);
     assert.deepEqual(mod.data, WASM);
     assert.equal(u.layer.get('etc/')!.type, 'dir');
     assert.equal(u.layer.get('data/sub/b.sh')!.mode, 0o700);
     assert.equal(u.layer.get('etc/app/config.json')!.data!.toString(), '{}');
-    assert.deepEqual(listDir(dir).filter((f) => f.endsWith('.tmp')), []);
+    assert.deepEqual(
+      listDir(dir).filter((f) => f.endsWith('.tmp')),
+      [],
+    );
   });
 
   it('is deterministic', async () => {
@@ -232,16 +258,54 @@ describe('packImage', () => {
     const cases: [string, () => Partial<PackImageOptions>, RegExp][] = [
       ['missing module', () => ({ module: path.join(dir, 'nope.wasm') }), /^module .*nope\.wasm does not exist$/],
       ['module is a directory', () => ({ module: dir }), /is not a regular file/],
-      ['not wasm', () => ({ module: path.join(dir, 'cfg.json') }), /cfg\.json is not a WebAssembly module \(no \\0asm magic\)$/],
+      [
+        'not wasm',
+        () => ({ module: path.join(dir, 'cfg.json') }),
+        /cfg\.json is not a WebAssembly module \(no \\0asm magic\)$/,
+      ],
       ['empty module', () => ({ module: path.join(dir, 'empty.wasm') }), /is not a WebAssembly module/],
-      ['uppercase ref', () => ({ ref: 'Hello:latest' }), /invalid reference "Hello:latest": repository name must be lowercase/],
+      [
+        'uppercase ref',
+        () => ({ ref: 'Hello:latest' }),
+        /invalid reference "Hello:latest": repository name must be lowercase/,
+      ],
       ['bad tag', () => ({ ref: 'hello:bad!tag' }), /invalid reference .*bad tag/],
-      ['missing extra file', () => ({ files: [{ src: path.join(dir, 'missing.txt'), dest: '/x' }] }), /file .*missing\.txt does not exist/],
-      ['escaping dest', () => ({ files: [{ src: path.join(dir, 'cfg.json'), dest: '../etc/passwd' }] }), /must not contain '\.\.'/],
+      [
+        'missing extra file',
+        () => ({ files: [{ src: path.join(dir, 'missing.txt'), dest: '/x' }] }),
+        /file .*missing\.txt does not exist/,
+      ],
+      [
+        'escaping dest',
+        () => ({ files: [{ src: path.join(dir, 'cfg.json'), dest: '../etc/passwd' }] }),
+        /must not contain '\.\.'/,
+      ],
       ['root dest', () => ({ files: [{ src: path.join(dir, 'cfg.json'), dest: '/' }] }), /names the image root/],
-      ['duplicate dest', () => ({ files: [{ src: path.join(dir, 'cfg.json'), dest: '/app.wasm' }] }), /duplicate destination \/app\.wasm/],
-      ['file over dir', () => ({ files: [{ src: path.join(dir, 'cfg.json'), dest: '/a/b' }, { src: path.join(dir, 'cfg.json'), dest: '/a' }] }), /duplicate destination \/a/],
-      ['dir over file', () => ({ files: [{ src: path.join(dir, 'cfg.json'), dest: '/a' }, { src: path.join(dir, 'cfg.json'), dest: '/a/b' }] }), /a is both a file and a directory/],
+      [
+        'duplicate dest',
+        () => ({ files: [{ src: path.join(dir, 'cfg.json'), dest: '/app.wasm' }] }),
+        /duplicate destination \/app\.wasm/,
+      ],
+      [
+        'file over dir',
+        () => ({
+          files: [
+            { src: path.join(dir, 'cfg.json'), dest: '/a/b' },
+            { src: path.join(dir, 'cfg.json'), dest: '/a' },
+          ],
+        }),
+        /duplicate destination \/a/,
+      ],
+      [
+        'dir over file',
+        () => ({
+          files: [
+            { src: path.join(dir, 'cfg.json'), dest: '/a' },
+            { src: path.join(dir, 'cfg.json'), dest: '/a/b' },
+          ],
+        }),
+        /a is both a file and a directory/,
+      ],
       ['bad platform', () => ({ platform: { os: 'Linux', architecture: 'amd64' } }), /invalid platform os "Linux"/],
       ['bad env', () => ({ env: ['NOEQUALS'] }), /bad env entry "NOEQUALS"/],
     ];
@@ -263,13 +327,19 @@ describe('packImage', () => {
       });
     }
     it('missing output directory', async () => {
-      await assert.rejects(packImage({ module: wasm, ref: 'a:b', output: path.join(dir, 'no-such-dir', 'x.tar') }), /output directory .*no-such-dir does not exist/);
+      await assert.rejects(
+        packImage({ module: wasm, ref: 'a:b', output: path.join(dir, 'no-such-dir', 'x.tar') }),
+        /output directory .*no-such-dir does not exist/,
+      );
       assert.ok(!listDir(dir).includes('no-such-dir'));
     });
     it('output is a directory', async () => {
       const outDir = mkdtempSync(path.join(dir, 'bad-'));
       mkdirSync(path.join(outDir, 'x.tar'));
-      await assert.rejects(packImage({ module: wasm, ref: 'a:b', output: path.join(outDir, 'x.tar') }), /is a directory/);
+      await assert.rejects(
+        packImage({ module: wasm, ref: 'a:b', output: path.join(outDir, 'x.tar') }),
+        /is a directory/,
+      );
       assert.deepEqual(listDir(outDir), ['x.tar']);
     });
   });
@@ -279,7 +349,10 @@ describe('imageMain (CLI)', () => {
   async function run(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
     const out: string[] = [];
     const err: string[] = [];
-    const code = await imageMain(argv, { stdout: { write: (s: string) => out.push(s) }, stderr: { write: (s: string) => err.push(s) } });
+    const code = await imageMain(argv, {
+      stdout: { write: (s: string) => out.push(s) },
+      stderr: { write: (s: string) => err.push(s) },
+    });
     return { code, stdout: out.join(''), stderr: err.join('') };
   }
 
@@ -294,8 +367,25 @@ describe('imageMain (CLI)', () => {
     writeFileSync(cfg, '{"k":1}');
     const out = path.join(dir, 'cli.tar');
     const r = await run([
-      '--ref', 'cli/test:v1', '--out', out, '--file', `${cfg}:/etc/cfg.json`, '--entrypoint', '["/app.wasm","x"]',
-      '--cmd', 'a', '--cmd', 'b', '--env', 'K=V', '--annotation', 'k=v=w', '--platform', 'wasip1/wasm', wasm,
+      '--ref',
+      'cli/test:v1',
+      '--out',
+      out,
+      '--file',
+      `${cfg}:/etc/cfg.json`,
+      '--entrypoint',
+      '["/app.wasm","x"]',
+      '--cmd',
+      'a',
+      '--cmd',
+      'b',
+      '--env',
+      'K=V',
+      '--annotation',
+      'k=v=w',
+      '--platform',
+      'wasip1/wasm',
+      wasm,
     ]);
     assert.equal(r.stderr, '');
     assert.equal(r.code, 0);
@@ -313,7 +403,11 @@ describe('imageMain (CLI)', () => {
     ['no ref', ['--out', 'x.tar', 'm.wasm'], /--ref is required/],
     ['no out', ['--ref', 'a:b', 'm.wasm'], /--out is required/],
     ['unknown flag', ['--bogus'], /bogus/],
-    ['bad annotation', ['--ref', 'a:b', '--out', 'x.tar', '--annotation', 'novalue', 'm.wasm'], /--annotation wants KEY=VALUE/],
+    [
+      'bad annotation',
+      ['--ref', 'a:b', '--out', 'x.tar', '--annotation', 'novalue', 'm.wasm'],
+      /--annotation wants KEY=VALUE/,
+    ],
     ['bad platform', ['--ref', 'a:b', '--out', 'x.tar', '--platform', 'linux', 'm.wasm'], /--platform wants OS\/ARCH/],
     ['missing module file', ['--ref', 'a:b', '--out', 'OUT', 'MISSING'], /module .*missing\.wasm does not exist/],
     ['not wasm', ['--ref', 'a:b', '--out', 'OUT', 'NOTWASM'], /is not a WebAssembly module \(no \\0asm magic\)/],
@@ -324,7 +418,17 @@ describe('imageMain (CLI)', () => {
       const outDir = mkdtempSync(path.join(dir, 'cli-bad-'));
       const notWasm = path.join(outDir, '..', 'cli-notwasm.txt');
       writeFileSync(notWasm, 'text');
-      const argv = args.map((a) => (a === 'OUT' ? path.join(outDir, 'o.tar') : a === 'MISSING' ? path.join(dir, 'missing.wasm') : a === 'NOTWASM' ? notWasm : a === 'WASM' ? wasm : a));
+      const argv = args.map((a) =>
+        a === 'OUT'
+          ? path.join(outDir, 'o.tar')
+          : a === 'MISSING'
+            ? path.join(dir, 'missing.wasm')
+            : a === 'NOTWASM'
+              ? notWasm
+              : a === 'WASM'
+                ? wasm
+                : a,
+      );
       const r = await run(argv);
       assert.notEqual(r.code, 0);
       assert.equal(r.stdout, '');

@@ -23,14 +23,26 @@ export function anyValue(v: Plain): AnyValue {
   if (typeof v === 'string') return mk({ case: 'stringValue', value: v });
   if (typeof v === 'boolean') return mk({ case: 'boolValue', value: v });
   if (typeof v === 'bigint') return mk({ case: 'intValue', value: v });
-  if (typeof v === 'number') return Number.isInteger(v) ? mk({ case: 'intValue', value: BigInt(v) }) : mk({ case: 'doubleValue', value: v });
+  if (typeof v === 'number')
+    return Number.isInteger(v) ? mk({ case: 'intValue', value: BigInt(v) }) : mk({ case: 'doubleValue', value: v });
   if (v instanceof Uint8Array) return mk({ case: 'bytesValue', value: v });
-  if (Array.isArray(v)) return mk({ case: 'arrayValue', value: { $typeName: 'opentelemetry.proto.common.v1.ArrayValue', values: v.map(anyValue) } });
-  return mk({ case: 'kvlistValue', value: { $typeName: 'opentelemetry.proto.common.v1.KeyValueList', values: attrs(v) } });
+  if (Array.isArray(v))
+    return mk({
+      case: 'arrayValue',
+      value: { $typeName: 'opentelemetry.proto.common.v1.ArrayValue', values: v.map(anyValue) },
+    });
+  return mk({
+    case: 'kvlistValue',
+    value: { $typeName: 'opentelemetry.proto.common.v1.KeyValueList', values: attrs(v) },
+  });
 }
 
 export function attrs(o: Record<string, Plain>): KeyValue[] {
-  return Object.entries(o).map(([key, value]) => ({ $typeName: 'opentelemetry.proto.common.v1.KeyValue', key, value: anyValue(value) }));
+  return Object.entries(o).map(([key, value]) => ({
+    $typeName: 'opentelemetry.proto.common.v1.KeyValue',
+    key,
+    value: anyValue(value),
+  }));
 }
 
 export interface SpanSpec {
@@ -72,8 +84,16 @@ export function buildRequest(groups: ResourceSpec[]): ExportTraceServiceRequest 
             endTimeUnixNano: ns(s.endMs),
             attributes: attrs(s.attributes ?? {}),
             status: s.status ? { code: s.status.code, message: s.status.message ?? '' } : undefined,
-            events: (s.events ?? []).map((e) => ({ name: e.name, timeUnixNano: ns(e.atMs), attributes: attrs(e.attributes ?? {}) })),
-            links: (s.links ?? []).map((l) => ({ traceId: hexBytes(l.traceId), spanId: hexBytes(l.spanId), attributes: attrs(l.attributes ?? {}) })),
+            events: (s.events ?? []).map((e) => ({
+              name: e.name,
+              timeUnixNano: ns(e.atMs),
+              attributes: attrs(e.attributes ?? {}),
+            })),
+            links: (s.links ?? []).map((l) => ({
+              traceId: hexBytes(l.traceId),
+              spanId: hexBytes(l.spanId),
+              attributes: attrs(l.attributes ?? {}),
+            })),
           })),
         },
       ],
@@ -102,16 +122,51 @@ export function syntheticTrace(traceId = TRACE_ID): ResourceSpec[] {
       scope: { name: 'wasmts-shim', version: '0.1.0' },
       spans: [
         { traceId, spanId: IDS.main, name: 'shim.main', startMs: 0, endMs: 100, kind: 2 },
-        { traceId, spanId: IDS.create, parent: IDS.main, name: 'task.create', startMs: 5, endMs: 20, kind: 2, attributes: { 'containerd.task.id': 'hello', 'rpc.method': 'Create' } },
-        { traceId, spanId: IDS.start, parent: IDS.main, name: 'task.start', startMs: 22, endMs: 30, kind: 2, attributes: { 'rpc.method': 'Start' } },
-        { traceId, spanId: IDS.wait, parent: IDS.main, name: 'task.wait', startMs: 31, endMs: 95, kind: 2, attributes: { 'rpc.method': 'Wait' } },
+        {
+          traceId,
+          spanId: IDS.create,
+          parent: IDS.main,
+          name: 'task.create',
+          startMs: 5,
+          endMs: 20,
+          kind: 2,
+          attributes: { 'containerd.task.id': 'hello', 'rpc.method': 'Create' },
+        },
+        {
+          traceId,
+          spanId: IDS.start,
+          parent: IDS.main,
+          name: 'task.start',
+          startMs: 22,
+          endMs: 30,
+          kind: 2,
+          attributes: { 'rpc.method': 'Start' },
+        },
+        {
+          traceId,
+          spanId: IDS.wait,
+          parent: IDS.main,
+          name: 'task.wait',
+          startMs: 31,
+          endMs: 95,
+          kind: 2,
+          attributes: { 'rpc.method': 'Wait' },
+        },
       ],
     },
     {
       resource: CHILD_RESOURCE,
       scope: { name: 'wasmts-child', version: '0.1.0' },
       spans: [
-        { traceId, spanId: IDS.compile, parent: IDS.start, name: 'wasm.compile', startMs: 24, endMs: 35, attributes: { 'wasm.module.size': 12345 } },
+        {
+          traceId,
+          spanId: IDS.compile,
+          parent: IDS.start,
+          name: 'wasm.compile',
+          startMs: 24,
+          endMs: 35,
+          attributes: { 'wasm.module.size': 12345 },
+        },
         { traceId, spanId: IDS.instantiate, parent: IDS.start, name: 'wasm.instantiate', startMs: 35, endMs: 40 },
         {
           traceId,
@@ -120,10 +175,18 @@ export function syntheticTrace(traceId = TRACE_ID): ResourceSpec[] {
           name: 'wasm.run',
           startMs: 40,
           endMs: 90,
-          attributes: { 'wasi.exit_code': 3, 'process.exit.code': 3, 'error.type': '3', 'wasm.module': 'hello.wasm', 'wasi.args': ['hello', '--n', '3'] },
+          attributes: {
+            'wasi.exit_code': 3,
+            'process.exit.code': 3,
+            'error.type': '3',
+            'wasm.module': 'hello.wasm',
+            'wasi.args': ['hello', '--n', '3'],
+          },
           status: { code: 2, message: 'exit code 3' },
           events: [{ name: 'proc_exit', atMs: 89, attributes: { code: 3 } }],
-          links: [{ traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331', attributes: { why: 'test' } }],
+          links: [
+            { traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331', attributes: { why: 'test' } },
+          ],
         },
       ],
     },
@@ -136,9 +199,11 @@ export function encode(req: ExportTraceServiceRequest): Uint8Array {
 
 /** OTLP/JSON: like protobuf's canonical JSON, but trace and span ids in hex. */
 export function toOtlpJson(req: ExportTraceServiceRequest): string {
-  const json = toJson(ExportTraceServiceRequestSchema, req, { enumAsInteger: true }) as { resourceSpans?: { scopeSpans?: { spans?: Record<string, JsonValue>[] }[] }[] };
+  const json = toJson(ExportTraceServiceRequestSchema, req, { enumAsInteger: true }) as {
+    resourceSpans?: { scopeSpans?: { spans?: Record<string, JsonValue>[] }[] }[];
+  };
   const hex = (o: Record<string, JsonValue>, keys: string[]): void => {
-    for (const k of keys) if (typeof o[k] === 'string') o[k] = Buffer.from(o[k] as string, 'base64').toString('hex');
+    for (const k of keys) if (typeof o[k] === 'string') o[k] = Buffer.from(o[k], 'base64').toString('hex');
   };
   for (const rs of json.resourceSpans ?? [])
     for (const ss of rs.scopeSpans ?? [])
@@ -155,7 +220,11 @@ export async function postTraces(
   headers: Record<string, string> = { 'content-type': 'application/x-protobuf' },
 ): Promise<{ status: number; type: string; body: Buffer }> {
   const res = await fetch(`${baseUrl}/v1/traces`, { method: 'POST', headers, body });
-  return { status: res.status, type: res.headers.get('content-type') ?? '', body: Buffer.from(await res.arrayBuffer()) };
+  return {
+    status: res.status,
+    type: res.headers.get('content-type') ?? '',
+    body: Buffer.from(await res.arrayBuffer()),
+  };
 }
 
 /** ReceivedSpans for the viewer's unit tests, without going over the wire. */
@@ -175,8 +244,16 @@ export function receivedSpans(groups: ResourceSpec[]): ReceivedSpan[] {
         endTimeUnixNano: ns(s.endMs),
         attributes: { ...(s.attributes ?? {}) },
         status: { code: s.status?.code ?? 0, message: s.status?.message ?? '' },
-        events: (s.events ?? []).map((e) => ({ name: e.name, timeUnixNano: ns(e.atMs), attributes: { ...(e.attributes ?? {}) } })),
-        links: (s.links ?? []).map((l) => ({ traceId: l.traceId, spanId: l.spanId, attributes: { ...(l.attributes ?? {}) } })),
+        events: (s.events ?? []).map((e) => ({
+          name: e.name,
+          timeUnixNano: ns(e.atMs),
+          attributes: { ...(e.attributes ?? {}) },
+        })),
+        links: (s.links ?? []).map((l) => ({
+          traceId: l.traceId,
+          spanId: l.spanId,
+          attributes: { ...(l.attributes ?? {}) },
+        })),
         resource: { ...g.resource },
         scope: { name: g.scope?.name ?? 'wasmts', version: g.scope?.version ?? '0.1.0' },
         protocol: 'http',

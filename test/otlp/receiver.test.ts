@@ -44,10 +44,18 @@ function checkSynthetic(spans: ReceivedSpan[], traceId: string, protocol: 'http'
   const run = m.get('wasm.run')!;
   assert.equal(run.parentSpanId, IDS.start);
   assert.equal(run.kind, 1);
-  assert.deepEqual(run.attributes, { 'wasi.exit_code': 3, 'process.exit.code': 3, 'error.type': '3', 'wasm.module': 'hello.wasm', 'wasi.args': ['hello', '--n', '3'] });
+  assert.deepEqual(run.attributes, {
+    'wasi.exit_code': 3,
+    'process.exit.code': 3,
+    'error.type': '3',
+    'wasm.module': 'hello.wasm',
+    'wasi.args': ['hello', '--n', '3'],
+  });
   assert.deepEqual(run.status, { code: 2, message: 'exit code 3' });
   assert.deepEqual(run.events, [{ name: 'proc_exit', timeUnixNano: T0 + 89n * MS, attributes: { code: 3 } }]);
-  assert.deepEqual(run.links, [{ traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331', attributes: { why: 'test' } }]);
+  assert.deepEqual(run.links, [
+    { traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331', attributes: { why: 'test' } },
+  ]);
   assert.equal(run.resource['wasmts.process'], 'child');
   assert.deepEqual(run.scope, { name: 'wasmts-child', version: '0.1.0' });
 }
@@ -91,14 +99,23 @@ describe('OTLP receiver', () => {
             name: 'kinds',
             startMs: 0,
             endMs: 1,
-            attributes: { s: 'x', b: true, i: -7, big: 2n ** 62n, d: 1.5, bytes: new Uint8Array([1, 2]), arr: [1, 'two', false], kv: { nested: { deep: 'y' } } },
+            attributes: {
+              s: 'x',
+              b: true,
+              i: -7,
+              big: 2n ** 62n,
+              d: 1.5,
+              bytes: new Uint8Array([1, 2]),
+              arr: [1, 'two', false],
+              kv: { nested: { deep: 'y' } },
+            },
           },
         ],
       },
     ]);
     assert.equal((await postTraces(rx.httpUrl, encode(req))).status, 200);
     const [span] = rx.trace(traceId);
-    assert.deepEqual(span!.attributes, {
+    assert.deepEqual(span.attributes, {
       s: 'x',
       b: true,
       i: -7,
@@ -165,11 +182,17 @@ describe('OTLP receiver', () => {
 
   test('gzip Content-Encoding, protobuf and JSON', async () => {
     const a = uniqueTrace(5);
-    const res = await postTraces(rx.httpUrl, zlib.gzipSync(encode(a.req)), { 'content-type': 'application/x-protobuf', 'content-encoding': 'gzip' });
+    const res = await postTraces(rx.httpUrl, zlib.gzipSync(encode(a.req)), {
+      'content-type': 'application/x-protobuf',
+      'content-encoding': 'gzip',
+    });
     assert.equal(res.status, 200);
     checkSynthetic(rx.trace(a.traceId), a.traceId, 'http');
     const b = uniqueTrace(6);
-    const res2 = await postTraces(rx.httpUrl, zlib.gzipSync(toOtlpJson(b.req)), { 'content-type': 'application/json', 'content-encoding': 'gzip' });
+    const res2 = await postTraces(rx.httpUrl, zlib.gzipSync(toOtlpJson(b.req)), {
+      'content-type': 'application/json',
+      'content-encoding': 'gzip',
+    });
     assert.equal(res2.status, 200);
     checkSynthetic(rx.trace(b.traceId), b.traceId, 'http');
   });
@@ -182,14 +205,22 @@ describe('OTLP receiver', () => {
       ['{not json', { 'content-type': 'application/json' }, 400],
       ['[1,2]', { 'content-type': 'application/json' }, 400],
       ['{"resourceSpans": 5}', { 'content-type': 'application/json' }, 400],
-      ['{"resourceSpans":[{"scopeSpans":[{"spans":[{"name":{"x":1}}]}]}]}', { 'content-type': 'application/json' }, 400],
+      [
+        '{"resourceSpans":[{"scopeSpans":[{"spans":[{"name":{"x":1}}]}]}]}',
+        { 'content-type': 'application/json' },
+        400,
+      ],
       [new Uint8Array([1, 2, 3]), { 'content-type': 'application/x-protobuf', 'content-encoding': 'gzip' }, 400],
       [new Uint8Array([1, 2, 3]), { 'content-type': 'application/x-protobuf', 'content-encoding': 'br' }, 415],
       ['hello', { 'content-type': 'text/plain' }, 415],
     ];
     for (const [body, headers, status] of cases) {
       const res = await postTraces(rx.httpUrl, body, headers);
-      assert.equal(res.status, status, `${JSON.stringify(headers)} ${String(body)} -> ${res.status} ${res.body.toString()}`);
+      assert.equal(
+        res.status,
+        status,
+        `${JSON.stringify(headers)} ${String(body)} -> ${res.status} ${res.body.toString()}`,
+      );
       if (headers['content-type'] === 'application/x-protobuf') {
         const st = fromBinary(StatusSchema, res.body);
         assert.ok(st.message.length > 0);
@@ -208,7 +239,9 @@ describe('OTLP receiver', () => {
     await new Promise<void>((resolve) => {
       const url = new URL(rx.httpUrl);
       const sock = net.connect(Number(url.port), url.hostname, () => {
-        sock.write('POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Length: 100\r\n\r\nabc');
+        sock.write(
+          'POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Length: 100\r\n\r\nabc',
+        );
         setTimeout(() => sock.destroy(), 50);
       });
       sock.on('close', () => resolve());
@@ -242,7 +275,10 @@ describe('OTLP receiver', () => {
     assert.equal(res.status, 200);
     const resp = fromBinary(ExportTraceServiceResponseSchema, res.body);
     assert.equal(resp.partialSuccess?.rejectedSpans, 2n);
-    assert.deepEqual(rx.trace(traceId).map((s) => s.name), ['good']);
+    assert.deepEqual(
+      rx.trace(traceId).map((s) => s.name),
+      ['good'],
+    );
   });
 
   describe('OTLP/gRPC', () => {
@@ -256,7 +292,8 @@ describe('OTLP receiver', () => {
       new Promise((resolve, reject) => {
         c.makeUnaryRequest(
           '/opentelemetry.proto.collector.trace.v1.TraceService/Export',
-          (m: ExportTraceServiceRequest | Buffer) => (Buffer.isBuffer(m) ? m : Buffer.from(toBinary(ExportTraceServiceRequestSchema, m))),
+          (m: ExportTraceServiceRequest | Buffer) =>
+            Buffer.isBuffer(m) ? m : Buffer.from(toBinary(ExportTraceServiceRequestSchema, m)),
           (b: Buffer) => fromBinary(ExportTraceServiceResponseSchema, b),
           req,
           (err, resp) => (err ? reject(err) : resolve(resp!)),
@@ -273,7 +310,9 @@ describe('OTLP receiver', () => {
     });
 
     test('gzip-compressed gRPC messages', async () => {
-      const gz = new grpc.Client(new URL(rx.grpcUrl).host, grpc.credentials.createInsecure(), { 'grpc.default_compression_algorithm': 2 });
+      const gz = new grpc.Client(new URL(rx.grpcUrl).host, grpc.credentials.createInsecure(), {
+        'grpc.default_compression_algorithm': 2,
+      });
       try {
         const { traceId, req } = uniqueTrace(10);
         await exportCall(gz, req);
@@ -315,7 +354,10 @@ describe('OTLP receiver', () => {
     assert.equal(run.attributes['error.type'], '3');
     // trace() is ordered by start time
     const starts = rx.trace(traceIdFor(1)).map((s) => s.startTimeUnixNano);
-    assert.deepEqual(starts, [...starts].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)));
+    assert.deepEqual(
+      starts,
+      [...starts].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)),
+    );
     assert.equal(rx.trace(traceIdFor(1).toUpperCase()).length, 7);
   });
 
@@ -329,8 +371,11 @@ describe('OTLP receiver', () => {
     assert.ok(spans.some((s) => s.traceId === traceId));
     off();
     assert.equal(seen.length, 1);
-    assert.equal(seen[0]!.length, 7);
-    await assert.rejects(rx.waitFor(() => false, 50), /within 50 ms; received \d+ span\(s\): .*shim\.main/);
+    assert.equal(seen[0].length, 7);
+    await assert.rejects(
+      rx.waitFor(() => false, 50),
+      /within 50 ms; received \d+ span\(s\): .*shim\.main/,
+    );
   });
 });
 
@@ -344,7 +389,14 @@ describe('OTLP receiver options', () => {
         const req = buildRequest([
           {
             resource: {},
-            spans: [0, 1, 2, 3].map((j) => ({ traceId, spanId: `${i + 1}${j + 1}`.padStart(16, '0'), parent: j ? `${i + 1}1`.padStart(16, '0') : undefined, name: `t${i}s${j}`, startMs: j, endMs: 10 })),
+            spans: [0, 1, 2, 3].map((j) => ({
+              traceId,
+              spanId: `${i + 1}${j + 1}`.padStart(16, '0'),
+              parent: j ? `${i + 1}1`.padStart(16, '0') : undefined,
+              name: `t${i}s${j}`,
+              startMs: j,
+              endMs: 10,
+            })),
           },
         ]);
         assert.equal((await postTraces(rx.httpUrl, encode(req))).status, 200);
@@ -354,11 +406,17 @@ describe('OTLP receiver options', () => {
       assert.deepEqual(names, ['t2s2', 't2s3', 't3s0', 't3s1', 't3s2', 't3s3', 't4s0', 't4s1', 't4s2', 't4s3']);
       assert.deepEqual(rx.trace(traceIdFor(100)), []);
       assert.equal(rx.trace(traceIdFor(102)).length, 2);
-      assert.deepEqual(rx.traces().map((t) => [t.traceId, t.spanCount]).sort(), [
-        [traceIdFor(102), 2],
-        [traceIdFor(103), 4],
-        [traceIdFor(104), 4],
-      ]);
+      assert.deepEqual(
+        rx
+          .traces()
+          .map((t) => [t.traceId, t.spanCount])
+          .sort(),
+        [
+          [traceIdFor(102), 2],
+          [traceIdFor(103), 4],
+          [traceIdFor(104), 4],
+        ],
+      );
       const partial = rx.traces().find((t) => t.traceId === traceIdFor(102))!;
       assert.equal(partial.hasRoot, false);
       assert.equal(partial.orphanCount, 2);
@@ -371,11 +429,17 @@ describe('OTLP receiver options', () => {
     const a = await startOtlpReceiver({ grpcPort: null });
     try {
       const port = Number(new URL(a.httpUrl).port);
-      await assert.rejects(startOtlpReceiver({ httpPort: port }), /cannot listen for OTLP\/HTTP on 127\.0\.0\.1:\d+: address already in use/);
+      await assert.rejects(
+        startOtlpReceiver({ httpPort: port }),
+        /cannot listen for OTLP\/HTTP on 127\.0\.0\.1:\d+: address already in use/,
+      );
       const g = await startOtlpReceiver({ httpPort: null });
       try {
         const gport = Number(new URL(g.grpcUrl).port);
-        await assert.rejects(startOtlpReceiver({ grpcPort: gport }), /cannot listen for OTLP\/gRPC on 127\.0\.0\.1:\d+/);
+        await assert.rejects(
+          startOtlpReceiver({ grpcPort: gport }),
+          /cannot listen for OTLP\/gRPC on 127\.0\.0\.1:\d+/,
+        );
       } finally {
         await g.close();
       }
@@ -411,5 +475,3 @@ describe('OTLP receiver options', () => {
     assert.equal(out.trim(), '0');
   });
 });
-
-

@@ -14,7 +14,15 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
-import { busyDaemonProblems, descendants, listMounts, listProcesses, shimDaemons, startContainerd, type Containerd } from '../helpers/containerd.js';
+import {
+  busyDaemonProblems,
+  descendants,
+  listMounts,
+  listProcesses,
+  shimDaemons,
+  startContainerd,
+  type Containerd,
+} from '../helpers/containerd.js';
 import { ensureBuilt, MODULES, REPO, RUNTIME, socketPathFor } from '../e2e/helpers.js';
 
 const PACKAGE = 'wasmts';
@@ -50,14 +58,22 @@ function escapeRe(s: string): string {
 }
 
 function run(cmd: string, args: string[], cwd: string, timeoutMs: number): string {
-  const r = spawnSync(cmd, args, { cwd, encoding: 'utf8', timeout: timeoutMs, env: { ...process.env, npm_config_update_notifier: 'false' } });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status ?? r.signal}):\n${r.stdout}\n${r.stderr}`);
+  const r = spawnSync(cmd, args, {
+    cwd,
+    encoding: 'utf8',
+    timeout: timeoutMs,
+    env: { ...process.env, npm_config_update_notifier: 'false' },
+  });
+  if (r.status !== 0)
+    throw new Error(`${cmd} ${args.join(' ')} failed (${r.status ?? r.signal}):\n${r.stdout}\n${r.stderr}`);
   return r.stdout;
 }
 
 /** The sources `npm pack` builds from (tracked and new files, not dist/ or build/), in a fresh directory. */
 function copySources(to: string): void {
-  const listed = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: REPO }).toString().split('\0');
+  const listed = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: REPO })
+    .toString()
+    .split('\0');
   for (const file of listed) {
     if (!file || !/^(bin|scripts|src|proto)\/|^[^/]+$/.test(file)) continue;
     const from = path.join(REPO, file);
@@ -88,32 +104,60 @@ test('npm pack, npm install -g: the installed shim runs Wasm containers', { time
   run('npm', ['pack', '--pack-destination', tmp], src, 120_000);
   const tarballs = fs.readdirSync(tmp).filter((n) => n.endsWith('.tgz'));
   assert.equal(tarballs.length, 1, `one tarball: ${tarballs.join(', ')}`);
-  const tarball = path.join(tmp, tarballs[0]!);
-  const contents = run('tar', ['-tzf', tarball], tmp, 10_000).split('\n').filter(Boolean).map((f) => f.replace(/^package\//, ''));
+  const tarball = path.join(tmp, tarballs[0]);
+  const contents = run('tar', ['-tzf', tarball], tmp, 10_000)
+    .split('\n')
+    .filter(Boolean)
+    .map((f) => f.replace(/^package\//, ''));
   assert.deepEqual(contents.sort(), EXPECTED_FILES, 'tarball contents');
 
-  run('npm', ['install', '-g', '--prefix', prefix, '--prefer-offline', '--no-audit', '--no-fund', tarball], tmp, 180_000);
+  run(
+    'npm',
+    ['install', '-g', '--prefix', prefix, '--prefer-offline', '--no-audit', '--no-fund', tarball],
+    tmp,
+    180_000,
+  );
   for (const name of ['containerd-shim-wasmts-v1', 'wasmts']) {
-    assert.equal(fs.realpathSync(path.join(prefix, 'bin', name)), path.join(installed, 'bin', name), `${name} on the prefix's PATH`);
+    assert.equal(
+      fs.realpathSync(path.join(prefix, 'bin', name)),
+      path.join(installed, 'bin', name),
+      `${name} on the prefix's PATH`,
+    );
   }
   for (const p of ['@bytecodealliance/jco-transpile', '@bytecodealliance/preview2-shim']) {
-    assert.ok(fs.existsSync(path.join(installed, 'node_modules', p, 'package.json')), `${p} installed with the package`);
+    assert.ok(
+      fs.existsSync(path.join(installed, 'node_modules', p, 'package.json')),
+      `${p} installed with the package`,
+    );
   }
 
   const env = { PATH: `${path.join(prefix, 'bin')}:${SERVICE_PATH}` };
   const image = path.join(tmp, 'image.tar');
-  const packImage = spawnSync(path.join(prefix, 'bin', 'wasmts'), [
-    'image', '--ref', IMAGE, '--out', image,
-    '--file', `${path.join(MODULES, 'hello.component.wasm')}:/hello.component.wasm`,
-    '--file', `${path.join(MODULES, 'probe.wasm')}:/probe.wasm`,
-    path.join(MODULES, 'hello.wasm'),
-  ], { encoding: 'utf8', env });
+  const packImage = spawnSync(
+    path.join(prefix, 'bin', 'wasmts'),
+    [
+      'image',
+      '--ref',
+      IMAGE,
+      '--out',
+      image,
+      '--file',
+      `${path.join(MODULES, 'hello.component.wasm')}:/hello.component.wasm`,
+      '--file',
+      `${path.join(MODULES, 'probe.wasm')}:/probe.wasm`,
+      path.join(MODULES, 'hello.wasm'),
+    ],
+    { encoding: 'utf8', env },
+  );
   assert.equal(packImage.status, 0, packImage.stderr);
 
   c = await startContainerd({ name: 'pack', env: { ...env, WASMTS_COMPONENT_CACHE: path.join(tmp, 'components') } });
   await c.importImage(image);
   const ids = ['pack-hello', 'pack-component', 'pack-exit'];
-  const ctrRun = (id: string, args: string[]) => c!.ctr(['run', '--rm', '--runtime', RUNTIME, '--platform', 'wasip1/wasm', IMAGE, id, ...args], { timeoutMs: 60_000 });
+  const ctrRun = (id: string, args: string[]) =>
+    c!.ctr(['run', '--rm', '--runtime', RUNTIME, '--platform', 'wasip1/wasm', IMAGE, id, ...args], {
+      timeoutMs: 60_000,
+    });
 
   const hello = await ctrRun('pack-hello', []);
   assert.equal(hello.code, 0, `${hello.stderr}\n${c.log(2000)}`);
@@ -132,7 +176,10 @@ test('npm pack, npm install -g: the installed shim runs Wasm containers', { time
   assert.ok(daemons.length > 0, 'a daemon serves this containerd');
   for (const d of daemons) {
     const argv = fs.readFileSync(`/proc/${d.pid}/cmdline`, 'utf8').split('\0');
-    assert.ok(argv.some((a) => a.startsWith(`${installed}/dist/`)), `daemon ${d.pid} runs ${argv.join(' ')}`);
+    assert.ok(
+      argv.some((a) => a.startsWith(`${installed}/dist/`)),
+      `daemon ${d.pid} runs ${argv.join(' ')}`,
+    );
     for (const kid of descendants([d.pid]).filter((p) => p !== d.pid)) {
       let cmdline: string;
       try {
@@ -148,12 +195,21 @@ test('npm pack, npm install -g: the installed shim runs Wasm containers', { time
   assert.equal((await c.ctrOk(['task', 'ls', '-q'])).stdout.trim(), '');
   assert.equal((await c.ctrOk(['container', 'ls', '-q'])).stdout.trim(), '');
   let busy = busyDaemonProblems(c.address, c.tmp);
-  for (let deadline = Date.now() + 8_000; busy.length && Date.now() < deadline; busy = busyDaemonProblems(c.address, c.tmp)) await sleep(100);
+  for (
+    let deadline = Date.now() + 8_000;
+    busy.length && Date.now() < deadline;
+    busy = busyDaemonProblems(c.address, c.tmp)
+  )
+    await sleep(100);
   assert.deepEqual(busy, []);
   for (const id of ids) assert.ok(!fs.existsSync(socketPathFor(c.address, c.namespace, id)), `socket of ${id} removed`);
   const containerdTmp = c.tmp;
   await c.stop();
   c = undefined;
-  assert.deepEqual(listProcesses(new RegExp(escapeRe(prefix))).map((p) => p.cmdline), [], 'no process of the installed package');
+  assert.deepEqual(
+    listProcesses(new RegExp(escapeRe(prefix))).map((p) => p.cmdline),
+    [],
+    'no process of the installed package',
+  );
   assert.deepEqual(listMounts(containerdTmp), []);
 });

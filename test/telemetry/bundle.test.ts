@@ -12,7 +12,8 @@ import { startOtlpReceiver } from '../../src/otlp/receiver.js';
 import { collectLogs } from './helpers.js';
 
 /** The options the bundle needs: OpenTelemetry is CommonJS, so ESM output needs a real `require`. */
-const WORKER_BUNDLE_BANNER = "import { createRequire as __wasmtsCreateRequire } from 'node:module'; const require = __wasmtsCreateRequire(import.meta.url);";
+const WORKER_BUNDLE_BANNER =
+  "import { createRequire as __wasmtsCreateRequire } from 'node:module'; const require = __wasmtsCreateRequire(import.meta.url);";
 
 test('bundled worker (esbuild, ESM + require banner) loads and exports; facade finds it as a sibling', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'wasmts-telemetry-bundle-'));
@@ -38,11 +39,16 @@ test('bundled worker (esbuild, ESM + require banner) loads and exports; facade f
       outfile: join(dir, 'shim.mjs'),
       logLevel: 'silent',
     });
-    const mod = (await import(pathToFileURL(join(dir, 'shim.mjs')).href)) as typeof import('../../src/telemetry/index.js');
+    const mod = (await import(
+      pathToFileURL(join(dir, 'shim.mjs')).href
+    )) as typeof import('../../src/telemetry/index.js');
     for (const protocol of ['http/protobuf', 'grpc']) {
       const { logs, log } = collectLogs();
       const t = mod.startTelemetry({
-        env: { OTEL_EXPORTER_OTLP_ENDPOINT: protocol === 'grpc' ? rcv.grpcUrl : rcv.httpUrl, OTEL_EXPORTER_OTLP_PROTOCOL: protocol },
+        env: {
+          OTEL_EXPORTER_OTLP_ENDPOINT: protocol === 'grpc' ? rcv.grpcUrl : rcv.httpUrl,
+          OTEL_EXPORTER_OTLP_PROTOCOL: protocol,
+        },
         log,
       });
       const s = t.recorder.startSpan(`bundled-${protocol}`);

@@ -12,7 +12,7 @@ import {
 function on(env: Record<string, string>): EnabledTelemetryConfig {
   const c: TelemetryConfig = readTelemetryConfig(env);
   assert.equal(c.enabled, true, `expected enabled for ${JSON.stringify(env)}: ${!c.enabled ? c.reason : ''}`);
-  return c as EnabledTelemetryConfig;
+  return c;
 }
 function off(env: Record<string, string>): string {
   const c = readTelemetryConfig(env);
@@ -43,20 +43,35 @@ test('OTEL_SDK_DISABLED=true (any case) and OTEL_TRACES_EXPORTER=none win', () =
   assert.match(off({ ...ep, OTEL_SDK_DISABLED: ' True ' }), /OTEL_SDK_DISABLED/);
   on({ ...ep, OTEL_SDK_DISABLED: 'false' });
   on({ ...ep, OTEL_SDK_DISABLED: '1' }); // only "true" disables, per spec
-  assert.match(off({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_TRACES_EXPORTER: 'none' }), /OTEL_TRACES_EXPORTER/);
-  assert.match(off({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_TRACES_EXPORTER: 'otlp,none' }), /OTEL_TRACES_EXPORTER/);
+  assert.match(
+    off({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_TRACES_EXPORTER: 'none' }),
+    /OTEL_TRACES_EXPORTER/,
+  );
+  assert.match(
+    off({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_TRACES_EXPORTER: 'otlp,none' }),
+    /OTEL_TRACES_EXPORTER/,
+  );
 });
 
 test('unsupported OTEL_TRACES_EXPORTER values warn', () => {
   const c = on({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_TRACES_EXPORTER: 'console' });
-  assert.ok(c.warnings.some((w) => /console not supported/.test(w)), c.warnings.join('; '));
+  assert.ok(
+    c.warnings.some((w) => /console not supported/.test(w)),
+    c.warnings.join('; '),
+  );
   assert.match(off({ OTEL_TRACES_EXPORTER: 'zipkin' }), /no OTLP endpoint/);
 });
 
 test('default endpoints per protocol', () => {
   assert.equal(on({ OTEL_TRACES_EXPORTER: 'otlp' }).endpoint, 'http://localhost:4318/v1/traces');
-  assert.equal(on({ OTEL_TRACES_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' }).endpoint, 'http://localhost:4318/v1/traces');
-  assert.equal(on({ OTEL_TRACES_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }).endpoint, 'http://localhost:4317');
+  assert.equal(
+    on({ OTEL_TRACES_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' }).endpoint,
+    'http://localhost:4318/v1/traces',
+  );
+  assert.equal(
+    on({ OTEL_TRACES_EXPORTER: 'otlp', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }).endpoint,
+    'http://localhost:4317',
+  );
 });
 
 test('generic endpoint gets /v1/traces for HTTP (no double slash), as is for grpc', () => {
@@ -67,13 +82,19 @@ test('generic endpoint gets /v1/traces for HTTP (no double slash), as is for grp
     on({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' }).endpoint,
     'http://c:4318/v1/traces',
   );
-  assert.equal(on({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4317', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }).endpoint, 'http://c:4317');
+  assert.equal(
+    on({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4317', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }).endpoint,
+    'http://c:4317',
+  );
   assert.equal(on({ OTEL_EXPORTER_OTLP_ENDPOINT: 'c:4317', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }).endpoint, 'c:4317');
   assert.equal(appendSignalPath('http://x//'), 'http://x/v1/traces');
 });
 
 test('per-signal endpoint is used as is and overrides the generic one', () => {
-  const env = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://generic:4318', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://specific:9999/custom' };
+  const env = {
+    OTEL_EXPORTER_OTLP_ENDPOINT: 'http://generic:4318',
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://specific:9999/custom',
+  };
   assert.equal(on(env).endpoint, 'http://specific:9999/custom');
   assert.equal(on({ ...env, OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' }).endpoint, 'http://specific:9999/custom');
   assert.equal(on({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://s:4318' }).endpoint, 'http://s:4318');
@@ -117,7 +138,10 @@ test('service name: OTEL_SERVICE_NAME, else service.name in OTEL_RESOURCE_ATTRIB
   const r = on({ ...ep, OTEL_RESOURCE_ATTRIBUTES: 'service.name=fromattrs,deployment.environment=prod' });
   assert.equal(r.serviceName, 'fromattrs');
   assert.deepEqual(r.resourceAttributes, { 'deployment.environment': 'prod' });
-  assert.equal(on({ ...ep, OTEL_SERVICE_NAME: 'mine', OTEL_RESOURCE_ATTRIBUTES: 'service.name=x' }).serviceName, 'mine');
+  assert.equal(
+    on({ ...ep, OTEL_SERVICE_NAME: 'mine', OTEL_RESOURCE_ATTRIBUTES: 'service.name=x' }).serviceName,
+    'mine',
+  );
   // also reported when disabled (the child needs nothing else)
   assert.equal(readTelemetryConfig({ OTEL_SERVICE_NAME: 'n' }).serviceName, 'n');
 });
@@ -147,10 +171,13 @@ test('sampler configuration', () => {
     name: 'traceidratio',
     ratio: 0.25,
   });
-  assert.deepEqual(on({ ...ep, OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0' }).sampler, {
-    name: 'parentbased_traceidratio',
-    ratio: 0,
-  });
+  assert.deepEqual(
+    on({ ...ep, OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0' }).sampler,
+    {
+      name: 'parentbased_traceidratio',
+      ratio: 0,
+    },
+  );
   // missing arg: 1.0
   assert.deepEqual(on({ ...ep, OTEL_TRACES_SAMPLER: 'traceidratio' }).sampler, { name: 'traceidratio', ratio: 1 });
   const bad = on({ ...ep, OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '2' });
@@ -169,7 +196,10 @@ test('OTEL_PROPAGATORS: tracecontext, baggage, none; others warned and ignored; 
   assert.deepEqual(on({ ...ep, OTEL_PROPAGATORS: 'none' }).propagators, { traceContext: false, baggage: false });
   const b3 = on({ ...ep, OTEL_PROPAGATORS: 'b3,tracecontext' });
   assert.deepEqual(b3.propagators, { traceContext: true, baggage: false });
-  assert.ok(b3.warnings.some((w) => /b3 not supported; ignored/.test(w)), b3.warnings.join('; '));
+  assert.ok(
+    b3.warnings.some((w) => /b3 not supported; ignored/.test(w)),
+    b3.warnings.join('; '),
+  );
   const off = readTelemetryConfig({ OTEL_SDK_DISABLED: 'true', OTEL_PROPAGATORS: 'tracecontext' });
   assert.equal(off.enabled, false);
   assert.deepEqual(off.propagators, { traceContext: true, baggage: false });
@@ -178,14 +208,22 @@ test('OTEL_PROPAGATORS: tracecontext, baggage, none; others warned and ignored; 
 test('an invalid endpoint URL is a warning (export off), not a silent debug line', () => {
   const c = readTelemetryConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://bad host:4318' });
   assert.equal(c.enabled, false);
-  assert.ok(c.warnings.some((w) => /OTEL_EXPORTER_OTLP_ENDPOINT=http:\/\/bad host:4318 is not a valid URL; spans are not exported/.test(w)), c.warnings.join('; '));
+  assert.ok(
+    c.warnings.some((w) =>
+      /OTEL_EXPORTER_OTLP_ENDPOINT=http:\/\/bad host:4318 is not a valid URL; spans are not exported/.test(w),
+    ),
+    c.warnings.join('; '),
+  );
 });
 
 test('export timeout: per-signal over generic over 10 s default', () => {
   const ep = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' };
   assert.equal(on(ep).exportTimeoutMs, 10000);
   assert.equal(on({ ...ep, OTEL_EXPORTER_OTLP_TIMEOUT: '500' }).exportTimeoutMs, 500);
-  assert.equal(on({ ...ep, OTEL_EXPORTER_OTLP_TIMEOUT: '500', OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: '700' }).exportTimeoutMs, 700);
+  assert.equal(
+    on({ ...ep, OTEL_EXPORTER_OTLP_TIMEOUT: '500', OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: '700' }).exportTimeoutMs,
+    700,
+  );
   const bad = on({ ...ep, OTEL_EXPORTER_OTLP_TIMEOUT: 'soon' });
   assert.equal(bad.exportTimeoutMs, 10000);
   assert.ok(bad.warnings.some((w) => /OTEL_EXPORTER_OTLP_TIMEOUT=soon/.test(w)));

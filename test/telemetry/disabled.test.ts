@@ -14,5 +14,8 @@ test('disabled tracing never loads @opentelemetry (no worker, no SDK import)', a
   assert.ok(out.before.sawOwnModules, 'the resolve probe works');
   assert.deepEqual(out.before.resolved, []);
   assert.deepEqual(out.before.cache, []);
-  assert.ok(out.control.resolved > 0 && out.control.cache > 0, `the probes detect an OpenTelemetry import: ${JSON.stringify(out.control)}`);
+  assert.ok(
+    out.control.resolved > 0 && out.control.cache > 0,
+    `the probes detect an OpenTelemetry import: ${JSON.stringify(out.control)}`,
+  );
 });

@@ -21,7 +21,11 @@ after(async () => {
 
 const tracesOf = (traceId: string): ReceivedSpan[] => rcv.spans().filter((s) => s.traceId === traceId);
 
-async function withTelemetry<T>(env: Record<string, string>, fn: (t: Telemetry, logs: ReturnType<typeof collectLogs>) => Promise<T>, opts: { autoStart?: boolean; maxBufferedSpans?: number; workerUrl?: URL } = {}): Promise<T> {
+async function withTelemetry<T>(
+  env: Record<string, string>,
+  fn: (t: Telemetry, logs: ReturnType<typeof collectLogs>) => Promise<T>,
+  opts: { autoStart?: boolean; maxBufferedSpans?: number; workerUrl?: URL } = {},
+): Promise<T> {
   const logs = collectLogs();
   const t = startTelemetry({ env, log: logs.log, ...opts });
   try {
@@ -44,7 +48,10 @@ async function exerciseTrace(t: Telemetry, env: Record<string, string>): Promise
   // The child process: TRACECONTEXT from the create span, records relayed as plain JSON.
   const drained: SpanRecord[] = [];
   const child = new SpanRecorder((r) => drained.push(r), { enabled: true, process: 'child', pid: 424242 });
-  const run = child.startSpan('wasm.run', { parent: parseTraceparent(create.traceparent()), attributes: { 'wasm.exit_code': 0 } });
+  const run = child.startSpan('wasm.run', {
+    parent: parseTraceparent(create.traceparent()),
+    attributes: { 'wasm.exit_code': 0 },
+  });
   child.startSpan('wasm.compile', { parent: run.context, attributes: { 'wasm.module.size': 123 } }).end();
   run.end();
   const relayed = JSON.parse(JSON.stringify(drained)) as SpanRecord[];
@@ -54,7 +61,10 @@ async function exerciseTrace(t: Telemetry, env: Record<string, string>): Promise
   failed.end();
   create.end();
   root.end();
-  return { traceId: remote.traceId, names: ['container', 'containerd.task.v2.Task/Create', 'containerd.task.v2.Task/Kill', 'wasm.run', 'wasm.compile'] };
+  return {
+    traceId: remote.traceId,
+    names: ['container', 'containerd.task.v2.Task/Create', 'containerd.task.v2.Task/Kill', 'wasm.run', 'wasm.compile'],
+  };
 }
 
 function checkTrace(spans: ReceivedSpan[], protocol: 'http' | 'grpc'): void {
@@ -146,7 +156,7 @@ test('spans started before the worker is ready are not lost (explicit start time
       early.end();
       assert.equal(t.state, 'idle', 'nothing loaded yet (autoStart off)');
       await t.flush(15000);
-      const spans = await rcv.waitFor(() => tracesOf(ids[0]!).length >= 51, 10000);
+      const spans = await rcv.waitFor(() => tracesOf(ids[0]).length >= 51, 10000);
       const e = spans.find((s) => s.name === 'early' && s.traceId === ids[0])!;
       assert.equal(Number(e.startTimeUnixNano / 1_000_000n), startMs);
     },
@@ -233,13 +243,7 @@ test('malformed relayed records are dropped, valid ones kept', async () => {
   await withTelemetry(env, async (t) => {
     const traceId = '77777777777777777777777777777777';
     const ok = childRecord(traceId);
-    t.submit([
-      ok,
-      { ...ok, spanId: 'XYZ' },
-      { ...ok, startTime: 'yesterday' } as never,
-      null as never,
-      42 as never,
-    ]);
+    t.submit([ok, { ...ok, spanId: 'XYZ' }, { ...ok, startTime: 'yesterday' } as never, null as never, 42 as never]);
     t.submit('not an array' as never);
     await t.flush(15000);
     const stats = await t.stats(5000);
@@ -262,8 +266,8 @@ test('OTEL_EXPORTER_OTLP_HEADERS and _TRACES_HEADERS reach the server (merged, p
       t.recorder.startSpan('h').end();
       await t.flush(15000);
       assert.equal(cap.requests.length, 1);
-      const h = cap.requests[0]!.headers;
-      assert.equal(cap.requests[0]!.url, '/v1/traces');
+      const h = cap.requests[0].headers;
+      assert.equal(cap.requests[0].url, '/v1/traces');
       assert.equal(h['content-type'], 'application/x-protobuf');
       assert.equal(h.authorization, 'Bearer abc');
       assert.equal(h['x-both'], 'specific');
@@ -277,12 +281,16 @@ test('OTEL_EXPORTER_OTLP_HEADERS and _TRACES_HEADERS reach the server (merged, p
 test('OTEL_EXPORTER_OTLP_COMPRESSION=gzip compresses the body', async () => {
   const cap = await startCaptureServer();
   try {
-    const env = { OTEL_EXPORTER_OTLP_ENDPOINT: cap.url, OTEL_EXPORTER_OTLP_COMPRESSION: 'gzip', OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' };
+    const env = {
+      OTEL_EXPORTER_OTLP_ENDPOINT: cap.url,
+      OTEL_EXPORTER_OTLP_COMPRESSION: 'gzip',
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+    };
     await withTelemetry(env, async (t) => {
       t.recorder.startSpan('gz', { attributes: { pad: 'x'.repeat(2000) } }).end();
       await t.flush(15000);
       assert.equal(cap.requests.length, 1);
-      const r = cap.requests[0]!;
+      const r = cap.requests[0];
       assert.equal(r.headers['content-encoding'], 'gzip');
       assert.ok(r.rawLength < r.body.length, 'compressed');
       assert.match(r.body.toString(), /"name":"gz"/);
@@ -296,7 +304,11 @@ test('OTEL_EXPORTER_OTLP_COMPRESSION=gzip compresses the body', async () => {
 test('OTEL_BSP_MAX_EXPORT_BATCH_SIZE splits batches; OTEL_BSP_SCHEDULE_DELAY exports without a flush', async () => {
   const cap = await startCaptureServer();
   try {
-    const env = { OTEL_EXPORTER_OTLP_ENDPOINT: cap.url, OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '2', OTEL_BSP_SCHEDULE_DELAY: '100' };
+    const env = {
+      OTEL_EXPORTER_OTLP_ENDPOINT: cap.url,
+      OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '2',
+      OTEL_BSP_SCHEDULE_DELAY: '100',
+    };
     await withTelemetry(env, async (t) => {
       t.warmUp();
       await waitUntil(() => t.state === 'ready', 15000, 'worker ready');
@@ -379,7 +391,10 @@ test('OTEL_BSP_MAX_QUEUE_SIZE bounds the processor queue (and diag warnings are 
         const stats = await t.stats(5000);
         assert.equal(stats?.received, 5);
         assert.equal(stats?.exported, 4);
-        assert.ok(logs.some((l) => l.level === 'warn' && /otel: .*maxExportBatchSize/.test(l.msg)), JSON.stringify(logs));
+        assert.ok(
+          logs.some((l) => l.level === 'warn' && /otel: .*maxExportBatchSize/.test(l.msg)),
+          JSON.stringify(logs),
+        );
       },
       { autoStart: false },
     );
@@ -426,9 +441,16 @@ test('the buffer before the worker is ready is bounded: oldest dropped, a warnin
         names.push(`n${i}`);
         t.recorder.startSpan(`n${i}`, { parent: root.context }).end();
       }
-      const dropLines = () => logs.filter((l) => l.level === 'warn' && /span export to \S+ \(http\/protobuf\) failed: more than 5 spans waiting for the exporter; \d+ spans? dropped/.test(l.msg));
+      const dropLines = () =>
+        logs.filter(
+          (l) =>
+            l.level === 'warn' &&
+            /span export to \S+ \(http\/protobuf\) failed: more than 5 spans waiting for the exporter; \d+ spans? dropped/.test(
+              l.msg,
+            ),
+        );
       assert.equal(dropLines().length, 1, 'the first drop is reported at once');
-      assert.match(dropLines()[0]!.msg, new RegExp(`to ${rcv.httpUrl}/v1/traces .*; 1 span dropped`));
+      assert.match(dropLines()[0].msg, new RegExp(`to ${rcv.httpUrl}/v1/traces .*; 1 span dropped`));
       await t.flush(15000);
       await rcv.waitFor(() => tracesOf(root.context.traceId).length >= 5, 10000);
       await new Promise((r) => setTimeout(r, 100));
@@ -458,7 +480,7 @@ test('a worker that dies is noticed: one log line, spans dropped, nothing throws
         await waitUntil(() => t.state === 'dead', 10000, `worker dead (${mode})`);
         const errs = logs.filter((l) => l.level === 'error');
         assert.equal(errs.length, 1, JSON.stringify(logs));
-        assert.match(errs[0]!.msg, /export worker (crashed|exited|failed to load)/);
+        assert.match(errs[0].msg, /export worker (crashed|exited|failed to load)/);
         assert.doesNotThrow(() => {
           t.recorder.startSpan('after').end();
           t.submit([childRecord('88888888888888888888888888888888')]);
@@ -486,8 +508,14 @@ test('the worker survives uncaught exceptions and unhandled rejections inside it
     s.end();
     await t.flush(10000);
     await rcv.waitFor(() => tracesOf(s.context.traceId).length >= 1, 10000);
-    assert.ok(logs.some((l) => /uncaught exception ignored: selftest/.test(l.msg)), JSON.stringify(logs));
-    assert.ok(logs.some((l) => /unhandled rejection ignored: selftest/.test(l.msg)), JSON.stringify(logs));
+    assert.ok(
+      logs.some((l) => /uncaught exception ignored: selftest/.test(l.msg)),
+      JSON.stringify(logs),
+    );
+    assert.ok(
+      logs.some((l) => /unhandled rejection ignored: selftest/.test(l.msg)),
+      JSON.stringify(logs),
+    );
     assert.equal(logs.filter((l) => l.level === 'error').length, 0);
   });
 });
@@ -538,7 +566,11 @@ test('shutdown: idempotent, flushes, later spans are ignored', async () => {
 });
 
 test('spans the SDK drops because its queue is full (OTEL_BSP_MAX_QUEUE_SIZE) are counted in the warnings too', async () => {
-  const env = { OTEL_EXPORTER_OTLP_ENDPOINT: rcv.httpUrl, OTEL_BSP_MAX_QUEUE_SIZE: '10', OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '10' };
+  const env = {
+    OTEL_EXPORTER_OTLP_ENDPOINT: rcv.httpUrl,
+    OTEL_BSP_MAX_QUEUE_SIZE: '10',
+    OTEL_BSP_MAX_EXPORT_BATCH_SIZE: '10',
+  };
   await withTelemetry(
     env,
     async (t, { logs }) => {
@@ -549,10 +581,18 @@ test('spans the SDK drops because its queue is full (OTEL_BSP_MAX_QUEUE_SIZE) ar
       await t.shutdown(5000);
       const got = tracesOf(root.context.traceId).length;
       const counts = logs
-        .filter((l) => l.level === 'warn' && l.msg.startsWith(`telemetry: span export to ${rcv.httpUrl}/v1/traces (http/protobuf) failed: `))
+        .filter(
+          (l) =>
+            l.level === 'warn' &&
+            l.msg.startsWith(`telemetry: span export to ${rcv.httpUrl}/v1/traces (http/protobuf) failed: `),
+        )
         .map((l) => Number(/; (\d+) spans? dropped$/.exec(l.msg)?.[1]));
       assert.ok(got >= 10 && got < 50, `the receiver got ${got} of 50`);
-      assert.equal(counts.reduce((a, b) => a + b, 0), 50 - got, JSON.stringify(logs));
+      assert.equal(
+        counts.reduce((a, b) => a + b, 0),
+        50 - got,
+        JSON.stringify(logs),
+      );
     },
     { autoStart: false },
   );

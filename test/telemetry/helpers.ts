@@ -35,7 +35,13 @@ export async function startCaptureServer(opts: { delayMs?: number } = {}): Promi
       } catch {
         /* keep raw */
       }
-      requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body, rawLength: raw.length });
+      requests.push({
+        method: req.method ?? '',
+        url: req.url ?? '',
+        headers: req.headers,
+        body,
+        rawLength: raw.length,
+      });
       const json = String(req.headers['content-type'] ?? '').includes('json');
       setTimeout(() => {
         res.writeHead(200, { 'content-type': json ? 'application/json' : 'application/x-protobuf' });
@@ -134,7 +140,7 @@ export function runFixture(
   const t0 = performance.now();
   return new Promise((resolve) => {
     const p = spawn(process.execPath, [...process.execArgv, ...extraExecArgv, file, ...args], {
-      env: env as NodeJS.ProcessEnv,
+      env: env,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';

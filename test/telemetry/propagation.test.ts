@@ -1,7 +1,13 @@
 // Carriers, the child's IPC messages and the daemon's side of a child's spans, without processes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DEFAULT_PROPAGATORS, extractFromEnv, extractFromMetadata, injectEnv, readPropagators } from '../../src/telemetry/propagation.js';
+import {
+  DEFAULT_PROPAGATORS,
+  extractFromEnv,
+  extractFromMetadata,
+  injectEnv,
+  readPropagators,
+} from '../../src/telemetry/propagation.js';
 import { parseTraceContextEnv, parseTracestate } from '../../src/telemetry/traceparent.js';
 import { SpanRecorder, type SpanRecord } from '../../src/telemetry/recorder.js';
 import { ChildSpanRelay } from '../../src/telemetry/child-relay.js';
@@ -13,7 +19,15 @@ const TP = `00-${TID}-b7ad6b7169203331-01`;
 test('tracestate: well-formed lists kept (whitespace trimmed), malformed ones dropped whole', () => {
   assert.equal(parseTracestate('vendor=abc, other=1'), 'vendor=abc,other=1');
   assert.equal(parseTracestate('t@sys=v'), 't@sys=v');
-  for (const bad of ['', 'no-equals', 'UPPER=1', 'a=b,=c', 'x'.repeat(600), 'a=b\nc=d', Array.from({ length: 33 }, (_, i) => `k${i}=v`).join(',')]) {
+  for (const bad of [
+    '',
+    'no-equals',
+    'UPPER=1',
+    'a=b,=c',
+    'x'.repeat(600),
+    'a=b\nc=d',
+    Array.from({ length: 33 }, (_, i) => `k${i}=v`).join(','),
+  ]) {
     assert.equal(parseTracestate(bad), undefined, JSON.stringify(bad.slice(0, 40)));
   }
   assert.equal(parseTraceContextEnv(JSON.stringify({ traceparent: TP, tracestate: 'json=1' }))?.traceState, 'json=1');
@@ -23,23 +37,48 @@ test('tracestate: well-formed lists kept (whitespace trimmed), malformed ones dr
 test('environment carriers: TRACEPARENT/TRACESTATE over TRACECONTEXT, BAGGAGE; each propagator on its own', () => {
   const other = '00-11111111111111111111111111111111-2222222222222222-01';
   const env = { TRACEPARENT: TP, TRACESTATE: 'a=1', TRACECONTEXT: other, BAGGAGE: 'k=v' };
-  assert.deepEqual(extractFromEnv(env, DEFAULT_PROPAGATORS), { parent: { traceId: TID, spanId: 'b7ad6b7169203331', traceFlags: 1, isRemote: true, traceState: 'a=1' }, baggage: 'k=v' });
-  assert.equal(extractFromEnv({ TRACECONTEXT: other }, DEFAULT_PROPAGATORS).parent?.traceId, '11111111111111111111111111111111');
-  assert.equal(extractFromEnv({ TRACEPARENT: 'junk', TRACECONTEXT: other }, DEFAULT_PROPAGATORS).parent?.spanId, '2222222222222222');
+  assert.deepEqual(extractFromEnv(env, DEFAULT_PROPAGATORS), {
+    parent: { traceId: TID, spanId: 'b7ad6b7169203331', traceFlags: 1, isRemote: true, traceState: 'a=1' },
+    baggage: 'k=v',
+  });
+  assert.equal(
+    extractFromEnv({ TRACECONTEXT: other }, DEFAULT_PROPAGATORS).parent?.traceId,
+    '11111111111111111111111111111111',
+  );
+  assert.equal(
+    extractFromEnv({ TRACEPARENT: 'junk', TRACECONTEXT: other }, DEFAULT_PROPAGATORS).parent?.spanId,
+    '2222222222222222',
+  );
   assert.deepEqual(extractFromEnv(env, readPropagators({ OTEL_PROPAGATORS: 'baggage' })), { baggage: 'k=v' });
   assert.deepEqual(extractFromEnv(env, readPropagators({ OTEL_PROPAGATORS: 'none' })), {});
-  const md = new Map([['traceparent', TP], ['tracestate', 'm=1'], ['baggage', 'x=y']]);
+  const md = new Map([
+    ['traceparent', TP],
+    ['tracestate', 'm=1'],
+    ['baggage', 'x=y'],
+  ]);
   assert.equal(extractFromMetadata((k) => md.get(k), DEFAULT_PROPAGATORS).parent?.traceState, 'm=1');
-  assert.deepEqual(extractFromMetadata((k) => md.get(k), readPropagators({ OTEL_PROPAGATORS: 'none' })), {});
+  assert.deepEqual(
+    extractFromMetadata((k) => md.get(k), readPropagators({ OTEL_PROPAGATORS: 'none' })),
+    {},
+  );
 });
 
-test('the module\'s variables: TRACEPARENT and TRACECONTEXT alike, TRACESTATE, BAGGAGE; nothing for an invalid context or none', () => {
+test("the module's variables: TRACEPARENT and TRACECONTEXT alike, TRACESTATE, BAGGAGE; nothing for an invalid context or none", () => {
   const ctx = { traceId: TID, spanId: 'b7ad6b7169203331', traceFlags: 0, traceState: 's=1' };
   const tp0 = `00-${TID}-b7ad6b7169203331-00`;
-  assert.deepEqual(injectEnv(ctx, 'k=v', DEFAULT_PROPAGATORS), { TRACEPARENT: tp0, TRACECONTEXT: tp0, TRACESTATE: 's=1', BAGGAGE: 'k=v' });
+  assert.deepEqual(injectEnv(ctx, 'k=v', DEFAULT_PROPAGATORS), {
+    TRACEPARENT: tp0,
+    TRACECONTEXT: tp0,
+    TRACESTATE: 's=1',
+    BAGGAGE: 'k=v',
+  });
   assert.deepEqual(injectEnv({ ...ctx, traceId: '0'.repeat(32) }, undefined, DEFAULT_PROPAGATORS), {});
   assert.deepEqual(injectEnv(ctx, 'k=v', readPropagators({ OTEL_PROPAGATORS: 'none' })), {});
-  assert.deepEqual(injectEnv(ctx, 'k=v', readPropagators({ OTEL_PROPAGATORS: 'tracecontext' })), { TRACEPARENT: tp0, TRACECONTEXT: tp0, TRACESTATE: 's=1' });
+  assert.deepEqual(injectEnv(ctx, 'k=v', readPropagators({ OTEL_PROPAGATORS: 'tracecontext' })), {
+    TRACEPARENT: tp0,
+    TRACECONTEXT: tp0,
+    TRACESTATE: 's=1',
+  });
 });
 
 function runSpan(): { rec: SpanRecorder; open: SpanRecord; end: () => SpanRecord } {
@@ -51,7 +90,7 @@ function runSpan(): { rec: SpanRecorder; open: SpanRecord; end: () => SpanRecord
     open: span.snapshot()!,
     end: () => {
       span.end();
-      return out[0]!;
+      return out[0];
     },
   };
 }
@@ -64,7 +103,10 @@ test('child IPC messages are parsed, never cast: garbage refused, invalid span r
   assert.deepEqual(parseFromChild({ t: 'error' }), { t: 'error', message: 'the Wasm child failed' });
   const { end, open } = runSpan();
   const good = JSON.parse(JSON.stringify(end()));
-  const m = parseFromChild({ t: 'spans', records: [good, { ...good, spanId: 'zz' }, { ...good, process: 'shim' }, { ...good, startTime: [1, 2e9] }, 7] });
+  const m = parseFromChild({
+    t: 'spans',
+    records: [good, { ...good, spanId: 'zz' }, { ...good, process: 'shim' }, { ...good, startTime: [1, 2e9] }, 7],
+  });
   assert.equal(m?.t, 'spans');
   assert.deepEqual(m?.t === 'spans' && m.records.map((r) => r.spanId), [good.spanId]);
   assert.equal(parseFromChild({ t: 'spans', records: 'x' }), undefined);
@@ -72,8 +114,11 @@ test('child IPC messages are parsed, never cast: garbage refused, invalid span r
   assert.equal(o?.t === 'span-open' && o.span.name, 'wasm.run');
   assert.equal(parseFromChild({ t: 'span-open', span: { ...open, pid: -1 } }), undefined);
   // Attributes of the wrong type are left out, not passed on.
-  const odd = parseFromChild({ t: 'spans', records: [{ ...good, attributes: { ok: 1, obj: { a: 1 }, mixed: [1, 'a'] } }] });
-  assert.deepEqual(odd?.t === 'spans' && odd.records[0]!.attributes, { ok: 1 });
+  const odd = parseFromChild({
+    t: 'spans',
+    records: [{ ...good, attributes: { ok: 1, obj: { a: 1 }, mixed: [1, 'a'] } }],
+  });
+  assert.deepEqual(odd?.t === 'spans' && odd.records[0].attributes, { ok: 1 });
 });
 
 test('ChildSpanRelay: a span the child ended is passed on once; one it never ended is ended at its death, failed by the signal', () => {
@@ -83,7 +128,10 @@ test('ChildSpanRelay: a span the child ended is passed on once; one it never end
   relay.opened(a.open);
   relay.finished([a.end()]);
   relay.childExited({ status: 0, signal: null, exitedAt: new Date() });
-  assert.deepEqual(delivered.map((r) => r.name), ['wasm.run']);
+  assert.deepEqual(
+    delivered.map((r) => r.name),
+    ['wasm.run'],
+  );
 
   delivered.length = 0;
   const b = runSpan();
@@ -91,7 +139,7 @@ test('ChildSpanRelay: a span the child ended is passed on once; one it never end
   const at = new Date(Date.now() + 50);
   relay.childExited({ status: 137, signal: 'SIGKILL', exitedAt: at });
   assert.equal(delivered.length, 1);
-  const killed = delivered[0]!;
+  const killed = delivered[0];
   assert.equal(killed.spanId, b.open.spanId);
   assert.equal(killed.parentSpanId, 'b7ad6b7169203331');
   assert.deepEqual(killed.status, { code: 2, message: 'the Wasm process was killed by SIGKILL' });

@@ -52,7 +52,10 @@ test('time: hrNow tracks Date.now; inputs accepted as HrTime, ms, Date', () => {
 
 test('root span: new trace, sampled, record shape is plain JSON', () => {
   const { rec, out } = make({ process: 'shim', pid: 1234 });
-  const s = rec.startSpan('root', { kind: 'server', attributes: { 'container.id': 'c1', n: 1, ok: true, list: ['a', 'b'] } });
+  const s = rec.startSpan('root', {
+    kind: 'server',
+    attributes: { 'container.id': 'c1', n: 1, ok: true, list: ['a', 'b'] },
+  });
   assert.match(s.context.traceId, /^[0-9a-f]{32}$/);
   assert.match(s.context.spanId, /^[0-9a-f]{16}$/);
   assert.equal(s.context.traceFlags, 1);
@@ -61,7 +64,7 @@ test('root span: new trace, sampled, record shape is plain JSON', () => {
   assert.equal(out.length, 0, 'nothing emitted before end');
   s.end();
   assert.equal(out.length, 1);
-  const r = out[0]!;
+  const r = out[0];
   assert.equal(r.name, 'root');
   assert.equal(r.kind, 'server');
   assert.equal(r.parentSpanId, undefined);
@@ -84,15 +87,15 @@ test('parenting: local and remote parents', () => {
   child.end();
   root.end();
   const [c, r] = out;
-  assert.equal(r!.parentSpanId, REMOTE.spanId);
-  assert.equal(r!.parentIsRemote, true);
-  assert.equal(c!.parentSpanId, root.context.spanId);
-  assert.equal(c!.parentIsRemote, undefined);
+  assert.equal(r.parentSpanId, REMOTE.spanId);
+  assert.equal(r.parentIsRemote, true);
+  assert.equal(c.parentSpanId, root.context.spanId);
+  assert.equal(c.parentIsRemote, undefined);
   // an invalid parent makes a root
   const orphan = rec.startSpan('x', { parent: { traceId: 'nope', spanId: 'nope', traceFlags: 1 } });
   orphan.end();
-  assert.equal(out[2]!.parentSpanId, undefined);
-  assert.notEqual(out[2]!.traceId, REMOTE.traceId);
+  assert.equal(out[2].parentSpanId, undefined);
+  assert.notEqual(out[2].traceId, REMOTE.traceId);
 });
 
 test('explicit start/end times, end before start is clamped, end is idempotent', () => {
@@ -102,14 +105,14 @@ test('explicit start/end times, end before start is clamped, end is idempotent',
   s.end(2_000_000);
   s.setAttribute('late', 1);
   assert.equal(out.length, 1);
-  assert.deepEqual(out[0]!.startTime, [1000, 0]);
-  assert.deepEqual(out[0]!.endTime, [1000, 250_000_000]);
-  assert.equal(out[0]!.attributes.late, undefined);
+  assert.deepEqual(out[0].startTime, [1000, 0]);
+  assert.deepEqual(out[0].endTime, [1000, 250_000_000]);
+  assert.equal(out[0].attributes.late, undefined);
   assert.equal(s.ended, true);
   assert.equal(s.isRecording(), false);
   const b = rec.startSpan('b', { startTime: [2000, 5] });
   b.end([1999, 0]);
-  assert.deepEqual(out[1]!.endTime, [2000, 5]);
+  assert.deepEqual(out[1].endTime, [2000, 5]);
 });
 
 test('attributes: sanitised, undefined skipped, bigint converted, limit applied', () => {
@@ -126,7 +129,7 @@ test('attributes: sanitised, undefined skipped, bigint converted, limit applied'
   for (let i = 0; i < ATTRIBUTE_COUNT_LIMIT + 10; i++) s.setAttribute(`k${i}`, i);
   s.setAttribute('s', 'overwrite is fine at the limit');
   s.end();
-  const a = out[0]!.attributes;
+  const a = out[0].attributes;
   assert.equal('u' in a, false);
   assert.equal('n' in a, false);
   assert.equal(a.big, 10);
@@ -137,7 +140,7 @@ test('attributes: sanitised, undefined skipped, bigint converted, limit applied'
   assert.equal(a.s, 'overwrite is fine at the limit');
   assert.equal(Object.keys(a).length, ATTRIBUTE_COUNT_LIMIT);
   // big, huge, arr, s + k0..k137: 142 distinct keys, 128 kept
-  assert.equal(out[0]!.droppedAttributesCount, 14);
+  assert.equal(out[0].droppedAttributesCount, 14);
 });
 
 test('events, status and exceptions', () => {
@@ -147,10 +150,10 @@ test('events, status and exceptions', () => {
   const err = new TypeError('boom');
   s.recordException(err);
   s.end();
-  const r = out[0]!;
+  const r = out[0];
   assert.equal(r.events.length, 2);
   assert.deepEqual(r.events[0], { name: 'compiled', time: [5, 0], attributes: { bytes: 10 } });
-  const ex = r.events[1]!;
+  const ex = r.events[1];
   assert.equal(ex.name, 'exception');
   assert.equal(ex.attributes['exception.type'], 'TypeError');
   assert.equal(ex.attributes['exception.message'], 'boom');
@@ -160,34 +163,42 @@ test('events, status and exceptions', () => {
   const s2 = rec.startSpan('s2');
   s2.recordException('plain string');
   s2.end();
-  assert.deepEqual(out[1]!.events[0]!.attributes, { 'exception.message': 'plain string' });
-  assert.equal(out[1]!.status.code, 2);
+  assert.deepEqual(out[1].events[0].attributes, { 'exception.message': 'plain string' });
+  assert.equal(out[1].status.code, 2);
 
   // status rules: UNSET ignored, OK final, message only with ERROR
   const s3 = rec.startSpan('s3');
   s3.setStatus(SpanStatusCode.ERROR, 'first').setStatus(SpanStatusCode.UNSET);
   s3.end();
-  assert.deepEqual(out[2]!.status, { code: 2, message: 'first' });
+  assert.deepEqual(out[2].status, { code: 2, message: 'first' });
   const s4 = rec.startSpan('s4');
-  s4.setStatus(SpanStatusCode.OK, 'ignored message').setStatus(SpanStatusCode.ERROR, 'late').recordException(new Error('x'));
+  s4.setStatus(SpanStatusCode.OK, 'ignored message')
+    .setStatus(SpanStatusCode.ERROR, 'late')
+    .recordException(new Error('x'));
   s4.end();
-  assert.deepEqual(out[3]!.status, { code: 1 });
-  assert.equal(out[3]!.events[0]!.name, 'exception');
+  assert.deepEqual(out[3].status, { code: 1 });
+  assert.equal(out[3].events[0].name, 'exception');
   const s5 = rec.startSpan('old');
   s5.updateName('new');
   s5.end();
-  assert.equal(out[4]!.name, 'new');
+  assert.equal(out[4].name, 'new');
 });
 
 test('links', () => {
   const { rec, out } = make();
   const other = rec.startSpan('other');
   const s = rec.startSpan('linked', {
-    links: [{ context: other.context, attributes: { why: 'root' } }, { context: { traceId: 'bad', spanId: 'bad', traceFlags: 0 } }],
+    links: [
+      { context: other.context, attributes: { why: 'root' } },
+      { context: { traceId: 'bad', spanId: 'bad', traceFlags: 0 } },
+    ],
   });
   s.end();
-  assert.deepEqual(out[0]!.links, [
-    { context: { traceId: other.context.traceId, spanId: other.context.spanId, traceFlags: 1 }, attributes: { why: 'root' } },
+  assert.deepEqual(out[0].links, [
+    {
+      context: { traceId: other.context.traceId, spanId: other.context.spanId, traceFlags: 1 },
+      attributes: { why: 'root' },
+    },
   ]);
 });
 
@@ -298,10 +309,16 @@ test('recorder applies the sampler: unsampled spans propagate flags 00 and emit 
 // ---------------------------------------------------------------------------
 // tracestate and snapshots
 
-test('child spans inherit the parent\'s tracestate; snapshot() is the record so far, end() still emits once', () => {
+test("child spans inherit the parent's tracestate; snapshot() is the record so far, end() still emits once", () => {
   const out: SpanRecord[] = [];
   const r = new SpanRecorder((s) => out.push(s), { enabled: true, process: 'child', pid: 77 });
-  const parent = { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00f067aa0ba902b7', traceFlags: 1, isRemote: true, traceState: 'vendor=abc,x=1' };
+  const parent = {
+    traceId: '4bf92f3577b34da6a3ce929d0e0e4736',
+    spanId: '00f067aa0ba902b7',
+    traceFlags: 1,
+    isRemote: true,
+    traceState: 'vendor=abc,x=1',
+  };
   const run = r.startSpan('wasm.run', { parent, attributes: { a: 1 } });
   assert.equal(run.context.traceState, 'vendor=abc,x=1');
   const snap = run.snapshot();
@@ -312,7 +329,7 @@ test('child spans inherit the parent\'s tracestate; snapshot() is the record so 
   assert.equal(out.length, 0, 'a snapshot is not emitted');
   run.setAttribute('b', 2).end();
   assert.equal(out.length, 1);
-  assert.deepEqual(out[0]!.attributes, { a: 1, b: 2 });
+  assert.deepEqual(out[0].attributes, { a: 1, b: 2 });
   assert.equal(snap?.attributes.b, undefined, 'the snapshot does not change with the span');
   assert.equal(run.snapshot(), undefined, 'nothing to snapshot once ended');
   const off = new SpanRecorder(() => undefined, { enabled: false });

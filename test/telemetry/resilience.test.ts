@@ -3,7 +3,15 @@
 // by itself with code 0. Each case runs in its own process.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { baseEnv, runFixture, startBadEndpoints, startCaptureServer, type BadEndpoints, type CaptureServer, type RunResult } from './helpers.js';
+import {
+  baseEnv,
+  runFixture,
+  startBadEndpoints,
+  startCaptureServer,
+  type BadEndpoints,
+  type CaptureServer,
+  type RunResult,
+} from './helpers.js';
 
 let bad: BadEndpoints;
 let cap: CaptureServer;
@@ -29,7 +37,13 @@ interface RunOutput {
 }
 
 async function run(env: Record<string, string>, shutdownMs = 2000): Promise<{ r: RunResult; out: RunOutput }> {
-  const r = await runFixture('export-run.ts', [JSON.stringify({ spans: 50, flushFirstMs: 300, shutdownMs })], { ...baseEnv(), ...env }, [], 30_000);
+  const r = await runFixture(
+    'export-run.ts',
+    [JSON.stringify({ spans: 50, flushFirstMs: 300, shutdownMs })],
+    { ...baseEnv(), ...env },
+    [],
+    30_000,
+  );
   let out: RunOutput;
   try {
     out = JSON.parse(r.stdout.trim().split('\n').pop() ?? '');
@@ -67,10 +81,20 @@ test('bad endpoints never harm the process (http/protobuf, grpc, http/json)', as
       ['garbage', bad.garbagePort],
       ['hang', bad.hangPort],
     ] as const) {
-      cases.push([`${protocol} ${what}`, { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`, OTEL_EXPORTER_OTLP_PROTOCOL: protocol, OTEL_BSP_SCHEDULE_DELAY: '50' }]);
+      cases.push([
+        `${protocol} ${what}`,
+        {
+          OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`,
+          OTEL_EXPORTER_OTLP_PROTOCOL: protocol,
+          OTEL_BSP_SCHEDULE_DELAY: '50',
+        },
+      ]);
     }
   }
-  cases.push(['http/json garbage', { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${bad.garbagePort}`, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' }]);
+  cases.push([
+    'http/json garbage',
+    { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${bad.garbagePort}`, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' },
+  ]);
   const results = await inBatches(
     cases.map(([name, env]) => async () => ({ name, res: await run(env) })),
     3,
@@ -79,15 +103,23 @@ test('bad endpoints never harm the process (http/protobuf, grpc, http/json)', as
   // Not one span vanishes silently: the warnings name the endpoint and add up to all 51 (50 + the root).
   for (const [name, env] of cases) {
     const { out } = results.find((x) => x.name === name)!.res;
-    const protocol = env.OTEL_EXPORTER_OTLP_PROTOCOL!;
-    const endpoint = protocol === 'grpc' ? env.OTEL_EXPORTER_OTLP_ENDPOINT! : `${env.OTEL_EXPORTER_OTLP_ENDPOINT}/v1/traces`;
-    const lines = out.logs.filter((l) => l.level === 'warn' && l.msg.startsWith(`telemetry: span export to ${endpoint} (${protocol}) failed: `));
-    const total = lines.map((l) => Number(/; (\d+) spans? dropped$/.exec(l.msg)?.[1] ?? NaN)).reduce((a, b) => a + b, 0);
+    const protocol = env.OTEL_EXPORTER_OTLP_PROTOCOL;
+    const endpoint =
+      protocol === 'grpc' ? env.OTEL_EXPORTER_OTLP_ENDPOINT : `${env.OTEL_EXPORTER_OTLP_ENDPOINT}/v1/traces`;
+    const lines = out.logs.filter(
+      (l) => l.level === 'warn' && l.msg.startsWith(`telemetry: span export to ${endpoint} (${protocol}) failed: `),
+    );
+    const total = lines
+      .map((l) => Number(/; (\d+) spans? dropped$/.exec(l.msg)?.[1] ?? NaN))
+      .reduce((a, b) => a + b, 0);
     assert.equal(total, 51, `${name}: dropped spans reported: ${JSON.stringify(out.logs)}`);
   }
   // The garbage endpoint's HPE_INVALID_CONSTANT is reported as one export failure, not a crash.
   const g = results.find((x) => x.name === 'http/protobuf garbage')!.res.out;
-  assert.ok(g.logs.some((l) => /failed: .*HPE_INVALID_CONSTANT/.test(l.msg)), JSON.stringify(g.logs));
+  assert.ok(
+    g.logs.some((l) => /failed: .*HPE_INVALID_CONSTANT/.test(l.msg)),
+    JSON.stringify(g.logs),
+  );
 });
 
 test('control: the same fixture against a working endpoint exports everything and exits', async () => {

@@ -13,7 +13,12 @@ const TP = `00-${TID}-${SID}-01`;
 
 test('parses a valid traceparent', () => {
   assert.deepEqual(parseTraceparent(TP), { traceId: TID, spanId: SID, traceFlags: 1, isRemote: true });
-  assert.deepEqual(parseTraceparent(`00-${TID}-${SID}-00`), { traceId: TID, spanId: SID, traceFlags: 0, isRemote: true });
+  assert.deepEqual(parseTraceparent(`00-${TID}-${SID}-00`), {
+    traceId: TID,
+    spanId: SID,
+    traceFlags: 0,
+    isRemote: true,
+  });
   assert.equal(parseTraceparent(`  ${TP}  `)?.traceId, TID);
   assert.equal(parseTraceparent(`00-${TID}-${SID}-09`)?.traceFlags, 9);
 });

@@ -67,11 +67,14 @@ async function lifecycle(label: string, removeBundle: boolean, containerdGone: b
   const bundle = path.join(dir, 'bundle');
   fs.mkdirSync(path.join(bundle, 'rootfs'), { recursive: true });
   fs.copyFileSync(path.join(MODULES, 'hello.wasm'), path.join(bundle, 'rootfs', 'hello.wasm'));
-  fs.writeFileSync(path.join(bundle, 'config.json'), JSON.stringify({
-    ociVersion: '1.0.2',
-    process: { args: ['/hello.wasm'], env: ['PATH=/'], cwd: '/' },
-    root: { path: 'rootfs' },
-  }));
+  fs.writeFileSync(
+    path.join(bundle, 'config.json'),
+    JSON.stringify({
+      ociVersion: '1.0.2',
+      process: { args: ['/hello.wasm'], env: ['PATH=/'], cwd: '/' },
+      root: { path: 'rootfs' },
+    }),
+  );
   // The daemon logs into <bundle>/log, a FIFO containerd reads; cat plays containerd.
   const fifo = path.join(bundle, 'log');
   assert.equal(spawnSync('mkfifo', [fifo]).status, 0, 'mkfifo');
@@ -83,9 +86,26 @@ async function lifecycle(label: string, removeBundle: boolean, containerdGone: b
   const id = `trc-bundle-${label}-${process.pid}`;
   const containerdAddress = path.join(dir, 'containerd.sock');
   if (!containerdGone) fs.writeFileSync(containerdAddress, ''); // the daemon only checks that it exists
-  const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', ...isolatedOtelEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: rx.httpUrl }) };
-  const start = spawnSync(path.join(REPO, 'bin', 'containerd-shim-wasmts-v1'),
-    ['-namespace', 'wasmts-tracing', '-id', id, '-address', containerdAddress, '-publish-binary', '/bin/true', '-debug', 'start'], { cwd: bundle, env, input: '', encoding: 'utf8', timeout: 10_000 });
+  const env = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    ...isolatedOtelEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: rx.httpUrl }),
+  };
+  const start = spawnSync(
+    path.join(REPO, 'bin', 'containerd-shim-wasmts-v1'),
+    [
+      '-namespace',
+      'wasmts-tracing',
+      '-id',
+      id,
+      '-address',
+      containerdAddress,
+      '-publish-binary',
+      '/bin/true',
+      '-debug',
+      'start',
+    ],
+    { cwd: bundle, env, input: '', encoding: 'utf8', timeout: 10_000 },
+  );
   assert.equal(start.status, 0, `start failed: ${start.stderr}`);
   const address = start.stdout.trim();
   const pid = Number(fs.readFileSync(path.join(bundle, 'shim.pid'), 'utf8'));
@@ -133,28 +153,36 @@ after(async () => {
 
 const SPANS = ['wasmts.container', 'Create', 'Start', 'Wait', 'Delete', 'Shutdown', 'wasm.run'];
 
-test('control: a short container\'s spans reach the collector when the bundle stays', { timeout: 30_000 }, async () => {
+test("control: a short container's spans reach the collector when the bundle stays", { timeout: 30_000 }, async () => {
   const o = await lifecycle('kept', false, true);
   await waitForContainerTrace(rx, o.id, SPANS, 3_000).catch((err: Error) => {
     throw new Error(`${err.message}\n--- daemon log ---\n${o.log()}`);
   });
 });
 
-test('a short container\'s spans reach the collector although containerd removes the bundle right after Shutdown, the daemon living on', {
-  timeout: 30_000,
-}, async () => {
-  const o = await lifecycle('removed-lives', true, false);
-  await waitForContainerTrace(rx, o.id, SPANS, 3_000).catch((err: Error) => {
-    throw new Error(`${err.message}\n--- daemon log ---\n${o.log()}`);
-  });
-  assert.ok(alive(o.pid), 'the daemon serves on');
-});
+test(
+  "a short container's spans reach the collector although containerd removes the bundle right after Shutdown, the daemon living on",
+  {
+    timeout: 30_000,
+  },
+  async () => {
+    const o = await lifecycle('removed-lives', true, false);
+    await waitForContainerTrace(rx, o.id, SPANS, 3_000).catch((err: Error) => {
+      throw new Error(`${err.message}\n--- daemon log ---\n${o.log()}`);
+    });
+    assert.ok(alive(o.pid), 'the daemon serves on');
+  },
+);
 
-test('a short container\'s spans reach the collector although containerd removes the bundle right after Shutdown and then goes away (exit flush)', {
-  timeout: 30_000,
-}, async () => {
-  const o = await lifecycle('removed', true, true);
-  await waitForContainerTrace(rx, o.id, SPANS, 3_000).catch((err: Error) => {
-    throw new Error(`${err.message}\ndaemon exited ${o.exitMs} ms after Shutdown\n--- daemon log ---\n${o.log()}`);
-  });
-});
+test(
+  "a short container's spans reach the collector although containerd removes the bundle right after Shutdown and then goes away (exit flush)",
+  {
+    timeout: 30_000,
+  },
+  async () => {
+    const o = await lifecycle('removed', true, true);
+    await waitForContainerTrace(rx, o.id, SPANS, 3_000).catch((err: Error) => {
+      throw new Error(`${err.message}\ndaemon exited ${o.exitMs} ms after Shutdown\n--- daemon log ---\n${o.log()}`);
+    });
+  },
+);

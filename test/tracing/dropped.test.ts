@@ -53,7 +53,17 @@ after(async () => {
 });
 
 function withLogs(e: () => TracedContainerd, body: (t: TestContext) => Promise<void>) {
-  return withContainers(e, (env) => `\n--- ${env.name}: containerd log ---\n${env.c.log().split('\n').filter((l) => /telemetry|span/.test(l)).slice(-40).join('\n')}\n`, body);
+  return withContainers(
+    e,
+    (env) =>
+      `\n--- ${env.name}: containerd log ---\n${env.c
+        .log()
+        .split('\n')
+        .filter((l) => /telemetry|span/.test(l))
+        .slice(-40)
+        .join('\n')}\n`,
+    body,
+  );
 }
 
 /** One container whose spans cannot be delivered: the log names the endpoint, the cause and how many were dropped. */
@@ -64,27 +74,57 @@ async function dropsAreLogged(e: TracedContainerd, endpoint: string, cause: RegE
   await e.waitShimGone(id, 10_000, r.endedAt);
   const { lines, counts } = droppedSpanWarnings(e.c.log(), endpoint);
   assert.ok(lines.length > 0, `no dropped-span warning naming ${endpoint}`);
-  assert.ok(counts.every((n) => n > 0), lines.join('\n'));
-  assert.ok(lines.some((l) => cause.test(l)), `no warning gives the cause ${cause}:\n${lines.join('\n')}`);
+  assert.ok(
+    counts.every((n) => n > 0),
+    lines.join('\n'),
+  );
+  assert.ok(
+    lines.some((l) => cause.test(l)),
+    `no warning gives the cause ${cause}:\n${lines.join('\n')}`,
+  );
   process.stdout.write(`# ${e.name}: ${lines[0]}\n`);
 }
 
-test('a dead port: dropped spans are a warning in the shim log with the endpoint, the cause and the count', { timeout: 60_000 }, withLogs(() => E.dead, async () => {
-  await dropsAreLogged(E.dead, `${bad.deadUrl}/v1/traces`, /ECONNREFUSED/);
-}));
+test(
+  'a dead port: dropped spans are a warning in the shim log with the endpoint, the cause and the count',
+  { timeout: 60_000 },
+  withLogs(
+    () => E.dead,
+    async () => {
+      await dropsAreLogged(E.dead, `${bad.deadUrl}/v1/traces`, /ECONNREFUSED/);
+    },
+  ),
+);
 
-test('a collector whose certificate is not trusted (wrong CA): the lost spans are logged likewise, naming the certificate problem', { timeout: 60_000 }, withLogs(() => E.untrusted, async () => {
-  await dropsAreLogged(E.untrusted, `${tls.url}/v1/traces`, /certificate/i);
-  assert.ok(tls.connections > 0, 'the shim never tried the HTTPS endpoint');
-}));
+test(
+  'a collector whose certificate is not trusted (wrong CA): the lost spans are logged likewise, naming the certificate problem',
+  { timeout: 60_000 },
+  withLogs(
+    () => E.untrusted,
+    async () => {
+      await dropsAreLogged(E.untrusted, `${tls.url}/v1/traces`, /certificate/i);
+      assert.ok(tls.connections > 0, 'the shim never tried the HTTPS endpoint');
+    },
+  ),
+);
 
-test('an endpoint that is not a URL: a warning in the shim log (not a debug line), the container runs normally', { timeout: 60_000 }, withLogs(() => E.invalid, async () => {
-  const id = E.invalid.id('run');
-  const r = await E.invalid.run(['/probe.wasm', 'exit', '3'], { id });
-  assert.equal(r.code, 3, r.stderr);
-  const log = E.invalid.c.log();
-  assert.match(log, /level=warn msg=".*OTEL_EXPORTER_OTLP_ENDPOINT=http:\/\/no such host:4318 is not a valid URL; spans are not exported/);
-}));
+test(
+  'an endpoint that is not a URL: a warning in the shim log (not a debug line), the container runs normally',
+  { timeout: 60_000 },
+  withLogs(
+    () => E.invalid,
+    async () => {
+      const id = E.invalid.id('run');
+      const r = await E.invalid.run(['/probe.wasm', 'exit', '3'], { id });
+      assert.equal(r.code, 3, r.stderr);
+      const log = E.invalid.c.log();
+      assert.match(
+        log,
+        /level=warn msg=".*OTEL_EXPORTER_OTLP_ENDPOINT=http:\/\/no such host:4318 is not a valid URL; spans are not exported/,
+      );
+    },
+  ),
+);
 
 test('no shim or Wasm child of this suite is left', { timeout: 30_000 }, async () => {
   assert.deepEqual(await settledLeftovers(Object.values(E)), []);

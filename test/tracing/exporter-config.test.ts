@@ -32,31 +32,46 @@ const envs = (): TracedContainerd[] => [grpc, signalGrpc, signalHttp].filter(Boo
 
 before(async () => {
   img = await prepareImage('exporter-config');
-  [rx, decoy] = await Promise.all([startOtlpReceiver({ httpPort: 0, grpcPort: 0, ui: false }), startOtlpReceiver({ httpPort: 0, grpcPort: 0, ui: false })]);
+  [rx, decoy] = await Promise.all([
+    startOtlpReceiver({ httpPort: 0, grpcPort: 0, ui: false }),
+    startOtlpReceiver({ httpPort: 0, grpcPort: 0, ui: false }),
+  ]);
   const started = await Promise.allSettled([
-    startTracedContainerd('grpc', {
-      OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc',
-      OTEL_EXPORTER_OTLP_ENDPOINT: rx.grpcUrl,
-      OTEL_SERVICE_NAME: CUSTOM_SERVICE,
-      OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment=tracing-e2e,service.name=overridden-by-OTEL_SERVICE_NAME',
-    }, img),
-    startTracedContainerd('sig-grpc', {
-      OTEL_EXPORTER_OTLP_ENDPOINT: decoy.httpUrl,
-      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
-      OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: rx.grpcUrl,
-      OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'grpc',
-    }, img),
-    startTracedContainerd('sig-http', {
-      OTEL_EXPORTER_OTLP_ENDPOINT: decoy.grpcUrl,
-      OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc',
-      // Used as is: were /v1/traces appended again, the receiver would answer 404.
-      OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: `${rx.httpUrl}/v1/traces`,
-      OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/protobuf',
-    }, img),
+    startTracedContainerd(
+      'grpc',
+      {
+        OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc',
+        OTEL_EXPORTER_OTLP_ENDPOINT: rx.grpcUrl,
+        OTEL_SERVICE_NAME: CUSTOM_SERVICE,
+        OTEL_RESOURCE_ATTRIBUTES: 'deployment.environment=tracing-e2e,service.name=overridden-by-OTEL_SERVICE_NAME',
+      },
+      img,
+    ),
+    startTracedContainerd(
+      'sig-grpc',
+      {
+        OTEL_EXPORTER_OTLP_ENDPOINT: decoy.httpUrl,
+        OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: rx.grpcUrl,
+        OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'grpc',
+      },
+      img,
+    ),
+    startTracedContainerd(
+      'sig-http',
+      {
+        OTEL_EXPORTER_OTLP_ENDPOINT: decoy.grpcUrl,
+        OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc',
+        // Used as is: were /v1/traces appended again, the receiver would answer 404.
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: `${rx.httpUrl}/v1/traces`,
+        OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/protobuf',
+      },
+      img,
+    ),
   ]);
   [grpc, signalGrpc, signalHttp] = started.map((s) => (s.status === 'fulfilled' ? s.value : undefined!));
   const failed = started.find((s) => s.status === 'rejected');
-  if (failed) throw (failed as PromiseRejectedResult).reason;
+  if (failed) throw failed.reason;
 });
 
 after(async () => {
@@ -75,35 +90,66 @@ function withLogs(env: () => TracedContainerd, body: (t: TestContext, e: TracedC
     try {
       await body(t, e);
     } catch (err) {
-      for (const id of e.ids.slice(first)) process.stderr.write(`\n--- containerd log for ${id} ---\n${e.logFor(id)}\n`);
+      for (const id of e.ids.slice(first))
+        process.stderr.write(`\n--- containerd log for ${id} ---\n${e.logFor(id)}\n`);
       throw err;
     }
   };
 }
 
-test('grpc: OTEL_EXPORTER_OTLP_PROTOCOL=grpc to the receiver\'s gRPC port delivers the whole trace; OTEL_SERVICE_NAME is the service.name', { timeout: 60_000 }, withLogs(() => grpc, async (_t, e) => {
-  const httpBefore = rx.requests.http;
-  const { r, id } = await runTraced(e, rx, 'grpc', ['/probe.wasm', 'trace'], { code: 0, names: [...LIFECYCLE, 'Shutdown'] });
-  // service.name: OTEL_SERVICE_NAME on the shim's and the child's spans (it beats service.name in OTEL_RESOURCE_ATTRIBUTES)
-  const t = checkLifecycleTrace(rx.spans(), id, { serviceName: CUSTOM_SERVICE, exitStatus: 0, module: img.probe, protocol: 'grpc' });
-  assert.equal(r.stdout.trim(), expectedTraceparent(t));
-  // OTEL_RESOURCE_ATTRIBUTES reach both processes' resources
-  for (const s of [t.root, ...t.childSpans]) assert.equal(s.resource['deployment.environment'], 'tracing-e2e', `${s.name} resource`);
-  assert.ok(rx.requests.grpc > 0);
-  assert.equal(rx.requests.http, httpBefore, 'nothing went over HTTP from the grpc shim');
-}));
+test(
+  "grpc: OTEL_EXPORTER_OTLP_PROTOCOL=grpc to the receiver's gRPC port delivers the whole trace; OTEL_SERVICE_NAME is the service.name",
+  { timeout: 60_000 },
+  withLogs(
+    () => grpc,
+    async (_t, e) => {
+      const httpBefore = rx.requests.http;
+      const { r, id } = await runTraced(e, rx, 'grpc', ['/probe.wasm', 'trace'], {
+        code: 0,
+        names: [...LIFECYCLE, 'Shutdown'],
+      });
+      // service.name: OTEL_SERVICE_NAME on the shim's and the child's spans (it beats service.name in OTEL_RESOURCE_ATTRIBUTES)
+      const t = checkLifecycleTrace(rx.spans(), id, {
+        serviceName: CUSTOM_SERVICE,
+        exitStatus: 0,
+        module: img.probe,
+        protocol: 'grpc',
+      });
+      assert.equal(r.stdout.trim(), expectedTraceparent(t));
+      // OTEL_RESOURCE_ATTRIBUTES reach both processes' resources
+      for (const s of [t.root, ...t.childSpans])
+        assert.equal(s.resource['deployment.environment'], 'tracing-e2e', `${s.name} resource`);
+      assert.ok(rx.requests.grpc > 0);
+      assert.equal(rx.requests.http, httpBefore, 'nothing went over HTTP from the grpc shim');
+    },
+  ),
+);
 
-test('per-signal endpoint and protocol win: TRACES_ENDPOINT + TRACES_PROTOCOL=grpc over a generic http/protobuf endpoint', { timeout: 60_000 }, withLogs(() => signalGrpc, async (_t, e) => {
-  const { id } = await runTraced(e, rx, 'sig-grpc', ['/probe.wasm', 'exit', '42'], { code: 42, names: LIFECYCLE });
-  checkLifecycleTrace(rx.spans(), id, { serviceName: 'containerd-shim-wasmts', exitStatus: 42, protocol: 'grpc' });
-  assert.equal(decoy.requests.http + decoy.requests.grpc, 0, 'the generic endpoint got requests');
-}));
+test(
+  'per-signal endpoint and protocol win: TRACES_ENDPOINT + TRACES_PROTOCOL=grpc over a generic http/protobuf endpoint',
+  { timeout: 60_000 },
+  withLogs(
+    () => signalGrpc,
+    async (_t, e) => {
+      const { id } = await runTraced(e, rx, 'sig-grpc', ['/probe.wasm', 'exit', '42'], { code: 42, names: LIFECYCLE });
+      checkLifecycleTrace(rx.spans(), id, { serviceName: 'containerd-shim-wasmts', exitStatus: 42, protocol: 'grpc' });
+      assert.equal(decoy.requests.http + decoy.requests.grpc, 0, 'the generic endpoint got requests');
+    },
+  ),
+);
 
-test('per-signal endpoint is used as is and TRACES_PROTOCOL=http/protobuf beats OTEL_EXPORTER_OTLP_PROTOCOL=grpc', { timeout: 60_000 }, withLogs(() => signalHttp, async (_t, e) => {
-  const { id } = await runTraced(e, rx, 'sig-http', ['/hello.wasm'], { code: 0, names: LIFECYCLE });
-  checkLifecycleTrace(rx.spans(), id, { serviceName: 'containerd-shim-wasmts', exitStatus: 0, protocol: 'http' });
-  assert.equal(decoy.requests.http + decoy.requests.grpc, 0, 'the generic endpoint got requests');
-}));
+test(
+  'per-signal endpoint is used as is and TRACES_PROTOCOL=http/protobuf beats OTEL_EXPORTER_OTLP_PROTOCOL=grpc',
+  { timeout: 60_000 },
+  withLogs(
+    () => signalHttp,
+    async (_t, e) => {
+      const { id } = await runTraced(e, rx, 'sig-http', ['/hello.wasm'], { code: 0, names: LIFECYCLE });
+      checkLifecycleTrace(rx.spans(), id, { serviceName: 'containerd-shim-wasmts', exitStatus: 0, protocol: 'http' });
+      assert.equal(decoy.requests.http + decoy.requests.grpc, 0, 'the generic endpoint got requests');
+    },
+  ),
+);
 
 test('no shim or Wasm child is left, and the decoy never got a request', { timeout: 30_000 }, async () => {
   assert.deepEqual(await settledLeftovers(envs()), []);

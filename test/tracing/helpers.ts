@@ -22,7 +22,17 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import zlib from 'node:zlib';
 import { fromBinary } from '@bufbuild/protobuf';
-import { busyDaemonProblems, daemonKey, listProcesses, shimDaemons, startContainerd, type Containerd, type CtrOptions, type CtrResult, type ProcessInfo } from '../helpers/containerd.js';
+import {
+  busyDaemonProblems,
+  daemonKey,
+  listProcesses,
+  shimDaemons,
+  startContainerd,
+  type Containerd,
+  type CtrOptions,
+  type CtrResult,
+  type ProcessInfo,
+} from '../helpers/containerd.js';
 import { daemonPaths, isShimDaemon } from '../../src/handoff/handoff.js';
 import { socketPathFor } from '../../src/handoff/socket-address.js';
 import { packImage } from '../../src/image/oci.js';
@@ -59,7 +69,10 @@ export async function ensureBuilt(): Promise<void> {
     if (!fs.existsSync(path.join(REPO, 'dist', f))) throw new Error(`dist/${f} is missing: run \`make build\` first`);
   }
   await withLock('e2e-build', () => {
-    execFileSync('bash', [path.join(REPO, 'scripts', 'build-modules.sh')], { cwd: REPO, stdio: ['ignore', 'ignore', 'inherit'] });
+    execFileSync('bash', [path.join(REPO, 'scripts', 'build-modules.sh')], {
+      cwd: REPO,
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
   });
 }
 
@@ -180,7 +193,11 @@ function holdsFileUnder(pid: number, dirs: string[]): boolean {
 let idCounter = 0;
 const runTag = randomBytes(3).toString('hex');
 
-export async function startTracedContainerd(name: string, otelEnv: Record<string, string>, image: TestImage): Promise<TracedContainerd> {
+export async function startTracedContainerd(
+  name: string,
+  otelEnv: Record<string, string>,
+  image: TestImage,
+): Promise<TracedContainerd> {
   const env = isolatedOtelEnv(otelEnv);
   const c = await startContainerd({ name: `trc-${name}`, shimDir: BIN_DIR, env });
   try {
@@ -193,7 +210,8 @@ export async function startTracedContainerd(name: string, otelEnv: Record<string
   /** The daemon.log files of the daemons seen so far. */
   const daemonLogs = new Set<string>();
   const addrRe = new RegExp(`(^|\\s)-address ${escapeRe(c.address)}(\\s|$)`);
-  const shimProcs = (): ProcessInfo[] => listProcesses(addrRe).filter((p) => p.pid !== c.pid && /containerd-shim-wasmts|shim\.cjs/.test(p.cmdline));
+  const shimProcs = (): ProcessInfo[] =>
+    listProcesses(addrRe).filter((p) => p.pid !== c.pid && /containerd-shim-wasmts|shim\.cjs/.test(p.cmdline));
   const bundleDir = (id: string): string => path.join(c.state, 'io.containerd.runtime.v2.task', c.namespace, id);
   const shims = (id?: string): ProcessInfo[] => {
     const procs = shimProcs();
@@ -225,7 +243,10 @@ export async function startTracedContainerd(name: string, otelEnv: Record<string
     async run(args, o) {
       const mode = o.detach ? ['-d'] : o.rm === false ? [] : ['--rm'];
       const t0 = performance.now();
-      const r = await c.ctr(['run', ...mode, '--runtime', RUNTIME, '--platform', PLATFORM, image.ref, o.id, ...args], o);
+      const r = await c.ctr(
+        ['run', ...mode, '--runtime', RUNTIME, '--platform', PLATFORM, image.ref, o.id, ...args],
+        o,
+      );
       return { ...r, ms: performance.now() - t0, endedAt: Date.now() };
     },
     shims,
@@ -235,7 +256,9 @@ export async function startTracedContainerd(name: string, otelEnv: Record<string
         const left = shims(id);
         if (left.length === 0) return Date.now() - since;
         if (Date.now() - since > timeoutMs) {
-          throw new Error(`shim of ${id} still running ${Date.now() - since} ms after deletion: ${left.map((p) => `${p.pid} ${p.cmdline}`).join('; ')}`);
+          throw new Error(
+            `shim of ${id} still running ${Date.now() - since} ms after deletion: ${left.map((p) => `${p.pid} ${p.cmdline}`).join('; ')}`,
+          );
         }
         await sleep(25);
       }
@@ -270,13 +293,15 @@ export async function startTracedContainerd(name: string, otelEnv: Record<string
         const key = daemonKey(d.pid);
         if (key) daemonLogs.add(daemonPaths(key).log);
       }
-      return [...daemonLogs].map((f) => {
-        try {
-          return fs.readFileSync(f, 'utf8');
-        } catch {
-          return ''; // its daemon left and removed it
-        }
-      }).join('');
+      return [...daemonLogs]
+        .map((f) => {
+          try {
+            return fs.readFileSync(f, 'utf8');
+          } catch {
+            return ''; // its daemon left and removed it
+          }
+        })
+        .join('');
     },
     logFor(id) {
       return c
@@ -307,7 +332,9 @@ export function rootOf(spans: ReceivedSpan[], id: string): ReceivedSpan | undefi
 /** Every span of container id's trace (by the root's trace id, else by container.id). */
 export function containerTrace(spans: ReceivedSpan[], id: string): ReceivedSpan[] {
   const root = rootOf(spans, id);
-  const traceIds = new Set(root ? [root.traceId] : spans.filter((s) => s.attributes['container.id'] === id).map((s) => s.traceId));
+  const traceIds = new Set(
+    root ? [root.traceId] : spans.filter((s) => s.attributes['container.id'] === id).map((s) => s.traceId),
+  );
   return spans.filter((s) => traceIds.has(s.traceId));
 }
 
@@ -327,7 +354,10 @@ function fullName(n: string): string {
 
 export function describeSpans(spans: ReceivedSpan[]): string {
   return spans
-    .map((s) => `  ${s.name} trace=${s.traceId.slice(0, 8)} span=${s.spanId} parent=${s.parentSpanId || '-'} ${ms(s).toFixed(1)}ms proc=${s.resource['wasmts.process']} pid=${s.resource['process.pid']} status=${s.status.code}`)
+    .map(
+      (s) =>
+        `  ${s.name} trace=${s.traceId.slice(0, 8)} span=${s.spanId} parent=${s.parentSpanId || '-'} ${ms(s).toFixed(1)}ms proc=${s.resource['wasmts.process']} pid=${s.resource['process.pid']} status=${s.status.code}`,
+    )
     .join('\n');
 }
 
@@ -351,13 +381,24 @@ export async function waitForContainerTrace(
     await rx.waitFor(done, timeoutMs);
   } catch {
     const got = containerTrace(rx.spans(), id);
-    throw new Error(`spans of ${id} did not all arrive within ${timeoutMs} ms; wanted ${want.join(', ')}; got:\n${describeSpans(got) || '  (nothing)'}\nreceiver total: ${rx.spans().length} spans, requests ${JSON.stringify(rx.requests)}`);
+    throw new Error(
+      `spans of ${id} did not all arrive within ${timeoutMs} ms; wanted ${want.join(', ')}; got:\n${describeSpans(got) || '  (nothing)'}\nreceiver total: ${rx.spans().length} spans, requests ${JSON.stringify(rx.requests)}`,
+    );
   }
   return { spans: containerTrace(rx.spans(), id), at: Date.now() };
 }
 
 /** The span names every ctr run --rm of a successful container produces. */
-export const LIFECYCLE = ['wasmts.container', 'Create', 'Start', 'Wait', 'Delete', 'wasm.compile', 'wasm.instantiate', 'wasm.run'];
+export const LIFECYCLE = [
+  'wasmts.container',
+  'Create',
+  'Start',
+  'Wait',
+  'Delete',
+  'wasm.compile',
+  'wasm.instantiate',
+  'wasm.run',
+];
 
 // ---------------------------------------------------------------------------
 // misbehaving endpoints
@@ -420,7 +461,11 @@ export async function startBadEndpoints(): Promise<BadEndpoints> {
   hang.headersTimeout = 0;
   hang.keepAliveTimeout = 0;
   const dead = net.createServer();
-  const [garbagePort, hangPort, deadPort] = await Promise.all([listenLocal(garbage), listenLocal(hang), listenLocal(dead)]);
+  const [garbagePort, hangPort, deadPort] = await Promise.all([
+    listenLocal(garbage),
+    listenLocal(hang),
+    listenLocal(dead),
+  ]);
   await new Promise<void>((r) => dead.close(() => r()));
   return {
     deadUrl: `http://127.0.0.1:${deadPort}`,
@@ -430,7 +475,10 @@ export async function startBadEndpoints(): Promise<BadEndpoints> {
     connections,
     close: async () => {
       for (const s of sockets) s.destroy();
-      await Promise.all([new Promise<void>((r) => garbage.close(() => r())), new Promise<void>((r) => hang.close(() => r()))]);
+      await Promise.all([
+        new Promise<void>((r) => garbage.close(() => r())),
+        new Promise<void>((r) => hang.close(() => r())),
+      ]);
     },
   };
 }
@@ -448,7 +496,27 @@ export async function startUntrustedTlsEndpoint(): Promise<UntrustedTlsEndpoint>
   const dir = fs.mkdtempSync(path.join(tmpdir(), 'wasmts-tls-'));
   const key = path.join(dir, 'key.pem');
   const cert = path.join(dir, 'cert.pem');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '1',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+    ],
+    { stdio: 'ignore' },
+  );
   const sockets = new Set<net.Socket>();
   let connections = 0;
   const srv = https.createServer({ key: fs.readFileSync(key), cert: fs.readFileSync(cert) }, (req, res) => {
@@ -477,7 +545,9 @@ export async function startUntrustedTlsEndpoint(): Promise<UntrustedTlsEndpoint>
 
 /** Counts of the shim log's dropped-span warnings naming `endpoint` (the traces URL). */
 export function droppedSpanWarnings(log: string, endpoint: string): { lines: string[]; counts: number[] } {
-  const re = new RegExp(`level=warn msg=".*span export to ${escapeRe(endpoint)} \\(http/protobuf\\) failed: .*; (\\d+) spans? dropped"`);
+  const re = new RegExp(
+    `level=warn msg=".*span export to ${escapeRe(endpoint)} \\(http/protobuf\\) failed: .*; (\\d+) spans? dropped"`,
+  );
   const lines = log.split('\n').filter((l) => re.test(l));
   return { lines, counts: lines.map((l) => Number(re.exec(l)![1])) };
 }
@@ -485,7 +555,7 @@ export function droppedSpanWarnings(log: string, endpoint: string): { lines: str
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 // ---------------------------------------------------------------------------
@@ -533,12 +603,19 @@ export function checkLifecycleTrace(all: ReceivedSpan[], id: string, x: Lifecycl
   const spans = containerTrace(all, id);
   const roots = spans.filter((s) => s.name === 'wasmts.container');
   eq(roots.length, 1, `wasmts.container spans in the trace of ${id}`);
-  const root = roots[0]!;
-  eq(root.parentSpanId, x.parent ?? '', 'root span parent (containerd 1.6 sends no traceparent; the shim\'s environment may carry one)');
+  const root = roots[0];
+  eq(
+    root.parentSpanId,
+    x.parent ?? '',
+    "root span parent (containerd 1.6 sends no traceparent; the shim's environment may carry one)",
+  );
   eq(root.attributes['container.id'], id, 'root container.id');
   // One trace per container: every span naming this container is in this trace.
   const elsewhere = all.filter((s) => s.attributes['container.id'] === id && s.traceId !== root.traceId);
-  ok(elsewhere.length === 0, `spans of ${id} in another trace: ${elsewhere.map((s) => `${s.name}@${s.traceId}`).join(', ')}`);
+  ok(
+    elsewhere.length === 0,
+    `spans of ${id} in another trace: ${elsewhere.map((s) => `${s.name}@${s.traceId}`).join(', ')}`,
+  );
   for (const s of spans) {
     if (s.attributes['container.id'] !== undefined) eq(s.attributes['container.id'], id, `${s.name} container.id`);
     eq(s.resource['service.name'], x.serviceName, `${s.name} resource service.name`);
@@ -555,17 +632,27 @@ export function checkLifecycleTrace(all: ReceivedSpan[], id: string, x: Lifecycl
     eq(s.attributes['rpc.system.name'], 'ttrpc', `${s.name} rpc.system.name`);
     eq(s.attributes['rpc.method'], `${SERVICE}/${method}`, `${s.name} rpc.method`);
     ok(typeof s.attributes['rpc.status_code'] === 'string', `${s.name} has rpc.status_code`);
-    ok(String(s.attributes['server.address']).startsWith('/'), `${s.name} server.address is the socket (${s.attributes['server.address']})`);
+    ok(
+      String(s.attributes['server.address']).startsWith('/'),
+      `${s.name} server.address is the socket (${s.attributes['server.address']})`,
+    );
     eq(s.attributes['network.transport'], 'unix', `${s.name} network.transport`);
     eq(s.attributes['container.id'], id, `${s.name} container.id`);
-    for (const old of ['rpc.system', 'rpc.service', 'rpc.grpc.status_code', 'wasmts.error.code', 'wasmts.exit_status', 'process.pid']) {
+    for (const old of [
+      'rpc.system',
+      'rpc.service',
+      'rpc.grpc.status_code',
+      'wasmts.error.code',
+      'wasmts.exit_status',
+      'process.pid',
+    ]) {
       eq(s.attributes[old], undefined, `${s.name} ${old} (not in the pinned conventions, or the resource's)`);
     }
   }
   const one = (method: string): ReceivedSpan => {
     const list = rpcs(spans, method);
     eq(list.length, 1, `number of ${method} spans`);
-    return list[0]!;
+    return list[0];
   };
   const create = one('Create');
   const start = one('Start');
@@ -573,36 +660,58 @@ export function checkLifecycleTrace(all: ReceivedSpan[], id: string, x: Lifecycl
   const del = one('Delete');
   for (const s of [create, start, wait, del]) {
     eq(s.status.code, 0, `${s.name} status`);
-    ok(s.startTimeUnixNano >= root.startTimeUnixNano && s.endTimeUnixNano <= root.endTimeUnixNano, `${s.name} lies within the root span`);
+    ok(
+      s.startTimeUnixNano >= root.startTimeUnixNano && s.endTimeUnixNano <= root.endTimeUnixNano,
+      `${s.name} lies within the root span`,
+    );
   }
   ok(create.endTimeUnixNano <= start.startTimeUnixNano, 'Create ends before Start starts');
   ok(start.endTimeUnixNano <= del.startTimeUnixNano, 'Start ends before Delete starts');
 
   // pids: the child's pid is what Create returned (wasmts.task.pid); the shim's is the resource's process.pid.
   const childPid = Number(create.attributes['wasmts.task.pid']);
-  ok(Number.isInteger(childPid) && childPid > 0, `Create has wasmts.task.pid (${create.attributes['wasmts.task.pid']})`);
+  ok(
+    Number.isInteger(childPid) && childPid > 0,
+    `Create has wasmts.task.pid (${create.attributes['wasmts.task.pid']})`,
+  );
   eq(Number(root.attributes['wasmts.task.pid']), childPid, 'root wasmts.task.pid');
   const shimPid = Number(root.resource['process.pid']);
-  ok(Number.isInteger(shimPid) && shimPid > 0, 'the root\'s resource has process.pid');
+  ok(Number.isInteger(shimPid) && shimPid > 0, "the root's resource has process.pid");
   ok(shimPid !== childPid, 'shim and child are distinct processes');
-  for (const s of spans) eq(s.attributes['process.pid'], undefined, `${s.name} has no process.pid attribute (it would clash with the resource's)`);
+  for (const s of spans)
+    eq(
+      s.attributes['process.pid'],
+      undefined,
+      `${s.name} has no process.pid attribute (it would clash with the resource's)`,
+    );
   for (const s of spans.filter((s) => s.resource['wasmts.process'] !== 'child')) {
     eq(s.resource['wasmts.process'], 'shim', `${s.name} resource wasmts.process`);
     eq(Number(s.resource['process.pid']), shimPid, `${s.name} resource process.pid (the shim)`);
     // The daemon's resource: the SDK's detectors.
-    ok(typeof s.resource['service.instance.id'] === 'string' && s.resource['service.instance.id'] !== '', `${s.name} resource service.instance.id`);
+    ok(
+      typeof s.resource['service.instance.id'] === 'string' && s.resource['service.instance.id'] !== '',
+      `${s.name} resource service.instance.id`,
+    );
     ok(typeof s.resource['host.name'] === 'string' && s.resource['host.name'] !== '', `${s.name} resource host.name`);
     ok(typeof s.resource['host.arch'] === 'string', `${s.name} resource host.arch`);
     eq(s.resource['process.runtime.name'], 'nodejs', `${s.name} resource process.runtime.name`);
   }
-  eq(new Set(spans.filter((s) => s.resource['wasmts.process'] === 'shim').map((s) => s.resource['service.instance.id'])).size, 1, 'one service.instance.id for the daemon');
+  eq(
+    new Set(spans.filter((s) => s.resource['wasmts.process'] === 'shim').map((s) => s.resource['service.instance.id']))
+      .size,
+    1,
+    'one service.instance.id for the daemon',
+  );
 
   // exit status once exited, and the workload's failure as an error
   eq(Number(wait.attributes['process.exit.code']), x.exitStatus, 'Wait process.exit.code');
   eq(Number(del.attributes['process.exit.code']), x.exitStatus, 'Delete process.exit.code');
   eq(Number(root.attributes['process.exit.code']), x.exitStatus, 'root process.exit.code');
-  for (const s of spans.filter((s) => s.name.endsWith('/State') || s.name.endsWith('/Start') || s.name.endsWith('/Create'))) {
-    if (s.endTimeUnixNano < wait.endTimeUnixNano - 5_000_000n) eq(s.attributes['process.exit.code'], undefined, `${s.name} (before the exit) process.exit.code`);
+  for (const s of spans.filter(
+    (s) => s.name.endsWith('/State') || s.name.endsWith('/Start') || s.name.endsWith('/Create'),
+  )) {
+    if (s.endTimeUnixNano < wait.endTimeUnixNano - 5_000_000n)
+      eq(s.attributes['process.exit.code'], undefined, `${s.name} (before the exit) process.exit.code`);
   }
   const wantError = x.exitStatus === 0 ? undefined : (x.errorType ?? String(x.exitStatus));
   eq(root.status.code, x.exitStatus === 0 ? 0 : 2, 'root status (ERROR when the module failed)');
@@ -610,7 +719,8 @@ export function checkLifecycleTrace(all: ReceivedSpan[], id: string, x: Lifecycl
 
   // the child's spans: parented on Create (the span TRACECONTEXT names), exported for the child process
   const childSpans = spans.filter((s) => s.name.startsWith('wasm.'));
-  for (const n of ['wasm.compile', 'wasm.instantiate', 'wasm.run']) eq(childSpans.filter((s) => s.name === n).length, 1, `number of ${n} spans`);
+  for (const n of ['wasm.compile', 'wasm.instantiate', 'wasm.run'])
+    eq(childSpans.filter((s) => s.name === n).length, 1, `number of ${n} spans`);
   for (const s of childSpans) {
     eq(s.parentSpanId, create.spanId, `${s.name} parent (the Create span)`);
     eq(s.resource['wasmts.process'], 'child', `${s.name} resource wasmts.process`);
@@ -628,7 +738,11 @@ export function checkLifecycleTrace(all: ReceivedSpan[], id: string, x: Lifecycl
   eq(run.attributes['error.type'], wantError, 'wasm.run error.type');
   for (const s of childSpans) {
     eq(Number(s.resource['process.parent_pid']), shimPid, `${s.name} resource process.parent_pid (the daemon)`);
-    eq(s.resource['service.instance.id'], root.resource['service.instance.id'], `${s.name} resource service.instance.id`);
+    eq(
+      s.resource['service.instance.id'],
+      root.resource['service.instance.id'],
+      `${s.name} resource service.instance.id`,
+    );
   }
   // Clocks of two processes on one machine: allow a few ms.
   const slackNs = 5_000_000n;
@@ -698,12 +812,14 @@ export async function startTracedContainerds<K extends string>(
   image: TestImage,
   into: Partial<Record<K, TracedContainerd>>,
 ): Promise<void> {
-  const started = await Promise.allSettled(envs.map(([name, env]) => startTracedContainerd(`${prefix}-${name}`, env, image)));
+  const started = await Promise.allSettled(
+    envs.map(([name, env]) => startTracedContainerd(`${prefix}-${name}`, env, image)),
+  );
   started.forEach((s, i) => {
-    if (s.status === 'fulfilled') into[envs[i]![0]] = s.value;
+    if (s.status === 'fulfilled') into[envs[i][0]] = s.value;
   });
   const failed = started.find((s) => s.status === 'rejected');
-  if (failed) throw (failed as PromiseRejectedResult).reason;
+  if (failed) throw failed.reason;
 }
 
 /**

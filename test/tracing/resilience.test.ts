@@ -50,10 +50,10 @@ before(async () => {
   ];
   const started = await Promise.allSettled(envs.map(([name, env]) => startTracedContainerd(name, env, img)));
   started.forEach((s, i) => {
-    if (s.status === 'fulfilled') E[envs[i]![0]] = s.value;
+    if (s.status === 'fulfilled') E[envs[i][0]] = s.value;
   });
   const failed = started.find((s) => s.status === 'rejected');
-  if (failed) throw (failed as PromiseRejectedResult).reason;
+  if (failed) throw failed.reason;
 });
 
 after(async () => {
@@ -71,7 +71,9 @@ function withLogs(envs: () => TracedContainerd[], body: (t: TestContext) => Prom
     try {
       await body(t);
     } catch (err) {
-      for (const [e, n] of firsts) for (const id of e.ids.slice(n)) process.stderr.write(`\n--- ${e.name}: containerd log for ${id} ---\n${e.logFor(id)}\n`);
+      for (const [e, n] of firsts)
+        for (const id of e.ids.slice(n))
+          process.stderr.write(`\n--- ${e.name}: containerd log for ${id} ---\n${e.logFor(id)}\n`);
       throw err;
     }
   };
@@ -81,10 +83,19 @@ function withLogs(envs: () => TracedContainerd[], body: (t: TestContext) => Prom
 function shimTrouble(e: TracedContainerd): string[] {
   return (e.c.log() + e.daemonLog())
     .split('\n')
-    .filter((l) => /uncaught exception|unhandled rejection|telemetry: export worker/i.test(l) || (/HPE_/.test(l) && !/span export to .* failed: /.test(l)));
+    .filter(
+      (l) =>
+        /uncaught exception|unhandled rejection|telemetry: export worker/i.test(l) ||
+        (/HPE_/.test(l) && !/span export to .* failed: /.test(l)),
+    );
 }
 
-async function runAndExpect(e: TracedContainerd, label: string, args: string[], code: number): Promise<{ r: TimedResult; id: string }> {
+async function runAndExpect(
+  e: TracedContainerd,
+  label: string,
+  args: string[],
+  code: number,
+): Promise<{ r: TimedResult; id: string }> {
   const id = e.id(label);
   const r = await e.run(args, { id });
   assert.equal(r.code, code, `${e.name}: ctr run ${args.join(' ')} exited ${r.code} (want ${code}): ${r.stderr}`);
@@ -109,18 +120,36 @@ async function checkOff(e: TracedContainerd, what: string): Promise<void> {
   assert.equal(rxOff.spans().length, 0, `${what}: spans arrived`);
   // The daemon said why tracing is off (in its own log), and never loaded the exporter.
   const log = e.c.log() + e.daemonLog();
-  assert.match(log, new RegExp(`tracing disabled \\(${what.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\)`), `${what}: no "tracing disabled" log line`);
+  assert.match(
+    log,
+    new RegExp(`tracing disabled \\(${what.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\)`),
+    `${what}: no "tracing disabled" log line`,
+  );
   assert.doesNotMatch(log, /exporter ready|tracing on \(/, `${what}: the exporter was loaded`);
   assert.deepEqual(await settledLeftovers([e], 3_000), []);
 }
 
-test('OTEL_SDK_DISABLED=true exports nothing and puts no TRACECONTEXT in the module\'s env', { timeout: 60_000 }, withLogs(() => [E.off], async () => {
-  await checkOff(E.off, 'OTEL_SDK_DISABLED=true');
-}));
+test(
+  "OTEL_SDK_DISABLED=true exports nothing and puts no TRACECONTEXT in the module's env",
+  { timeout: 60_000 },
+  withLogs(
+    () => [E.off],
+    async () => {
+      await checkOff(E.off, 'OTEL_SDK_DISABLED=true');
+    },
+  ),
+);
 
-test('OTEL_TRACES_EXPORTER=none exports nothing and puts no TRACECONTEXT in the module\'s env', { timeout: 60_000 }, withLogs(() => [E.none], async () => {
-  await checkOff(E.none, 'OTEL_TRACES_EXPORTER=none');
-}));
+test(
+  "OTEL_TRACES_EXPORTER=none exports nothing and puts no TRACECONTEXT in the module's env",
+  { timeout: 60_000 },
+  withLogs(
+    () => [E.none],
+    async () => {
+      await checkOff(E.none, 'OTEL_TRACES_EXPORTER=none');
+    },
+  ),
+);
 
 /**
  * `ctr run --rm` wall times, each bad-endpoint run right after the same run with
@@ -131,14 +160,21 @@ function timingVerdict(off: number[], traced: number[]): { ok: boolean; text: st
   const mo = median(off);
   const mt = median(traced);
   const limit = 1.5 * mo + 300;
-  return { ok: mt < limit, text: `median ${mt.toFixed(0)} ms with the bad endpoint vs ${mo.toFixed(0)} ms with tracing off (limit ${limit.toFixed(0)}); off: ${off.map((x) => x.toFixed(0)).join(' ')}; traced: ${traced.map((x) => x.toFixed(0)).join(' ')}` };
+  return {
+    ok: mt < limit,
+    text: `median ${mt.toFixed(0)} ms with the bad endpoint vs ${mo.toFixed(0)} ms with tracing off (limit ${limit.toFixed(0)}); off: ${off.map((x) => x.toFixed(0)).join(' ')}; traced: ${traced.map((x) => x.toFixed(0)).join(' ')}`,
+  };
 }
 
 const CASES: { args: string[]; code: number; check?: (stdout: string) => void }[] = [
   { args: ['/hello.wasm'], code: 0 },
   { args: ['/probe.wasm', 'exit', '42'], code: 42 },
   // Tracing is on: the module still gets a valid TRACECONTEXT.
-  { args: ['/probe.wasm', 'trace'], code: 0, check: (out) => assert.match(out.trim(), /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/) },
+  {
+    args: ['/probe.wasm', 'trace'],
+    code: 0,
+    check: (out) => assert.match(out.trim(), /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/),
+  },
 ];
 
 async function checkBadEndpoint(name: 'dead' | 'garbage' | 'hang'): Promise<void> {
@@ -160,32 +196,57 @@ async function checkBadEndpoint(name: 'dead' | 'garbage' | 'hang'): Promise<void
   for (const [i, c] of CASES.entries()) await pair(c, `run${i}`);
   let v = timingVerdict(offTimes, times);
   if (!v.ok) {
-    for (let i = 0; i < 3; i++) await pair(CASES[0]!, `again${i}`);
+    for (let i = 0; i < 3; i++) await pair(CASES[0], `again${i}`);
     v = timingVerdict(offTimes, times);
   }
   assert.ok(v.ok, `${name}: ctr run --rm is slower with tracing to a ${name} endpoint: ${v.text}`);
-  for (const g of exits) assert.ok(g < 3_000, `${name}: a shim exited ${g} ms after its container was deleted (all: ${exits.join(' ')} ms)`);
+  for (const g of exits)
+    assert.ok(g < 3_000, `${name}: a shim exited ${g} ms after its container was deleted (all: ${exits.join(' ')} ms)`);
   assert.deepEqual(await settledLeftovers([e], 3_000), [], `${name}: leftovers`);
   assert.deepEqual(shimTrouble(e), [], `${name}: trouble in the shims' log`);
   // The shims did try to export (and said so at most once per shim).
   if (name === 'garbage') assert.ok(bad.connections.garbage > 0, 'the garbage endpoint was never contacted');
   if (name === 'hang') assert.ok(bad.connections.hang > 0, 'the never-answering endpoint was never contacted');
-  const failures = e.c.log().split('\n').filter((l) => /span export .*failed|did not finish|not ready within/.test(l));
+  const failures = e.c
+    .log()
+    .split('\n')
+    .filter((l) => /span export .*failed|did not finish|not ready within/.test(l));
   assert.ok(failures.length <= 2 * exits.length, `${name}: too many export-failure log lines:\n${failures.join('\n')}`);
   process.stdout.write(`# ${name}: ${v.text}; shim exit after deletion: ${exits.join(' ')} ms\n`);
 }
 
-test('a dead port (nothing listening): containers work, exit codes 0 and 42, normal ctr run time, shims exit within 3 s', { timeout: 90_000 }, withLogs(() => [E.off, E.dead], async () => {
-  await checkBadEndpoint('dead');
-}));
+test(
+  'a dead port (nothing listening): containers work, exit codes 0 and 42, normal ctr run time, shims exit within 3 s',
+  { timeout: 90_000 },
+  withLogs(
+    () => [E.off, E.dead],
+    async () => {
+      await checkBadEndpoint('dead');
+    },
+  ),
+);
 
-test('a port answering garbage bytes: containers work, exit codes 0 and 42, normal ctr run time, shims exit within 3 s', { timeout: 90_000 }, withLogs(() => [E.off, E.garbage], async () => {
-  await checkBadEndpoint('garbage');
-}));
+test(
+  'a port answering garbage bytes: containers work, exit codes 0 and 42, normal ctr run time, shims exit within 3 s',
+  { timeout: 90_000 },
+  withLogs(
+    () => [E.off, E.garbage],
+    async () => {
+      await checkBadEndpoint('garbage');
+    },
+  ),
+);
 
-test('an endpoint that never answers: containers work, exit codes 0 and 42, normal ctr run time, shims exit within 3 s', { timeout: 90_000 }, withLogs(() => [E.off, E.hang], async () => {
-  await checkBadEndpoint('hang');
-}));
+test(
+  'an endpoint that never answers: containers work, exit codes 0 and 42, normal ctr run time, shims exit within 3 s',
+  { timeout: 90_000 },
+  withLogs(
+    () => [E.off, E.hang],
+    async () => {
+      await checkBadEndpoint('hang');
+    },
+  ),
+);
 
 /**
  * How long Create took in the daemon, from the lines it logs (through containerd's
@@ -195,44 +256,57 @@ test('an endpoint that never answers: containers work, exit codes 0 and 42, norm
  */
 function createMsFromLog(e: TracedContainerd, id: string): number {
   const at = (msg: string): number => {
-    const re = new RegExp(`time="([^"]+)".* msg="?${msg}"? .*\\bid=${id.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(\\s|$)`);
-    const line = e.c.log().split('\n').find((l) => re.test(l));
+    const re = new RegExp(
+      `time="([^"]+)".* msg="?${msg}"? .*\\bid=${id.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(\\s|$)`,
+    );
+    const line = e.c
+      .log()
+      .split('\n')
+      .find((l) => re.test(l));
     if (!line) throw new Error(`${e.name}: no "${msg}" log line for ${id}\n${e.logFor(id)}`);
-    return Date.parse(re.exec(line)![1]!);
+    return Date.parse(re.exec(line)![1]);
   };
   return at('container created') - at('create');
 }
 
-test('tracing is not on Create\'s path: with a never-answering exporter, Create takes no longer than with a working one', { timeout: 90_000 }, withLogs(() => [E.ok, E.hang], async () => {
-  const okCreates: number[] = [];
-  const hangCreates: number[] = [];
-  const hangRuns: number[] = [];
-  const okRuns: number[] = [];
-  const round = async (i: number): Promise<void> => {
-    const o = await runAndExpect(E.ok, `create${i}`, LIVES_PAST_WARMUP, 0);
-    okRuns.push(o.r.ms);
-    // the working endpoint gets the trace (so tracing really ran on this path)
-    await waitForContainerTrace(rx, o.id, ['wasmts.container', 'Create'], 10_000);
-    okCreates.push(createMsFromLog(E.ok, o.id));
-    await E.ok.waitShimGone(o.id, 3_000, o.r.endedAt);
-    const h = await runAndExpect(E.hang, `create${i}`, LIVES_PAST_WARMUP, 0);
-    hangRuns.push(h.r.ms);
-    await E.hang.waitShimGone(h.id, 10_000, h.r.endedAt);
-    hangCreates.push(createMsFromLog(E.hang, h.id));
-  };
-  const text = (): string => `Create with a never-answering exporter: ${hangCreates.join(' ')} ms; with a working one: ${okCreates.join(' ')} ms; ctr run --rm: ${hangRuns.map((x) => x.toFixed(0)).join(' ')} vs ${okRuns.map((x) => x.toFixed(0)).join(' ')} ms`;
-  for (let i = 0; i < 3; i++) await round(i);
-  assert.ok(bad.connections.hang > 0, 'the never-answering endpoint was never contacted');
-  let ok = median(hangCreates) < 1.5 * median(okCreates) + 100;
-  if (!ok) {
-    for (let i = 3; i < 6; i++) await round(i);
-    ok = median(hangCreates) < 1.5 * median(okCreates) + 100;
-  }
-  assert.ok(ok, `Create is slower with a never-answering exporter: ${text()}`);
-  // Never anywhere near an export timeout or the 2 s shutdown flush.
-  for (const c of hangCreates) assert.ok(c < 1_500, `a Create took ${c.toFixed(0)} ms: ${text()}`);
-  process.stdout.write(`# ${text()}\n`);
-}));
+test(
+  "tracing is not on Create's path: with a never-answering exporter, Create takes no longer than with a working one",
+  { timeout: 90_000 },
+  withLogs(
+    () => [E.ok, E.hang],
+    async () => {
+      const okCreates: number[] = [];
+      const hangCreates: number[] = [];
+      const hangRuns: number[] = [];
+      const okRuns: number[] = [];
+      const round = async (i: number): Promise<void> => {
+        const o = await runAndExpect(E.ok, `create${i}`, LIVES_PAST_WARMUP, 0);
+        okRuns.push(o.r.ms);
+        // the working endpoint gets the trace (so tracing really ran on this path)
+        await waitForContainerTrace(rx, o.id, ['wasmts.container', 'Create'], 10_000);
+        okCreates.push(createMsFromLog(E.ok, o.id));
+        await E.ok.waitShimGone(o.id, 3_000, o.r.endedAt);
+        const h = await runAndExpect(E.hang, `create${i}`, LIVES_PAST_WARMUP, 0);
+        hangRuns.push(h.r.ms);
+        await E.hang.waitShimGone(h.id, 10_000, h.r.endedAt);
+        hangCreates.push(createMsFromLog(E.hang, h.id));
+      };
+      const text = (): string =>
+        `Create with a never-answering exporter: ${hangCreates.join(' ')} ms; with a working one: ${okCreates.join(' ')} ms; ctr run --rm: ${hangRuns.map((x) => x.toFixed(0)).join(' ')} vs ${okRuns.map((x) => x.toFixed(0)).join(' ')} ms`;
+      for (let i = 0; i < 3; i++) await round(i);
+      assert.ok(bad.connections.hang > 0, 'the never-answering endpoint was never contacted');
+      let ok = median(hangCreates) < 1.5 * median(okCreates) + 100;
+      if (!ok) {
+        for (let i = 3; i < 6; i++) await round(i);
+        ok = median(hangCreates) < 1.5 * median(okCreates) + 100;
+      }
+      assert.ok(ok, `Create is slower with a never-answering exporter: ${text()}`);
+      // Never anywhere near an export timeout or the 2 s shutdown flush.
+      for (const c of hangCreates) assert.ok(c < 1_500, `a Create took ${c.toFixed(0)} ms: ${text()}`);
+      process.stdout.write(`# ${text()}\n`);
+    },
+  ),
+);
 
 test('no shim or Wasm child of this suite is left', { timeout: 30_000 }, async () => {
   assert.deepEqual(await settledLeftovers(Object.values(E)), []);

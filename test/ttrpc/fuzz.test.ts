@@ -1,20 +1,20 @@
 // Seeded randomized tests: random and mutated valid frames into the decoder
 // and into live server connections. Reproducible: change SEED to explore.
 
-import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
-import { create, toBinary } from "@bufbuild/protobuf";
-import { CreateTaskRequestSchema, Task } from "../../src/gen/containerd/task/v2/shim_pb.js";
-import { RequestSchema } from "../../src/gen/ttrpc/ttrpc_pb.js";
-import { encodeFrame, FrameDecoder, type DecodeEvent } from "../../src/ttrpc/frame.js";
-import { Code, TtrpcClient, TtrpcError } from "../../src/ttrpc/index.js";
-import { ECHO, RawConn, rng, startServer, waitFor } from "./helpers.js";
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { create, toBinary } from '@bufbuild/protobuf';
+import { CreateTaskRequestSchema, Task } from '../../src/gen/containerd/task/v2/shim_pb.js';
+import { RequestSchema } from '../../src/gen/ttrpc/ttrpc_pb.js';
+import { encodeFrame, FrameDecoder, type DecodeEvent } from '../../src/ttrpc/frame.js';
+import { Code, TtrpcClient, TtrpcError } from '../../src/ttrpc/index.js';
+import { ECHO, RawConn, rng, startServer, waitFor } from './helpers.js';
 
 const SEED = 0x5eed1;
 
 function gen(rand: () => number) {
   const int = (n: number): number => Math.floor(rand() * n);
-  const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)]!;
+  const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)];
   const bytes = (n: number): Uint8Array => Uint8Array.from({ length: n }, () => int(256));
 
   function requestPayload(): Uint8Array {
@@ -22,11 +22,18 @@ function gen(rand: () => number) {
     return toBinary(
       RequestSchema,
       create(RequestSchema, {
-        service: task ? pick(["containerd.task.v2.Task", "containerd.task.v3.Task"]) : pick([ECHO.service, "test.Throw", "no.Such", ""]),
-        method: task ? pick(["Create", "State", "Kill", "Wait", "Nope"]) : pick([ECHO.method, "Throw", "x"]),
-        payload: task ? toBinary(CreateTaskRequestSchema, create(CreateTaskRequestSchema, { id: `t${int(100)}`, bundle: "/b" })) : bytes(int(40)),
+        service: task
+          ? pick(['containerd.task.v2.Task', 'containerd.task.v3.Task'])
+          : pick([ECHO.service, 'test.Throw', 'no.Such', '']),
+        method: task ? pick(['Create', 'State', 'Kill', 'Wait', 'Nope']) : pick([ECHO.method, 'Throw', 'x']),
+        payload: task
+          ? toBinary(CreateTaskRequestSchema, create(CreateTaskRequestSchema, { id: `t${int(100)}`, bundle: '/b' }))
+          : bytes(int(40)),
         timeoutNano: pick([0n, 0n, 0n, 1n, -5n, 1_000_000n, 2n ** 62n, BigInt(int(2 ** 31))]),
-        metadata: Array.from({ length: int(3) }, () => ({ key: pick(["containerd-namespace-ttrpc", "traceparent", "K"]), value: `v${int(9)}` })),
+        metadata: Array.from({ length: int(3) }, () => ({
+          key: pick(['containerd-namespace-ttrpc', 'traceparent', 'K']),
+          value: `v${int(9)}`,
+        })),
       }),
     );
   }
@@ -40,7 +47,7 @@ function gen(rand: () => number) {
     const b = Buffer.from(f);
     switch (int(7)) {
       case 0: // flip a bit anywhere
-        if (b.length) b[int(b.length)]! ^= 1 << int(8);
+        if (b.length) b[int(b.length)] ^= 1 << int(8);
         return b;
       case 1: // random byte in the payload
         if (b.length > 10) b[10 + int(b.length - 10)] = int(256);
@@ -75,7 +82,7 @@ function gen(rand: () => number) {
 
   function chunks(b: Uint8Array): Uint8Array[] {
     const out: Uint8Array[] = [];
-    for (let i = 0; i < b.length; ) {
+    for (let i = 0; i < b.length;) {
       const n = 1 + int(rand() < 0.5 ? 8 : 64);
       out.push(b.subarray(i, i + n));
       i += n;
@@ -87,11 +94,13 @@ function gen(rand: () => number) {
 }
 
 function summary(evs: DecodeEvent[]): string[] {
-  return evs.map((e) => `${e.kind}:${JSON.stringify(e.header)}:${e.kind === "frame" ? Buffer.from(e.payload).toString("hex") : ""}`);
+  return evs.map(
+    (e) => `${e.kind}:${JSON.stringify(e.header)}:${e.kind === 'frame' ? Buffer.from(e.payload).toString('hex') : ''}`,
+  );
 }
 
-describe("fuzz", () => {
-  it("FrameDecoder: never throws and decodes the same however the input is chunked", () => {
+describe('fuzz', () => {
+  it('FrameDecoder: never throws and decodes the same however the input is chunked', () => {
     const g = gen(rng(SEED));
     for (let i = 0; i < 3000; i++) {
       const s = g.stream().bytes;
@@ -106,25 +115,25 @@ describe("fuzz", () => {
     }
   });
 
-  describe("live server", () => {
+  describe('live server', () => {
     let env: Awaited<ReturnType<typeof startServer>>;
     let bystander: TtrpcClient;
 
     before(async () => {
       env = await startServer((s) => {
-        s.register("test.Throw", "Throw", async () => {
-          throw new Error("thrown");
+        s.register('test.Throw', 'Throw', async () => {
+          throw new Error('thrown');
         });
         const impl = {
           create: async () => ({ pid: 1 }),
           state: async () => {
-            throw new TtrpcError(Code.NotFound, "nope");
+            throw new TtrpcError(Code.NotFound, 'nope');
           },
           wait: (_req: unknown, ctx: { signal: AbortSignal }) =>
-            new Promise<object>((resolve) => ctx.signal.addEventListener("abort", () => resolve({}))),
+            new Promise<object>((resolve) => ctx.signal.addEventListener('abort', () => resolve({}))),
         };
         s.registerService(Task, impl);
-        s.registerService(Task, impl, { name: "containerd.task.v3.Task" });
+        s.registerService(Task, impl, { name: 'containerd.task.v3.Task' });
       });
       bystander = await TtrpcClient.connect(env.path);
     });
@@ -133,7 +142,7 @@ describe("fuzz", () => {
       await env.close();
     });
 
-    it("keeps serving through ~2500 random and mutated frames on 600 connections", async () => {
+    it('keeps serving through ~2500 random and mutated frames on 600 connections', async () => {
       const g = gen(rng(SEED + 1));
       let frames = 0;
       for (let batch = 0; batch < 60; batch++) {
@@ -154,18 +163,21 @@ describe("fuzz", () => {
             await raw.closed;
           }),
         );
-        assert.equal(Buffer.from(await bystander.call(ECHO.service, ECHO.method, Buffer.from(`b${batch}`))).toString(), `b${batch}`);
+        assert.equal(
+          Buffer.from(await bystander.call(ECHO.service, ECHO.method, Buffer.from(`b${batch}`))).toString(),
+          `b${batch}`,
+        );
       }
       assert.ok(frames > 2000, `only ${frames} frames`);
       // every fuzz connection is gone; only the bystander remains
       await waitFor(() => env.server.connections === 1);
       assert.deepEqual(
-        env.errors.filter((e) => e.kind === "internal"),
+        env.errors.filter((e) => e.kind === 'internal'),
         [],
       );
       // and a fresh connection is served as usual
       const fresh = await RawConn.connect(env.path);
-      await fresh.echo(1, "alive");
+      await fresh.echo(1, 'alive');
       fresh.destroy();
     });
   });

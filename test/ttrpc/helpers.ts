@@ -1,21 +1,21 @@
 // Shared test scaffolding: temp socket paths, a server factory, and a raw
 // socket client that speaks bytes so tests can send malformed frames.
 
-import fs from "node:fs";
-import net from "node:net";
-import os from "node:os";
-import path from "node:path";
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { RequestSchema, ResponseSchema, type Response } from "../../src/gen/ttrpc/ttrpc_pb.js";
-import { encodeFrame, FrameDecoder, FrameType, type FrameHeader } from "../../src/ttrpc/frame.js";
-import { TtrpcServer, type ServerError } from "../../src/ttrpc/index.js";
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
+import { RequestSchema, ResponseSchema, type Response } from '../../src/gen/ttrpc/ttrpc_pb.js';
+import { encodeFrame, FrameDecoder, FrameType, type FrameHeader } from '../../src/ttrpc/frame.js';
+import { TtrpcServer, type ServerError } from '../../src/ttrpc/index.js';
 
-export function tempSocketPath(name = "ttrpc.sock"): { path: string; cleanup(): void } {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "wasmts-ttrpc-"));
+export function tempSocketPath(name = 'ttrpc.sock'): { path: string; cleanup(): void } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wasmts-ttrpc-'));
   return { path: path.join(dir, name), cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
 }
 
-export const ECHO = { service: "test.Echo", method: "Echo" };
+export const ECHO = { service: 'test.Echo', method: 'Echo' };
 
 /** A listening server with an echo handler and an error log; close() also removes the temp dir. */
 export async function startServer(setup?: (s: TtrpcServer) => void): Promise<{
@@ -41,11 +41,19 @@ export async function startServer(setup?: (s: TtrpcServer) => void): Promise<{
   };
 }
 
-export function requestBytes(init: { service: string; method: string; payload?: Uint8Array; timeoutNano?: bigint }): Uint8Array {
+export function requestBytes(init: {
+  service: string;
+  method: string;
+  payload?: Uint8Array;
+  timeoutNano?: bigint;
+}): Uint8Array {
   return toBinary(RequestSchema, create(RequestSchema, init));
 }
 
-export function requestFrame(streamId: number, init: { service: string; method: string; payload?: Uint8Array; timeoutNano?: bigint }): Uint8Array {
+export function requestFrame(
+  streamId: number,
+  init: { service: string; method: string; payload?: Uint8Array; timeoutNano?: bigint },
+): Uint8Array {
   return encodeFrame(streamId, FrameType.Request, requestBytes(init));
 }
 
@@ -73,16 +81,16 @@ export class RawConn {
   readonly closed: Promise<void>;
 
   private constructor(readonly socket: net.Socket) {
-    socket.on("data", (chunk: Buffer) => {
+    socket.on('data', (chunk: Buffer) => {
       for (const ev of this.decoder.feed(chunk)) {
-        if (ev.kind !== "frame") throw new Error("server sent an oversized frame");
+        if (ev.kind !== 'frame') throw new Error('server sent an oversized frame');
         this.queue.push({ header: ev.header, response: fromBinary(ResponseSchema, ev.payload) });
       }
       this.wake();
     });
-    socket.on("error", () => {});
+    socket.on('error', () => {});
     this.closed = new Promise((resolve) =>
-      socket.on("close", () => {
+      socket.on('close', () => {
         this.ended = true;
         this.wake();
         resolve();
@@ -93,9 +101,9 @@ export class RawConn {
   static connect(p: string): Promise<RawConn> {
     return new Promise((resolve, reject) => {
       const s = net.createConnection({ path: p });
-      s.once("error", reject);
-      s.once("connect", () => {
-        s.off("error", reject);
+      s.once('error', reject);
+      s.once('connect', () => {
+        s.off('error', reject);
         resolve(new RawConn(s));
       });
     });
@@ -117,9 +125,9 @@ export class RawConn {
     for (;;) {
       const r = this.queue.shift();
       if (r !== undefined) return r;
-      if (this.ended) throw new Error("connection closed before a response arrived");
+      if (this.ended) throw new Error('connection closed before a response arrived');
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error("timed out waiting for a response");
+      if (left <= 0) throw new Error('timed out waiting for a response');
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, left);
         this.waiters.push(() => {
@@ -151,7 +159,7 @@ export class RawConn {
 export async function waitFor(cond: () => boolean, timeoutMs = 3000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!cond()) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
+    if (Date.now() > deadline) throw new Error('condition not met in time');
     await new Promise((r) => setTimeout(r, 5));
   }
 }

@@ -20,14 +20,25 @@ describe('web viewer in chromium', () => {
   let profile: string;
 
   before(async () => {
-    execFileSync(path.join(ROOT, 'scripts/ensure-browser.sh'), { stdio: ['ignore', 'inherit', 'inherit'], timeout: 10 * 60_000 });
+    execFileSync(path.join(ROOT, 'scripts/ensure-browser.sh'), {
+      stdio: ['ignore', 'inherit', 'inherit'],
+      timeout: 10 * 60_000,
+    });
     rx = await startOtlpReceiver({ grpcPort: null });
     assert.equal((await postTraces(rx.httpUrl, encode(buildRequest(syntheticTrace())))).status, 200);
     profile = fs.mkdtempSync(path.join(os.tmpdir(), 'wasmts-chromium-'));
     ctx = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,
       headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
       viewport: { width: 1400, height: 800 },
     });
     page = ctx.pages()[0] ?? (await ctx.newPage());
@@ -54,8 +65,11 @@ describe('web viewer in chromium', () => {
     assert.equal(cells[2], '7');
     assert.equal(cells[3], '✗ 1 error');
     assert.equal(cells[4], '100ms');
-    assert.match(cells[5]!, /^\d\d:\d\d:\d\d\.\d{3}$/);
-    assert.match(await page.locator('#endpoint').textContent() ?? '', new RegExp(`OTEL_EXPORTER_OTLP_ENDPOINT=${rx.httpUrl}$`));
+    assert.match(cells[5], /^\d\d:\d\d:\d\d\.\d{3}$/);
+    assert.match(
+      (await page.locator('#endpoint').textContent()) ?? '',
+      new RegExp(`OTEL_EXPORTER_OTLP_ENDPOINT=${rx.httpUrl}$`),
+    );
 
     // Select it: every span gets a row with a bar, nested by parent.
     await row.click();
@@ -72,14 +86,16 @@ describe('web viewer in chromium', () => {
     const rows = await page.locator('#waterfall .row').evaluateAll((nodes) =>
       (nodes as unknown as El[]).map((e) => {
         const bar = e.querySelector('.bar')!;
-        const css = (globalThis as unknown as { getComputedStyle(el: El): { backgroundColor: string } }).getComputedStyle(bar);
+        const css = (
+          globalThis as unknown as { getComputedStyle(el: El): { backgroundColor: string } }
+        ).getComputedStyle(bar);
         return {
           id: e.dataset.spanId,
           name: e.querySelector('.name')?.textContent,
-          indent: parseFloat(e.querySelector('.label')!.style.paddingLeft!),
+          indent: parseFloat(e.querySelector('.label')!.style.paddingLeft),
           barClass: bar.className,
-          left: parseFloat(bar.style.left!),
-          width: parseFloat(bar.style.width!),
+          left: parseFloat(bar.style.left),
+          width: parseFloat(bar.style.width),
           color: css.backgroundColor,
           visible: bar.getBoundingClientRect().width > 0,
         };
@@ -89,7 +105,10 @@ describe('web viewer in chromium', () => {
       rows.map((r) => r.name),
       ['shim.main', 'task.create', 'task.start', 'wasm.compile', 'wasm.instantiate', 'wasm.run', 'task.wait'],
     );
-    assert.deepEqual(rows.map((r) => r.id), [IDS.main, IDS.create, IDS.start, IDS.compile, IDS.instantiate, IDS.run, IDS.wait]);
+    assert.deepEqual(
+      rows.map((r) => r.id),
+      [IDS.main, IDS.create, IDS.start, IDS.compile, IDS.instantiate, IDS.run, IDS.wait],
+    );
     for (const r of rows) assert.ok(r.visible, `bar of ${r.name} is not drawn`);
     const indent = Object.fromEntries(rows.map((r) => [r.name, r.indent]));
     assert.ok(indent['task.start']! > indent['shim.main']!);
@@ -99,16 +118,26 @@ describe('web viewer in chromium', () => {
     const childRows = rows.filter((r) => r.name!.startsWith('wasm'));
     for (const r of shimRows) assert.equal(r.barClass, 'bar shim');
     for (const r of childRows) assert.equal(r.barClass, 'bar child');
-    assert.notEqual(shimRows[0]!.color, childRows[0]!.color, 'shim and child bars share a colour');
+    assert.notEqual(shimRows[0].color, childRows[0].color, 'shim and child bars share a colour');
     const run = rows.find((r) => r.name === 'wasm.run')!;
-    assert.ok(Math.abs(run.left - 40) < 0.01 && Math.abs(run.width - 50) < 0.01, `wasm.run bar at ${run.left}% +${run.width}%`);
-    assert.deepEqual(await page.locator('#legend').innerText().then((t) => t.split(/\s+/).filter(Boolean)), ['shim', 'wasm', 'child', 'other', 'process']);
+    assert.ok(
+      Math.abs(run.left - 40) < 0.01 && Math.abs(run.width - 50) < 0.01,
+      `wasm.run bar at ${run.left}% +${run.width}%`,
+    );
+    assert.deepEqual(
+      await page
+        .locator('#legend')
+        .innerText()
+        .then((t) => t.split(/\s+/).filter(Boolean)),
+      ['shim', 'wasm', 'child', 'other', 'process'],
+    );
 
     // Click a span: its attributes, resource, events and links in the side panel.
     await page.locator(`#waterfall .row[data-span-id="${IDS.run}"]`).click();
     const panel = page.locator('#panel');
     await panel.locator('h2', { hasText: 'wasm.run' }).waitFor();
-    const kv = async (table: string, key: string): Promise<string | null> => panel.locator(`table.${table} tr[data-key="${key}"] td.v`).textContent();
+    const kv = async (table: string, key: string): Promise<string | null> =>
+      panel.locator(`table.${table} tr[data-key="${key}"] td.v`).textContent();
     assert.equal(await kv('attributes', 'wasi.exit_code'), '3');
     assert.equal(await kv('attributes', 'wasm.module'), 'hello.wasm');
     assert.equal(await kv('attributes', 'wasi.args'), '["hello","--n","3"]');
@@ -118,8 +147,14 @@ describe('web viewer in chromium', () => {
     assert.equal(await kv('summary', 'status'), 'error: exit code 3');
     assert.equal(await kv('summary', 'exit code'), '3');
     assert.equal(await kv('summary', 'error.type'), '3');
-    assert.equal(await page.locator(`#waterfall .row[data-span-id="${IDS.run}"] .outcome.err`).textContent(), '✗ exit 3 · exit code 3');
-    assert.equal(await page.locator(`#traces tbody tr[data-trace-id="${TRACE_ID}"] td.outcome`).textContent(), '✗ 1 error');
+    assert.equal(
+      await page.locator(`#waterfall .row[data-span-id="${IDS.run}"] .outcome.err`).textContent(),
+      '✗ exit 3 · exit code 3',
+    );
+    assert.equal(
+      await page.locator(`#traces tbody tr[data-trace-id="${TRACE_ID}"] td.outcome`).textContent(),
+      '✗ 1 error',
+    );
     assert.equal(await kv('summary', 'parent span id'), IDS.start);
     const panelText = await panel.innerText();
     assert.match(panelText, /\+89\.0ms\s+proc_exit/);

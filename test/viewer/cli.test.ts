@@ -39,10 +39,10 @@ describe('wasmts traces (tracesMain)', () => {
     assert.match(r.stderr.text, /OTEL_EXPORTER_OTLP_ENDPOINT=http:\/\/127\.0\.0\.1:\d+/);
     // The child's spans first (their parent is a shim span not yet sent): not complete yet.
     const [shim, child] = syntheticTrace();
-    await postTraces(rx.httpUrl, encode(buildRequest([child!])));
+    await postTraces(rx.httpUrl, encode(buildRequest([child])));
     await new Promise((res) => setTimeout(res, 400));
     assert.equal(r.stdout.text, '', 'printed a partial trace');
-    await postTraces(rx.httpUrl, encode(buildRequest([shim!])));
+    await postTraces(rx.httpUrl, encode(buildRequest([shim])));
     assert.equal(await r.code, 0);
     assert.match(r.stdout.text, new RegExp(`^trace ${TRACE_ID} · 7 spans · 100ms`));
     assert.match(r.stdout.text, /\n {4}wasm\.run\s+wasm child/);
@@ -64,7 +64,10 @@ describe('wasmts traces (tracesMain)', () => {
   test('--trace gives up after --wait with a clear message', async () => {
     const r = run(['--trace', TRACE2, '--wait', '0.3']);
     assert.equal(await r.code, 1);
-    assert.match(r.stderr.text, new RegExp(`wasmts traces: trace ${TRACE2} did not arrive within 0.3 s \\(no spans received\\)`));
+    assert.match(
+      r.stderr.text,
+      new RegExp(`wasmts traces: trace ${TRACE2} did not arrive within 0.3 s \\(no spans received\\)`),
+    );
   });
 
   test('serve mode prints each trace as it settles, again when it grows, and stops on abort', async () => {
@@ -74,10 +77,10 @@ describe('wasmts traces (tracesMain)', () => {
     assert.match(r.stdout.text, /viewer {5}http:\/\/127\.0\.0\.1:\d+\//);
     assert.match(r.stdout.text, /Ctrl-C to stop/);
     const [shim, child] = syntheticTrace();
-    await postTraces(rx.httpUrl, encode(buildRequest([shim!])));
+    await postTraces(rx.httpUrl, encode(buildRequest([shim])));
     await new Promise((res) => setTimeout(res, 400));
     assert.match(r.stdout.text, /\ntrace 4bf92f3577b34da6a3ce929d0e0e4736 · 4 spans/);
-    await postTraces(rx.httpUrl, encode(buildRequest([child!])));
+    await postTraces(rx.httpUrl, encode(buildRequest([child])));
     await new Promise((res) => setTimeout(res, 400));
     assert.match(r.stdout.text, /\n\(updated\) trace 4bf92f3577b34da6a3ce929d0e0e4736 · 7 spans/);
     ac.abort();
@@ -93,14 +96,23 @@ describe('wasmts traces (tracesMain)', () => {
       const stderr = new Capture();
       const code = await tracesMain(['--http-port', port, '--grpc-port', '0'], { stdout, stderr });
       assert.equal(code, 1);
-      assert.equal(stderr.text, `wasmts traces: cannot listen for OTLP/HTTP on 127.0.0.1:${port}: address already in use\n`);
+      assert.equal(
+        stderr.text,
+        `wasmts traces: cannot listen for OTLP/HTTP on 127.0.0.1:${port}: address already in use\n`,
+      );
       assert.equal(stdout.text, '');
       const gbusy = await startOtlpReceiver({ httpPort: null });
       try {
         const gport = new URL(gbusy.grpcUrl).port;
         const stderr2 = new Capture();
-        assert.equal(await tracesMain(['--http-port', '0', '--grpc-port', gport], { stdout: new Capture(), stderr: stderr2 }), 1);
-        assert.equal(stderr2.text, `wasmts traces: cannot listen for OTLP/gRPC on 127.0.0.1:${gport}: address already in use\n`);
+        assert.equal(
+          await tracesMain(['--http-port', '0', '--grpc-port', gport], { stdout: new Capture(), stderr: stderr2 }),
+          1,
+        );
+        assert.equal(
+          stderr2.text,
+          `wasmts traces: cannot listen for OTLP/gRPC on 127.0.0.1:${gport}: address already in use\n`,
+        );
       } finally {
         await gbusy.close();
       }
@@ -110,7 +122,13 @@ describe('wasmts traces (tracesMain)', () => {
   });
 
   test('usage errors exit 2; --help exits 0', async () => {
-    for (const args of [['--bogus'], ['--http-port', 'x'], ['--trace', 'nothex'], ['--once', '--trace', TRACE2], ['--max-spans', '0']]) {
+    for (const args of [
+      ['--bogus'],
+      ['--http-port', 'x'],
+      ['--trace', 'nothex'],
+      ['--once', '--trace', TRACE2],
+      ['--max-spans', '0'],
+    ]) {
       const stderr = new Capture();
       assert.equal(await tracesMain(args, { stdout: new Capture(), stderr }), 2, args.join(' '));
       assert.match(stderr.text, /^wasmts traces: .*\(see --help\)\n$/);
@@ -124,15 +142,19 @@ describe('wasmts traces (tracesMain)', () => {
     assert.equal(parseTraceId(TRACE2.toUpperCase()), TRACE2);
     assert.throws(() => parseTraceId('00-abc'));
     const [shim, child] = syntheticTrace();
-    assert.equal(completeness(receivedSpans([shim!, child!])), 'root');
-    assert.equal(completeness(receivedSpans([child!])), 'partial'); // three spans under a missing parent
-    assert.equal(completeness(receivedSpans([{ ...child!, spans: child!.spans.slice(2) }])), 'remote-root');
+    assert.equal(completeness(receivedSpans([shim, child])), 'root');
+    assert.equal(completeness(receivedSpans([child])), 'partial'); // three spans under a missing parent
+    assert.equal(completeness(receivedSpans([{ ...child, spans: child.spans.slice(2) }])), 'remote-root');
   });
 
   test('npx tsx scripts/traces.ts serves and exits 0 on SIGINT', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/traces.ts', '--http-port', '0', '--grpc-port', '0'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'scripts/traces.ts', '--http-port', '0', '--grpc-port', '0'],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d));
     const exited = new Promise<number | null>((res) => child.on('exit', (c) => res(c)));

@@ -11,7 +11,7 @@ const strip = (s: string): string => s.replace(/\x1b\[[0-9;]*m/g, '');
 function spans(): ReceivedSpan[] {
   const list = receivedSpans(syntheticTrace());
   const orphan: ReceivedSpan = {
-    ...list[0]!,
+    ...list[0],
     spanId: 'c000000000000001',
     parentSpanId: 'dddddddddddddddd',
     name: 'late.orphan',
@@ -20,7 +20,7 @@ function spans(): ReceivedSpan[] {
     resource: { 'service.name': 'other-svc', 'process.pid': 7 },
     attributes: {},
   };
-  return [list[6]!, list[3]!, orphan, list[0]!, list[5]!, list[1]!, list[4]!, list[2]!];
+  return [list[6], list[3], orphan, list[0], list[5], list[1], list[4], list[2]];
 }
 
 /** [label column, bar] for each span line of a rendered waterfall. */
@@ -32,7 +32,7 @@ function spanLines(out: string): { label: string; line: string; barFrom: number;
       const bar = line.slice(line.indexOf('│') + 1, line.lastIndexOf('│'));
       const from = bar.search(/[█▓▒]/);
       const to = bar.length - [...bar].reverse().join('').search(/[█▓▒]/);
-      return { label: /^(\s*\S.*?)\s{2,}/.exec(line)![1]!, line, barFrom: from, barTo: to };
+      return { label: /^(\s*\S.*?)\s{2,}/.exec(line)![1], line, barFrom: from, barTo: to };
     });
 }
 
@@ -42,8 +42,8 @@ describe('renderWaterfall', () => {
   const rows = spanLines(out);
 
   test('header: trace id, span count, total duration, services', () => {
-    assert.match(lines[0]!, new RegExp(`^trace ${TRACE_ID} · 8 spans · 100ms · services: wasmts, other-svc$`));
-    assert.match(lines[1]!, /^SPAN\s+PROCESS\s+SERVICE\s+0\s+50\.0ms\s+100ms\s+DURATION$/);
+    assert.match(lines[0], new RegExp(`^trace ${TRACE_ID} · 8 spans · 100ms · services: wasmts, other-svc$`));
+    assert.match(lines[1], /^SPAN\s+PROCESS\s+SERVICE\s+0\s+50\.0ms\s+100ms\s+DURATION$/);
   });
 
   test('spans nested by parent, children by start time, orphans at the top with a marker', () => {
@@ -72,18 +72,31 @@ describe('renderWaterfall', () => {
   });
 
   test('bars sit on a shared time axis', () => {
-    const width = rows[0]!.line.lastIndexOf('│') - rows[0]!.line.indexOf('│') - 1;
+    const width = rows[0].line.lastIndexOf('│') - rows[0].line.indexOf('│') - 1;
     const at = (name: string) => rows.find((r) => r.label.trim() === name)!;
     // the root spans the whole trace
     assert.equal(at('shim.main').barFrom, 0);
     assert.equal(at('shim.main').barTo, width);
     // start positions follow start times (0, 5, 22, 24, 31, 35, 40, 50 ms)
-    const byStart = ['shim.main', 'task.create', 'task.start', 'wasm.compile', 'task.wait', 'wasm.instantiate', 'wasm.run', '? late.orphan'];
+    const byStart = [
+      'shim.main',
+      'task.create',
+      'task.start',
+      'wasm.compile',
+      'task.wait',
+      'wasm.instantiate',
+      'wasm.run',
+      '? late.orphan',
+    ];
     const froms = byStart.map((n) => at(n).barFrom);
-    for (let i = 1; i < froms.length; i++) assert.ok(froms[i]! >= froms[i - 1]!, `bar starts not monotone: ${froms.join(',')}`);
+    for (let i = 1; i < froms.length; i++)
+      assert.ok(froms[i] >= froms[i - 1], `bar starts not monotone: ${froms.join(',')}`);
     // ends follow end times too
-    const byEnd = ['task.start', 'wasm.instantiate', 'late.orphan', 'wasm.run', 'task.wait', 'shim.main'].map((n) => at(n === 'late.orphan' ? '? late.orphan' : n).barTo);
-    for (let i = 1; i < byEnd.length; i++) assert.ok(byEnd[i]! >= byEnd[i - 1]!, `bar ends not monotone: ${byEnd.join(',')}`);
+    const byEnd = ['task.start', 'wasm.instantiate', 'late.orphan', 'wasm.run', 'task.wait', 'shim.main'].map(
+      (n) => at(n === 'late.orphan' ? '? late.orphan' : n).barTo,
+    );
+    for (let i = 1; i < byEnd.length; i++)
+      assert.ok(byEnd[i] >= byEnd[i - 1], `bar ends not monotone: ${byEnd.join(',')}`);
     // positions are proportional: wasm.run covers 40..90 ms of 100
     assert.ok(Math.abs(at('wasm.run').barFrom - 0.4 * width) <= 1);
     assert.ok(Math.abs(at('wasm.run').barTo - 0.9 * width) <= 1);
@@ -95,7 +108,7 @@ describe('renderWaterfall', () => {
   test('durations, the error status and the exit code are shown', () => {
     const run = rows.find((r) => r.label.trim() === 'wasm.run')!.line;
     assert.match(run, /│\s+50\.0ms ✗ exit 3 · exit code 3$/);
-    assert.match(rows[0]!.line, /│\s+100ms$/);
+    assert.match(rows[0].line, /│\s+100ms$/);
   });
 
   test('lines fit the width; colour only when asked', () => {
@@ -114,8 +127,10 @@ describe('renderWaterfall', () => {
 
   test('edge cases: empty, a single zero-length span, long names', () => {
     assert.equal(renderWaterfall([]), 'no spans\n');
-    const [one] = receivedSpans([{ resource: {}, spans: [{ spanId: '1111111111111111', name: 'x'.repeat(200), startMs: 5, endMs: 5 }] }]);
-    const o = strip(renderWaterfall([one!], { width: 80 }));
+    const [one] = receivedSpans([
+      { resource: {}, spans: [{ spanId: '1111111111111111', name: 'x'.repeat(200), startMs: 5, endMs: 5 }] },
+    ]);
+    const o = strip(renderWaterfall([one], { width: 80 }));
     assert.match(o, /1 span · 0ns/);
     assert.match(o, /x…\s+-\s+-\s+│▒+│/);
   });
@@ -132,32 +147,67 @@ describe('layoutTrace / processOf / formatDuration', () => {
         ],
       },
     ]);
-    const rows = layoutTrace([a!, b!, a!]);
-    assert.deepEqual(rows.map((r) => [r.span.name, r.depth, r.orphan]), [
-      ['a', 0, true],
-      ['b', 1, false],
-    ]);
+    const rows = layoutTrace([a, b, a]);
+    assert.deepEqual(
+      rows.map((r) => [r.span.name, r.depth, r.orphan]),
+      [
+        ['a', 0, true],
+        ['b', 1, false],
+      ],
+    );
   });
 
   test('processOf reads wasmts.process from the span or the resource, else process.pid', () => {
-    const [s] = receivedSpans([{ resource: {}, spans: [{ spanId: '1111111111111111', name: 'a', startMs: 0, endMs: 1 }] }]);
-    assert.deepEqual(processOf({ ...s!, attributes: { 'wasmts.process': 'child' } }), { kind: 'child', label: 'wasm child' });
-    assert.deepEqual(processOf({ ...s!, resource: { 'wasmts.process': 'shim' } }), { kind: 'shim', label: 'shim' });
-    assert.deepEqual(processOf({ ...s!, resource: { 'process.pid': 12 } }), { kind: 'other', label: 'pid 12' });
-    assert.deepEqual(processOf(s!), { kind: 'other', label: '' });
+    const [s] = receivedSpans([
+      { resource: {}, spans: [{ spanId: '1111111111111111', name: 'a', startMs: 0, endMs: 1 }] },
+    ]);
+    assert.deepEqual(processOf({ ...s, attributes: { 'wasmts.process': 'child' } }), {
+      kind: 'child',
+      label: 'wasm child',
+    });
+    assert.deepEqual(processOf({ ...s, resource: { 'wasmts.process': 'shim' } }), { kind: 'shim', label: 'shim' });
+    assert.deepEqual(processOf({ ...s, resource: { 'process.pid': 12 } }), { kind: 'other', label: 'pid 12' });
+    assert.deepEqual(processOf(s), { kind: 'other', label: '' });
   });
 
   test('outcomeOf: exit code, error status and error.type as an operator reads them', () => {
-    const [s] = receivedSpans([{ resource: {}, spans: [{ spanId: '1111111111111111', name: 'a', startMs: 0, endMs: 1 }] }]);
+    const [s] = receivedSpans([
+      { resource: {}, spans: [{ spanId: '1111111111111111', name: 'a', startMs: 0, endMs: 1 }] },
+    ]);
     const ok = { code: 0, message: '' };
     const err = (message: string) => ({ code: 2, message });
-    assert.deepEqual(outcomeOf(s!), { error: false, text: '' });
-    assert.deepEqual(outcomeOf({ ...s!, attributes: { 'process.exit.code': 0 }, status: ok }), { error: false, exitCode: 0, text: 'exit 0' });
-    assert.equal(outcomeOf({ ...s!, attributes: { 'process.exit.code': 3, 'error.type': '3' }, status: err('the module exited with status 3') }).text, '✗ exit 3 · the module exited with status 3');
-    assert.equal(outcomeOf({ ...s!, attributes: { 'process.exit.code': 134, 'error.type': 'unreachable' }, status: err('unreachable') }).text, '✗ exit 134 · unreachable');
-    assert.equal(outcomeOf({ ...s!, attributes: { 'process.exit.code': 137, 'error.type': 'SIGKILL' }, status: err('the Wasm process was killed by SIGKILL') }).text, '✗ exit 137 · SIGKILL · the Wasm process was killed by SIGKILL');
-    assert.equal(outcomeOf({ ...s!, attributes: { 'error.type': 'INTERNAL' }, status: err('') }).text, '✗ INTERNAL');
-    assert.equal(outcomeOf({ ...s!, status: err('') }).text, '✗ error');
+    assert.deepEqual(outcomeOf(s), { error: false, text: '' });
+    assert.deepEqual(outcomeOf({ ...s, attributes: { 'process.exit.code': 0 }, status: ok }), {
+      error: false,
+      exitCode: 0,
+      text: 'exit 0',
+    });
+    assert.equal(
+      outcomeOf({
+        ...s,
+        attributes: { 'process.exit.code': 3, 'error.type': '3' },
+        status: err('the module exited with status 3'),
+      }).text,
+      '✗ exit 3 · the module exited with status 3',
+    );
+    assert.equal(
+      outcomeOf({
+        ...s,
+        attributes: { 'process.exit.code': 134, 'error.type': 'unreachable' },
+        status: err('unreachable'),
+      }).text,
+      '✗ exit 134 · unreachable',
+    );
+    assert.equal(
+      outcomeOf({
+        ...s,
+        attributes: { 'process.exit.code': 137, 'error.type': 'SIGKILL' },
+        status: err('the Wasm process was killed by SIGKILL'),
+      }).text,
+      '✗ exit 137 · SIGKILL · the Wasm process was killed by SIGKILL',
+    );
+    assert.equal(outcomeOf({ ...s, attributes: { 'error.type': 'INTERNAL' }, status: err('') }).text, '✗ INTERNAL');
+    assert.equal(outcomeOf({ ...s, status: err('') }).text, '✗ error');
   });
 
   test('formatDuration', () => {

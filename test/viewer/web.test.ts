@@ -11,7 +11,23 @@ describe('viewer HTTP API', () => {
     // bytes and a big int, to check the JSON encoding
     await postTraces(
       rx.httpUrl,
-      encode(buildRequest([{ resource: { 'service.name': 'x' }, spans: [{ traceId: 'ab'.repeat(16), spanId: '1111111111111111', name: 'odd', startMs: 0, endMs: 1, attributes: { big: 2n ** 60n, raw: new Uint8Array([0xde, 0xad]) } }] }])),
+      encode(
+        buildRequest([
+          {
+            resource: { 'service.name': 'x' },
+            spans: [
+              {
+                traceId: 'ab'.repeat(16),
+                spanId: '1111111111111111',
+                name: 'odd',
+                startMs: 0,
+                endMs: 1,
+                attributes: { big: 2n ** 60n, raw: new Uint8Array([0xde, 0xad]) },
+              },
+            ],
+          },
+        ]),
+      ),
     );
   });
   after(() => rx.close());
@@ -49,7 +65,10 @@ describe('viewer HTTP API', () => {
   });
 
   test('GET /api/traces/<id> gives the spans in display order, JSON-safe', async () => {
-    const spans = (await (await fetch(`${rx.httpUrl}/api/traces/${TRACE_ID.toUpperCase()}`)).json()) as Record<string, any>[];
+    const spans = (await (await fetch(`${rx.httpUrl}/api/traces/${TRACE_ID.toUpperCase()}`)).json()) as Record<
+      string,
+      any
+    >[];
     assert.deepEqual(
       spans.map((s) => [s.name, s.depth, s.process]),
       [
@@ -72,7 +91,7 @@ describe('viewer HTTP API', () => {
     assert.deepEqual(run.outcome, { error: true, exitCode: 3, errorType: '3', text: '✗ exit 3 · exit code 3' });
 
     const [odd] = (await (await fetch(`${rx.httpUrl}/api/traces/${'ab'.repeat(16)}`)).json()) as Record<string, any>[];
-    assert.deepEqual(odd!.attributes, { big: (2n ** 60n).toString(), raw: 'dead' });
+    assert.deepEqual(odd.attributes, { big: (2n ** 60n).toString(), raw: 'dead' });
   });
 
   test('unknown trace → 404, other methods → 405, other paths → 404', async () => {

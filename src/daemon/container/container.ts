@@ -11,7 +11,15 @@ import { PID_FILE, unmountRootfs } from '../../host/cleanup.js';
 import { resolveEntrypoint, type Entrypoint } from './entrypoint.js';
 import { CONTAINER_TYPE_ANNOTATION, PAUSE_MODULE } from '../../child/pause-module.js';
 import { Process } from './process.js';
-import { bindMountsOf, bindRootfs, makeReadOnly, mountBinds, mountSnapshot, USER_ROOTS, type SnapshotMount } from '../../host/mounts.js';
+import {
+  bindMountsOf,
+  bindRootfs,
+  makeReadOnly,
+  mountBinds,
+  mountSnapshot,
+  USER_ROOTS,
+  type SnapshotMount,
+} from '../../host/mounts.js';
 import { checkProcess, readSpec, SpecError, type OciProcess, type OciSpec } from '../../bundle/spec.js';
 import { checkStdio, holdOutputs, openStdin, type StdioPaths } from './stdio.js';
 import { openCgroup, type Cgroup, type LinuxResources } from '../../host/cgroup.js';
@@ -39,7 +47,8 @@ const SIGKILL = 9;
 /** Maps what went wrong while preparing into the ttrpc error containerd shows. */
 function asTtrpc(err: unknown, who: string): TtrpcError {
   if (err instanceof TtrpcError) return err;
-  if (err instanceof SpecError || err instanceof ModuleError) return new TtrpcError(Code.InvalidArgument, `${who}: ${err.message}`);
+  if (err instanceof SpecError || err instanceof ModuleError)
+    return new TtrpcError(Code.InvalidArgument, `${who}: ${err.message}`);
   return new TtrpcError(Code.Unknown, `${who}: ${(err as Error)?.message ?? String(err)}`);
 }
 
@@ -73,7 +82,10 @@ export class Container {
     try {
       this.cgroup.apply(resources);
     } catch (err) {
-      throw new TtrpcError(Code.InvalidArgument, `container ${this.id}: cannot apply resources to cgroup ${this.cgroup.path}: ${(err as Error).message}`);
+      throw new TtrpcError(
+        Code.InvalidArgument,
+        `container ${this.id}: cannot apply resources to cgroup ${this.cgroup.path}: ${(err as Error).message}`,
+      );
     }
   }
 
@@ -189,10 +201,16 @@ export class Container {
     return { hostPath, guestPath: '/pause', exportName: '_start' };
   }
 
-  private async spawn(execId: string, proc: OciProcess, stdio: StdioPaths, trace?: ChildTraceContext): Promise<Process> {
+  private async spawn(
+    execId: string,
+    proc: OciProcess,
+    stdio: StdioPaths,
+    trace?: ChildTraceContext,
+  ): Promise<Process> {
     const cwd = proc.cwd || '/';
     const env = withPwd(proc.env ?? [], cwd);
-    const entry = !execId && this.isPodSandbox() ? this.pauseEntrypoint() : resolveEntrypoint(this.rootfs, proc.args[0]!, cwd, env);
+    const entry =
+      !execId && this.isPodSandbox() ? this.pauseEntrypoint() : resolveEntrypoint(this.rootfs, proc.args[0], cwd, env);
     const release = holdOutputs(stdio);
     const stdin = openStdin(stdio.stdin, `container ${this.id}`);
     const spec: ModuleSpec = {
@@ -206,17 +224,24 @@ export class Container {
       stdout: stdio.stdout,
       stderr: stdio.stderr,
       ...(stdin ? { stdin } : {}),
-      ...(proc.user && (proc.user.uid !== 0 || proc.user.gid !== 0 || proc.user.additionalGids?.length) ? { user: proc.user } : {}),
+      ...(proc.user && (proc.user.uid !== 0 || proc.user.gid !== 0 || proc.user.additionalGids?.length)
+        ? { user: proc.user }
+        : {}),
       ...(trace ? { trace } : {}),
     };
     const cgroup = this.cgroup;
-    const place = cgroup && (async (pid: number) => {
-      try {
-        await cgroup.addProcess(pid);
-      } catch (err) {
-        throw new TtrpcError(Code.FailedPrecondition, `container ${this.id}: cannot move the Wasm child into cgroup ${cgroup.path} (is the memory limit below what it already uses?): ${(err as Error).message}`);
-      }
-    });
+    const place =
+      cgroup &&
+      (async (pid: number) => {
+        try {
+          await cgroup.addProcess(pid);
+        } catch (err) {
+          throw new TtrpcError(
+            Code.FailedPrecondition,
+            `container ${this.id}: cannot move the Wasm child into cgroup ${cgroup.path} (is the memory limit below what it already uses?): ${(err as Error).message}`,
+          );
+        }
+      });
     try {
       const instance = await this.engine.prepare(spec, place ? { place } : {});
       return new Process(this.id, execId, stdio, instance, (p, exit) => {

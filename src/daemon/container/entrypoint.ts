@@ -64,6 +64,9 @@ function checkMagic(hostPath: string, guestPath: string): void {
     fs.closeSync(fd);
   }
   if (n === 4 && WASM_MAGIC.every((b, i) => head[i] === b)) return;
-  const kind = n === 4 && head.toString('latin1') === '\x7fELF' ? ' (it is an ELF executable; wasmts runs WASI preview1 modules and WASI 0.2 components)' : '';
+  const kind =
+    n === 4 && head.toString('latin1') === '\x7fELF'
+      ? ' (it is an ELF executable; wasmts runs WASI preview1 modules and WASI 0.2 components)'
+      : '';
   throw new SpecError(`${guestPath} is not a WebAssembly module: no \\0asm magic${kind}`);
 }

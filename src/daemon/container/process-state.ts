@@ -30,7 +30,8 @@ function signal(instance: WasmInstance, sig: number): void {
     instance.signal(sig);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EINVAL' || code === 'ERR_UNKNOWN_SIGNAL') throw new TtrpcError(Code.InvalidArgument, `invalid signal ${sig}`);
+    if (code === 'EINVAL' || code === 'ERR_UNKNOWN_SIGNAL')
+      throw new TtrpcError(Code.InvalidArgument, `invalid signal ${sig}`);
     throw new TtrpcError(Code.NotFound, 'process already finished');
   }
 }

@@ -13,13 +13,20 @@ export interface StdioPaths {
 }
 
 export function checkStdio(io: StdioPaths, who: string): void {
-  if (io.terminal) throw new TtrpcError(Code.InvalidArgument, `${who}: terminals are not supported (run without -t/--tty)`);
+  if (io.terminal)
+    throw new TtrpcError(Code.InvalidArgument, `${who}: terminals are not supported (run without -t/--tty)`);
   for (const target of [io.stdin, io.stdout, io.stderr]) {
     if (target.startsWith('binary://')) {
-      throw new TtrpcError(Code.InvalidArgument, `${who}: binary:// log drivers are not supported, use a FIFO or file:// path`);
+      throw new TtrpcError(
+        Code.InvalidArgument,
+        `${who}: binary:// log drivers are not supported, use a FIFO or file:// path`,
+      );
     }
   }
-  for (const [name, target] of [['stdout', io.stdout], ['stderr', io.stderr]] as const) {
+  for (const [name, target] of [
+    ['stdout', io.stdout],
+    ['stderr', io.stderr],
+  ] as const) {
     if (target && !target.startsWith('file://') && !fs.existsSync(target)) {
       throw new TtrpcError(Code.InvalidArgument, `${who}: ${name} ${target} does not exist`);
     }
@@ -58,7 +65,10 @@ export function openStdin(target: string, who: string): Readable | undefined {
   try {
     fd = fs.openSync(target, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
   } catch (err) {
-    throw new TtrpcError(Code.InvalidArgument, `${who}: cannot open stdin ${target}: ${(err as NodeJS.ErrnoException).code}`);
+    throw new TtrpcError(
+      Code.InvalidArgument,
+      `${who}: cannot open stdin ${target}: ${(err as NodeJS.ErrnoException).code}`,
+    );
   }
   const stream = new net.Socket({ fd, readable: true, writable: false });
   stream.on('error', () => undefined);

@@ -4,7 +4,11 @@ import type { Readable } from 'node:stream';
 import type { ChildTraceContext } from '../../telemetry/propagation.js';
 import type { SpanRecord } from '../../telemetry/recorder.js';
 
-export interface ModuleUser { uid: number; gid: number; additionalGids?: number[] }
+export interface ModuleUser {
+  uid: number;
+  gid: number;
+  additionalGids?: number[];
+}
 
 export interface ModuleSpec {
   /** For log lines and telemetry. */

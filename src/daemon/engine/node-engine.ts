@@ -4,7 +4,13 @@ import * as fs from 'node:fs';
 import { constants as osConstants, setPriority } from 'node:os';
 import type { Engine, ExitInfo, ModuleSpec, PrepareOptions, ProcessUsage, WasmInstance } from './engine.js';
 import { ModuleError } from './engine.js';
-import { parseFromChild, type ChildJob, type ComponentCacheConfig, type FromChild, type ToChild } from '../../child/protocol.js';
+import {
+  parseFromChild,
+  type ChildJob,
+  type ComponentCacheConfig,
+  type FromChild,
+  type ToChild,
+} from '../../child/protocol.js';
 import { componentCacheConfig } from '../../child/component-cache.js';
 import { ChildSpanRelay } from '../../telemetry/child-relay.js';
 import type { SpanRecord } from '../../telemetry/recorder.js';
@@ -112,7 +118,7 @@ export class NodeEngine implements Engine {
     if (ready.status === 'rejected') throw ready.reason;
     if (placed.status === 'rejected') {
       try {
-        instance.signal(SIGNALS.SIGKILL!);
+        instance.signal(SIGNALS.SIGKILL);
       } catch {
         // already gone
       }
