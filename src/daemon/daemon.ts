@@ -10,7 +10,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { NodeEngine } from './engine/node-engine.js';
-import { startTelemetry } from '../telemetry/index.js';
+import { startTelemetry, type SpanRecord } from '../telemetry/index.js';
 import { VERSION } from '../version.js';
 import { bindShimSocket } from '../handoff/socket-address.js';
 import { EventPublisher } from './events.js';
@@ -102,8 +102,10 @@ export async function runDaemon(flags: ShimFlags, options: DaemonOptions = {}): 
     autoStart: false,
     scopeVersion: VERSION,
   });
-  const engine = new NodeEngine({ childEntry: options.childEntry ?? path.join(here, 'wasm-child.cjs') });
-  if (telemetry.enabled) engine.onChildSpans = (records) => telemetry.submit(records);
+  const engine = new NodeEngine({
+    childEntry: options.childEntry ?? path.join(here, 'wasm-child.cjs'),
+    ...(telemetry.enabled ? { submitSpans: (records: SpanRecord[]) => telemetry.submit(records) } : {}),
+  });
   const events = new EventPublisher({ address: process.env.TTRPC_ADDRESS ?? '', namespace: flags.namespace, log });
   const parts: DaemonParts = {
     engine,

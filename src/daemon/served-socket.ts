@@ -72,9 +72,9 @@ export class ServedSocket {
       this.openLog(known.bundle);
     }
     this.ttrpc = new TtrpcServer({ onError: (err) => log.warn(`ttrpc: ${err.message}`, { kind: err.kind }) });
-    this.ttrpc.use((ctx, next) => {
-      if (!this.namespace) this.namespace = ctx.metadata.get(NAMESPACE_METADATA)?.[0] ?? '';
-      return next();
+    this.ttrpc.use((next) => (req) => {
+      if (!this.namespace) this.namespace = req.ctx.metadata.get(NAMESPACE_METADATA)?.[0] ?? '';
+      return next(req);
     });
     // Always: the module gets the trace context even when spans are not exported.
     const tracer = new TaskTracer(parts.telemetry, {
@@ -89,11 +89,10 @@ export class ServedSocket {
       log,
       shutdown: () => this.close(),
       beforeCreate: (id, bundle) => this.adopt(id, bundle),
-      traceContextFor: (id: string, execId: string) => tracer.traceContextFor(id, execId),
     });
-    const impl = tracer.wrap(Task, this.service);
-    this.ttrpc.registerService(Task, impl);
-    this.ttrpc.registerService(Task, impl, { name: 'containerd.task.v3.Task' });
+    this.ttrpc.use(tracer.interceptor);
+    this.ttrpc.registerService(Task, this.service);
+    this.ttrpc.registerService(Task, this.service, { name: 'containerd.task.v3.Task' });
     void this.ttrpc.listen({ server });
     server.on('connection', (conn) => {
       clearTimeout(this.idleTimer);

@@ -15,7 +15,7 @@ import type { EventSink } from './events.js';
 import type { Logger } from './log.js';
 import type { Process } from './container/process.js';
 import type { OciProcess } from '../bundle/spec.js';
-import type { ChildTraceContext } from '../telemetry/propagation.js';
+import { CHILD_TRACE } from './call-values.js';
 import type { CgroupStats, LinuxResources } from '../host/cgroup.js';
 
 export interface TaskServiceDeps {
@@ -26,8 +26,6 @@ export interface TaskServiceDeps {
   shutdown(now: boolean): void;
   /** Called as a Create begins, before anything is read from the bundle. */
   beforeCreate?(id: string, bundle: string): void;
-  /** Trace context for the child of a container's process (propagation, telemetry), if any. */
-  traceContextFor?(containerId: string, execId: string): ChildTraceContext | undefined;
 }
 
 /** The service name containerd speaks when a Shutdown follows each Delete (see delete). */
@@ -69,7 +67,7 @@ export class TaskService {
     return c;
   }
 
-  async create(req: pb.CreateTaskRequest): Promise<Reply<typeof pb.CreateTaskResponseSchema>> {
+  async create(req: pb.CreateTaskRequest, ctx?: CallContext): Promise<Reply<typeof pb.CreateTaskResponseSchema>> {
     checkIdentifier('container id', req.id);
     if (!req.bundle) throw new TtrpcError(Code.InvalidArgument, `container ${req.id}: bundle path is required`);
     if (req.checkpoint)
@@ -85,7 +83,7 @@ export class TaskService {
       this.deps.beforeCreate?.(req.id, req.bundle);
       this.deps.log.debug('create', { id: req.id });
       const stdio = { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal };
-      const trace = this.deps.traceContextFor?.(req.id, '');
+      const trace = ctx?.values.get(CHILD_TRACE);
       const container = await Container.create(
         { id: req.id, bundle: req.bundle, rootfs: req.rootfs, stdio, ...(trace ? { trace } : {}) },
         this.deps.engine,
@@ -223,11 +221,11 @@ export class TaskService {
     return create(EmptySchema);
   }
 
-  async exec(req: pb.ExecProcessRequest): Promise<Empty> {
+  async exec(req: pb.ExecProcessRequest, ctx?: CallContext): Promise<Empty> {
     const c = this.container(req.id);
     checkIdentifier('exec id', req.execId);
     const spec = parseProcessSpec(req.spec, `exec ${req.execId} in container ${req.id}`);
-    const trace = this.deps.traceContextFor?.(req.id, req.execId);
+    const trace = ctx?.values.get(CHILD_TRACE);
     await c.exec({
       execId: req.execId,
       stdio: { stdin: req.stdin, stdout: req.stdout, stderr: req.stderr, terminal: req.terminal },

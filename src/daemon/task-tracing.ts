@@ -1,11 +1,12 @@
 // Traces the Task service: one root span per container (its life in this
-// shim) and one server span per RPC under it. Wraps the service from the
-// outside, so the RPC layer itself stays free of telemetry. It also carries
-// the trace context into each Wasm child whether or not spans are exported.
+// shim) and one server span per RPC under it. It is a ttrpc interceptor, so
+// neither the RPC layer nor the service knows of telemetry; it hands Create
+// and Exec the trace context of their Wasm child in the call's context values
+// (CHILD_TRACE), whether or not spans are exported.
 import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
-import type { DescService } from '@bufbuild/protobuf';
-import type { CallContext, ServiceImpl } from '../ttrpc/types.js';
+import type { Message } from '@bufbuild/protobuf';
+import type { Interceptor, UnaryNext, UnaryRequest } from '../ttrpc/types.js';
 import { TtrpcError } from '../ttrpc/status.js';
 import { Status } from '../gen/containerd/types/task/task_pb.js';
 import type { ActiveSpan, SpanRecord, Telemetry } from '../telemetry/index.js';
@@ -17,12 +18,20 @@ import {
   type ChildTraceContext,
   type IncomingContext,
 } from '../telemetry/propagation.js';
+import { CHILD_TRACE } from './call-values.js';
 import { formatTraceparent } from '../telemetry/traceparent.js';
 import * as sc from '../telemetry/semconv.js';
 
-type AnyRequest = { id?: string; execId?: string; bundle?: string };
-type AnyResponse = { pid?: number; exitStatus?: number; status?: number } | undefined;
-type Method = (req: AnyRequest, ctx: CallContext) => Promise<AnyResponse>;
+/** What the tracer reads of a Task request or response: fields are looked up, never cast. */
+function stringField(message: Message, name: string): string {
+  const value: unknown = Reflect.get(message, name);
+  return typeof value === 'string' ? value : '';
+}
+
+function numberField(message: Message, name: string): number | undefined {
+  const value: unknown = Reflect.get(message, name);
+  return typeof value === 'number' ? value : undefined;
+}
 
 /** CRI's annotation naming the image a container runs (containerd 1.6+ sets it for Kubernetes pods). */
 const IMAGE_NAME_ANNOTATIONS = ['io.kubernetes.cri.image-name'];
@@ -48,8 +57,6 @@ export class TaskTracer {
   private readonly containers = new Map<string, ContainerTrace>();
   /** Deleted containers, so Shutdown and late calls still join their trace. */
   private readonly ended = new Map<string, ContainerTrace>();
-  /** The span that forks a process (Create or Exec), with the baggage that came with it. */
-  private readonly forking = new Map<string, { span: ActiveSpan; baggage: string | undefined }>();
   /** Create span id → container, to pick the init process's wasm.run out of the child's spans. */
   private readonly createSpans = new Map<string, string>();
   private readonly incoming: IncomingContext;
@@ -63,29 +70,18 @@ export class TaskTracer {
     this.stopObserving = telemetry.observeChildSpans((records) => this.observe(records));
   }
 
-  /** Context for a process being forked now: the module's environment, and the parent of the child's spans. */
-  traceContextFor(containerId: string, execId: string): ChildTraceContext | undefined {
-    const fork = this.forking.get(`${containerId}/${execId}`);
-    if (!fork) return undefined;
-    const env = injectEnv(fork.span.context, fork.baggage, this.telemetry.config.propagators);
-    if (!fork.span.isRecording()) return Object.keys(env).length > 0 ? { env } : undefined;
-    const ctx = fork.span.context;
+  /** Traces every call of the services it is installed on (TtrpcServer.use). */
+  readonly interceptor: Interceptor = (next) => (req) => this.traced(req, next);
+
+  /** Context for a process this span forks: the module's environment, and the parent of the child's spans. */
+  private childTrace(span: ActiveSpan, baggage: string | undefined): ChildTraceContext | undefined {
+    const env = injectEnv(span.context, baggage, this.telemetry.config.propagators);
+    if (!span.isRecording()) return Object.keys(env).length > 0 ? { env } : undefined;
+    const ctx = span.context;
     return {
       env,
       recordUnder: { traceparent: formatTraceparent(ctx), ...(ctx.traceState ? { tracestate: ctx.traceState } : {}) },
     };
-  }
-
-  /** Wraps every RPC of `desc` found on `impl` with a span. */
-  wrap<D extends DescService>(desc: D, impl: object): ServiceImpl<D['method']> {
-    const wrapped: Record<string, Method> = {};
-    for (const method of desc.methods) {
-      const target = (impl as Record<string, unknown>)[method.localName];
-      if (typeof target !== 'function') continue;
-      const call = (target as Method).bind(impl);
-      wrapped[method.localName] = (req, ctx) => this.traced(method.name, call, req, ctx);
-    }
-    return wrapped as unknown as ServiceImpl<D['method']>;
   }
 
   /** Ends open container spans (the service is going away) and stops observing child spans. */
@@ -105,7 +101,7 @@ export class TaskTracer {
     }
   }
 
-  private startRoot(id: string, req: AnyRequest, remote: IncomingContext): ContainerTrace {
+  private startRoot(id: string, bundle: string, remote: IncomingContext): ContainerTrace {
     const root = this.telemetry.recorder.startSpan('wasmts.container', {
       parent: this.incoming.parent ?? null,
       attributes: {
@@ -117,7 +113,7 @@ export class TaskTracer {
       ...(remote.parent ? { links: [{ context: remote.parent }] } : {}),
     });
     const c: ContainerTrace = { root };
-    if (root.isRecording() && req.bundle) void this.addImageName(root, req.bundle);
+    if (root.isRecording() && bundle) void this.addImageName(root, bundle);
     return c;
   }
 
@@ -136,15 +132,17 @@ export class TaskTracer {
     }
   }
 
-  private async traced(name: string, call: Method, req: AnyRequest, ctx: CallContext): Promise<AnyResponse> {
-    const id = req.id ?? '';
-    const execId = req.execId ?? '';
+  private async traced(req: UnaryRequest, next: UnaryNext): Promise<Message> {
+    const { ctx, message } = req;
+    const name = req.method.name;
+    const id = stringField(message, 'id');
+    const execId = stringField(message, 'execId');
     const propagators = this.telemetry.config.propagators;
     const remote = extractFromMetadata((key) => ctx.metadata.get(key)?.[0], propagators);
     let c = this.containers.get(id);
     if (!c && name === 'Create' && id) {
       this.ended.delete(id);
-      c = this.startRoot(id, req, remote);
+      c = this.startRoot(id, stringField(message, 'bundle'), remote);
       this.containers.set(id, c);
     }
     // A deleted container's late calls (Shutdown) still belong to its trace.
@@ -165,23 +163,22 @@ export class TaskTracer {
         [sc.ATTR_WASMTS_EXEC_ID]: execId || undefined,
       },
     });
-    const forkKey = `${id}/${execId}`;
     if (name === 'Create' || name === 'Exec')
-      this.forking.set(forkKey, { span, baggage: remote.baggage ?? this.incoming.baggage });
+      ctx.values.set(CHILD_TRACE, this.childTrace(span, remote.baggage ?? this.incoming.baggage));
     if (name === 'Create' && c && span.isRecording()) this.createSpans.set(span.context.spanId, id);
     try {
-      const res = await call(req, ctx);
+      const res = await next(req);
+      const pid = numberField(res, 'pid');
+      const exitStatus = numberField(res, 'exitStatus');
       span.setAttribute(sc.ATTR_RPC_STATUS_CODE, 'OK');
-      if (res?.pid && (name === 'Create' || name === 'Start' || name === 'Exec' || name === 'Delete'))
-        span.setAttribute(sc.ATTR_WASMTS_TASK_PID, res.pid);
-      if (name === 'Create' && res?.pid) root?.setAttribute(sc.ATTR_WASMTS_TASK_PID, res.pid);
+      if (pid && (name === 'Create' || name === 'Start' || name === 'Exec' || name === 'Delete'))
+        span.setAttribute(sc.ATTR_WASMTS_TASK_PID, pid);
+      if (name === 'Create' && pid) root?.setAttribute(sc.ATTR_WASMTS_TASK_PID, pid);
       // An exit code only once the process has exited: Wait and Delete answer after it, State only when stopped.
-      const exited = name === 'Wait' || name === 'Delete' || (name === 'State' && res?.status === Status.STOPPED);
-      if (exited && res?.exitStatus !== undefined) span.setAttribute(sc.ATTR_PROCESS_EXIT_CODE, res.exitStatus);
-      if (name === 'Delete' && !execId && c) {
-        this.endContainer(id, c, span, res?.exitStatus ?? 0);
-        return res;
-      }
+      const exited =
+        name === 'Wait' || name === 'Delete' || (name === 'State' && numberField(res, 'status') === Status.STOPPED);
+      if (exited && exitStatus !== undefined) span.setAttribute(sc.ATTR_PROCESS_EXIT_CODE, exitStatus);
+      if (name === 'Delete' && !execId && c) this.endContainer(id, c, span, exitStatus ?? 0);
       return res;
     } catch (err) {
       const code = err instanceof TtrpcError ? err.code : 2;
@@ -206,7 +203,6 @@ export class TaskTracer {
       }
       throw err;
     } finally {
-      if (name === 'Create' || name === 'Exec') this.forking.delete(forkKey);
       // A socket claimed by the front end learns its path from its first Create.
       const address = this.options.socketPath?.();
       if (address) span.setAttribute(sc.ATTR_SERVER_ADDRESS, address);

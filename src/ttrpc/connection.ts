@@ -12,6 +12,7 @@ import type { Status } from '../gen/google/rpc/status_pb.js';
 import { armDeadline, type DeadlineTimer } from './deadline.js';
 import { encodeFrame, FrameDecoder, FrameType, MAX_PAYLOAD, type DecodeEvent } from './frame.js';
 import { Code, errorMessage, toStatus, TtrpcError } from './status.js';
+import { ContextValues } from './context-values.js';
 import { ServerError, type CallContext, type Handler, type ServerErrorKind } from './types.js';
 
 /** What a connection needs from its server. */
@@ -168,6 +169,7 @@ export class ServerConnection {
       method: req.method,
       metadata: metadataMap(req),
       signal: call.abort.signal,
+      values: new ContextValues(),
     };
     if (deadline !== undefined) ctx.deadline = deadline;
 

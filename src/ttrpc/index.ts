@@ -13,6 +13,7 @@ export {
   type DecodeEvent,
   type FrameHeader,
 } from './frame.js';
+export { ContextValues, createContextKey, type ContextKey } from './context-values.js';
 export { TtrpcServer, type ListenTarget, type ServerOptions } from './server.js';
 export { TtrpcClient, createClient, socketPath, type ClientOptions } from './client.js';
 export {
@@ -21,6 +22,8 @@ export {
   type CallOptions,
   type Handler,
   type Interceptor,
+  type UnaryNext,
+  type UnaryRequest,
   type ServerErrorKind,
   type ServerErrorLogger,
   type ServiceClient,

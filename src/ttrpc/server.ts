@@ -45,8 +45,8 @@ export class TtrpcServer {
   }
 
   /**
-   * Adds a unary server interceptor: it sees every call's context before its
-   * handler runs (outermost first), so cross-cutting concerns stay out of services.
+   * Adds an interceptor around every call of the typed services (registerService),
+   * outermost first; raw handlers (register) are not intercepted.
    */
   use(interceptor: Interceptor): this {
     this.interceptors.push(interceptor);
@@ -72,7 +72,8 @@ export class TtrpcServer {
    */
   registerService<D extends DescService>(desc: D, impl: ServiceImpl<D['method']>, opts: { name?: string } = {}): this {
     const service = opts.name ?? desc.typeName;
-    for (const [method, handler] of bindService(desc, impl)) this.register(service, method, handler);
+    for (const [method, handler] of bindService(desc, impl, () => this.interceptors))
+      this.register(service, method, handler);
     return this;
   }
 
@@ -169,11 +170,7 @@ export class TtrpcServer {
     if (methods === undefined) return `service ${service}: unknown service`;
     const handler = methods.get(method);
     if (handler === undefined) return `method ${method}: unknown method of service ${service}`;
-    if (this.interceptors.length === 0) return handler;
-    return this.interceptors.reduceRight<Handler>(
-      (next, interceptor) => (payload, ctx) => interceptor(ctx, () => next(payload, ctx)),
-      handler,
-    );
+    return handler;
   }
 
   private report(err: ServerError): void {

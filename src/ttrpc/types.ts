@@ -1,6 +1,7 @@
 // Types shared by the server, its connections and the typed service binding.
 
-import type { DescMessage, MessageInitShape, MessageShape } from '@bufbuild/protobuf';
+import type { DescMessage, DescMethod, Message, MessageInitShape, MessageShape } from '@bufbuild/protobuf';
+import type { ContextValues } from './context-values.js';
 
 export interface CallContext {
   /** Service name as it arrived on the wire (an alias if the impl was registered under one). */
@@ -12,13 +13,30 @@ export interface CallContext {
   deadline?: number;
   /** Aborted (with a TtrpcError reason) when the deadline passes or the connection closes. */
   signal: AbortSignal;
+  /** Values this call's interceptors and its handler share; fresh for every call. */
+  values: ContextValues;
 }
 
 /** A raw unary handler: request payload bytes in, response payload bytes out. Throw TtrpcError to pick a status code. */
 export type Handler = (payload: Uint8Array, ctx: CallContext) => Promise<Uint8Array>;
 
-/** Runs around a call: `next()` runs the rest of the chain and the handler. */
-export type Interceptor = (ctx: CallContext, next: () => Promise<Uint8Array>) => Promise<Uint8Array>;
+/** A decoded unary call as interceptors see it. */
+export interface UnaryRequest {
+  readonly method: DescMethod;
+  /** The decoded request (of method.input). */
+  readonly message: Message;
+  readonly ctx: CallContext;
+}
+
+/** The rest of the chain: later interceptors, then the handler; resolves to the response (of method.output). */
+export type UnaryNext = (req: UnaryRequest) => Promise<Message>;
+
+/**
+ * Wraps every call of the typed services a server serves (registerService),
+ * after decoding and before encoding, as connect-es's interceptors do: tracing,
+ * error mapping and metadata reading stay out of the services themselves.
+ */
+export type Interceptor = (next: UnaryNext) => UnaryNext;
 
 /** Why the server is telling its logger something; stable strings callers may switch on. */
 export type ServerErrorKind =

@@ -2,6 +2,7 @@
 // conventions' attributes, errors and exit codes, context for the module.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { create, type Message } from '@bufbuild/protobuf';
 import { Task } from '../../src/gen/containerd/task/v2/shim_pb.js';
 import { SpanRecorder, type SpanRecord } from '../../src/telemetry/recorder.js';
 import { readPropagators } from '../../src/telemetry/propagation.js';
@@ -9,8 +10,26 @@ import type { ChildTraceContext, Telemetry } from '../../src/telemetry/index.js'
 import { TaskTracer } from '../../src/daemon/task-tracing.js';
 import { Code, TtrpcError } from '../../src/ttrpc/status.js';
 import type { CallContext } from '../../src/ttrpc/types.js';
+import { ContextValues } from '../../src/ttrpc/context-values.js';
+import { CHILD_TRACE } from '../../src/daemon/call-values.js';
 
-type Impl = Record<string, (req: unknown, ctx: CallContext) => Promise<unknown>>;
+type Request = { id: string; execId?: string; bundle?: string };
+type Handler = (req: Request, ctx: CallContext) => object;
+type Impl = Record<string, (req: Request, ctx: CallContext) => Promise<Message>>;
+
+/** Each fake handler behind the tracer's interceptor, as the ttrpc server chains them. */
+function intercepted(tracer: TaskTracer, handlers: Record<string, Handler>): Impl {
+  const impl: Impl = {};
+  for (const [localName, handler] of Object.entries(handlers)) {
+    const method = Task.methods.find((m) => m.localName === localName)!;
+    // A handler that throws rejects, as an async one would.
+    const call = tracer.interceptor(({ message, ctx }) =>
+      Promise.resolve().then(() => create(method.output, handler(message as never, ctx) as never)),
+    );
+    impl[localName] = (req, ctx) => call({ method, message: create(method.input, req), ctx });
+  }
+  return impl;
+}
 
 function harness(
   env: Record<string, string>,
@@ -31,31 +50,32 @@ function harness(
   } as unknown as Telemetry;
   const tracer = new TaskTracer(telemetry, { env, namespace: () => 'ns1', socketPath: () => '/run/containerd/s/abc' });
   const seen: { trace?: ChildTraceContext } = {};
-  const impl = tracer.wrap(Task, {
-    create: async (req: { id: string }) => {
-      seen.trace = tracer.traceContextFor(req.id, '');
+  const impl = intercepted(tracer, {
+    create: (req, ctx) => {
+      seen.trace = ctx.values.get(CHILD_TRACE);
       if (req.id.startsWith('bad')) throw new TtrpcError(Code.InvalidArgument, 'module /x.wasm not found');
       return { pid: 42 };
     },
-    start: async () => ({ pid: 42 }),
-    state: async () => o.state ?? { status: 2, exitStatus: 0 },
-    wait: async () => ({ exitStatus: o.exitStatus ?? 0 }),
-    delete: async (req: { id: string }) => {
+    start: () => ({ pid: 42 }),
+    state: () => o.state ?? { status: 2, exitStatus: 0 },
+    wait: () => ({ exitStatus: o.exitStatus ?? 0 }),
+    delete: (req) => {
       if (req.id.startsWith('bad')) throw new TtrpcError(Code.NotFound, `container ${req.id} not found`);
       return { pid: 42, exitStatus: o.exitStatus ?? 0 };
     },
-    kill: async () => {
+    kill: () => {
       throw new TtrpcError(Code.NotFound, 'process already finished');
     },
-    pids: async () => {
+    pids: () => {
       throw new TtrpcError(Code.Internal, 'boom');
     },
-  }) as unknown as Impl;
+  });
   const ctx = (method: string, metadata: Record<string, string> = {}): CallContext => ({
     service: 'containerd.task.v2.Task',
     method,
     metadata: new Map(Object.entries(metadata).map(([k, v]) => [k, [v]])),
     signal: new AbortController().signal,
+    values: new ContextValues(),
   });
   const childSpans = (r: SpanRecord[]) => observers.forEach((l) => l(r));
   return { records, impl, ctx, seen, childSpans };

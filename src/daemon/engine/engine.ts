@@ -2,7 +2,6 @@
 // only ever sees these types; src/daemon/engine/node-engine.ts is the implementation.
 import type { Readable } from 'node:stream';
 import type { ChildTraceContext } from '../../telemetry/propagation.js';
-import type { SpanRecord } from '../../telemetry/recorder.js';
 
 export interface ModuleUser {
   uid: number;
@@ -69,6 +68,4 @@ export interface PrepareOptions {
 export interface Engine {
   /** Compiles and instantiates in a child process; resolves when it is ready to run. */
   prepare(spec: ModuleSpec, options?: PrepareOptions): Promise<WasmInstance>;
-  /** Spans the children relayed, for the telemetry pipeline. */
-  onChildSpans?: (records: SpanRecord[]) => void;
 }

@@ -22,6 +22,8 @@ export interface NodeEngineOptions {
   nodeArgs?: string[];
   /** Transpiled-component cache; default from WASMTS_COMPONENT_CACHE(_MAX_MB) or /var/lib/wasmts/components. */
   componentCache?: ComponentCacheConfig;
+  /** Where the children's finished spans go (the telemetry pipeline); without it they are dropped. */
+  submitSpans?: (records: SpanRecord[]) => void;
 }
 
 const SIGNALS = osConstants.signals as Record<string, number>;
@@ -56,8 +58,6 @@ export class NodeEngine implements Engine {
   private warm: ChildProcess | undefined;
   private keepingWarm = false;
   private closed = false;
-  /** Set by the daemon when tracing is on. */
-  onChildSpans: ((records: SpanRecord[]) => void) | undefined;
 
   constructor(private readonly options: NodeEngineOptions) {}
 
@@ -112,7 +112,7 @@ export class NodeEngine implements Engine {
     setImmediate(() => this.bootWarm());
     const { stdin: _stdin, ...rest } = spec;
     const job: ChildJob = { ...rest, componentCache: this.options.componentCache ?? componentCacheConfig(process.env) };
-    const instance = new ChildInstance(child, spec, (records) => this.onChildSpans?.(records));
+    const instance = new ChildInstance(child, spec, (records) => this.options.submitSpans?.(records));
     // The child compiles while it is placed (a cgroup move can take milliseconds).
     const [placed, ready] = await Promise.allSettled([options.place?.(instance.pid), instance.prepare(job)]);
     if (ready.status === 'rejected') throw ready.reason;
