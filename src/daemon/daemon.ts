@@ -14,7 +14,6 @@ import { startTelemetry, type SpanRecord } from '../telemetry/index.js';
 import { VERSION } from '../version.js';
 import { bindShimSocket } from '../handoff/socket-address.js';
 import { EventPublisher } from './events.js';
-import type { ShimFlags } from '../cli/shim-flags.js';
 import {
   daemonPaths,
   isDaemonDirName,
@@ -73,7 +72,17 @@ function listenOn(target: NonNullable<DaemonOptions['listen']>): Promise<net.Ser
   });
 }
 
-export async function runDaemon(flags: ShimFlags, options: DaemonOptions = {}): Promise<void> {
+/** The flags containerd gave the `start` that spawned this daemon (its first container's, when it has one). */
+export interface DaemonFlags {
+  namespace: string;
+  address: string;
+  id: string;
+  bundle: string;
+  socket: string;
+  debug: boolean;
+}
+
+export async function runDaemon(flags: DaemonFlags, options: DaemonOptions = {}): Promise<void> {
   const key = keyFrom(process.env);
   const paths = key ? daemonPaths(key) : undefined;
   // STATE_ROOT's own mode is the container's business (its non-root rootfs views live below it).

@@ -16,7 +16,7 @@ import {
   readBundleFile,
   writeBundleFile,
 } from '../bundle/files.js';
-import type { ShimFlags } from '../cli/shim-flags.js';
+import type { ShimFlags } from './flags.js';
 import { DAEMON_ACTION, daemonPaths, keyFrom, requestHandoff } from '../handoff/handoff.js';
 import { readAnnotations, readCgroupsPath } from '../bundle/spec.js';
 import { killLeftoverChildren, unmountRootfs } from '../host/cleanup.js';

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { create, toBinary } from '@bufbuild/protobuf';
-import { parseShimFlags, FlagError } from '../../src/cli/shim-flags.js';
+import { parseShimFlags, FlagError } from '../../src/frontend/flags.js';
 import { groupingFor, socketPathFor } from '../../src/handoff/socket-address.js';
 import { parseStartInput } from '../../src/frontend/bootstrap.js';
 import { checkProcess, readSpec, SpecError } from '../../src/bundle/spec.js';

@@ -11,7 +11,7 @@ import { encodeFrame, FrameDecoder, HEADER_LENGTH, MAX_PAYLOAD, type DecodeEvent
 import { checkProcess, readAnnotations, readSpec, SpecError } from '../../src/bundle/spec.js';
 import { resolveEntrypoint } from '../../src/daemon/container/entrypoint.js';
 import { parseStartInput, startReply } from '../../src/frontend/bootstrap.js';
-import { FlagError, parseShimFlags } from '../../src/cli/shim-flags.js';
+import { FlagError, parseShimFlags } from '../../src/frontend/flags.js';
 
 export interface FuzzTarget {
   name: string;
