@@ -15,6 +15,7 @@ import { inNamespace, type EventSink } from './events.js';
 import { createLogger, openLogFifo, type Logger } from './log.js';
 import { TaskService } from './task-service.js';
 import { TaskTracer } from './task-tracing.js';
+import { toTtrpcError } from './errors.js';
 
 const NAMESPACE_METADATA = 'containerd-namespace-ttrpc';
 /** A socket containerd left with no container and no connection is closed after this long. */
@@ -72,6 +73,14 @@ export class ServedSocket {
       this.openLog(known.bundle);
     }
     this.ttrpc = new TtrpcServer({ onError: (err) => log.warn(`ttrpc: ${err.message}`, { kind: err.kind }) });
+    // Daemon logic throws ShimErrors; they become ttrpc statuses here, once (outermost).
+    this.ttrpc.use(async (_ctx, next) => {
+      try {
+        return await next();
+      } catch (err) {
+        throw toTtrpcError(err);
+      }
+    });
     this.ttrpc.use((ctx, next) => {
       if (!this.namespace) this.namespace = ctx.metadata.get(NAMESPACE_METADATA)?.[0] ?? '';
       return next();
