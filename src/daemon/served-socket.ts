@@ -15,6 +15,7 @@ import { inNamespace, type EventSink } from './events.js';
 import { createLogger, openLogFifo, type Logger } from './log.js';
 import { TaskService } from './task-service.js';
 import { TaskTracer } from './task-tracing.js';
+import { errorsToStatus } from './errors.js';
 
 const NAMESPACE_METADATA = 'containerd-namespace-ttrpc';
 /** A socket containerd left with no container and no connection is closed after this long. */
@@ -90,7 +91,8 @@ export class ServedSocket {
       shutdown: () => this.close(),
       beforeCreate: (id, bundle) => this.adopt(id, bundle),
     });
-    this.ttrpc.use(tracer.interceptor);
+    // Innermost, the daemon's ShimErrors become ttrpc statuses, once: the tracer sees the status the client gets.
+    this.ttrpc.use(tracer.interceptor).use(errorsToStatus);
     this.ttrpc.registerService(Task, this.service);
     this.ttrpc.registerService(Task, this.service, { name: 'containerd.task.v3.Task' });
     void this.ttrpc.listen({ server });

@@ -1,12 +1,13 @@
 // The containerd.task.v2.Task service: a thin layer that maps each RPC onto a
 // container or process and publishes the events containerd expects.
+/* eslint-disable @typescript-eslint/require-await -- every RPC is async, so a refusal is always a rejected call, never a synchronous throw */
 import { create, type MessageInitShape } from '@bufbuild/protobuf';
 import { anyPack, EmptySchema, timestampFromDate, type Empty } from '@bufbuild/protobuf/wkt';
 import * as pb from '../gen/containerd/task/v2/shim_pb.js';
 import * as ev from '../gen/containerd/events/task_pb.js';
 import { MetricsSchema } from '../gen/cgroups/v1/metrics_pb.js';
 import type { Engine, ExitInfo } from './engine/engine.js';
-import { Code, TtrpcError } from '../ttrpc/status.js';
+import { alreadyExists, failedPrecondition, invalidArgument, notFound, notImplemented } from './errors.js';
 import type { CallContext } from '../ttrpc/types.js';
 import { VERSION } from '../version.js';
 import { DELETE_RESPONSE_FILE, encodeDeleteResponse, writeBundleFile } from '../bundle/files.js';
@@ -39,8 +40,7 @@ const MAX_IDENTIFIER = 76;
 
 function checkIdentifier(kind: string, id: string): void {
   if (!IDENTIFIER.test(id) || id.length > MAX_IDENTIFIER) {
-    throw new TtrpcError(
-      Code.InvalidArgument,
+    throw invalidArgument(
       `invalid ${kind} "${id}": must match ${IDENTIFIER.source} and be at most ${MAX_IDENTIFIER} characters`,
     );
   }
@@ -63,20 +63,17 @@ export class TaskService {
 
   private container(id: string): Container {
     const c = this.containers.get(id);
-    if (!c) throw new TtrpcError(Code.NotFound, `container ${id} not found`);
+    if (!c) throw notFound(`container ${id} not found`);
     return c;
   }
 
   async create(req: pb.CreateTaskRequest, ctx?: CallContext): Promise<Reply<typeof pb.CreateTaskResponseSchema>> {
     checkIdentifier('container id', req.id);
-    if (!req.bundle) throw new TtrpcError(Code.InvalidArgument, `container ${req.id}: bundle path is required`);
+    if (!req.bundle) throw invalidArgument(`container ${req.id}: bundle path is required`);
     if (req.checkpoint)
-      throw new TtrpcError(
-        Code.Unimplemented,
-        `container ${req.id}: restoring a checkpoint is not supported for Wasm instances`,
-      );
+      throw notImplemented(`container ${req.id}: restoring a checkpoint is not supported for Wasm instances`);
     if (this.containers.has(req.id) || this.creating.has(req.id)) {
-      throw new TtrpcError(Code.AlreadyExists, `container ${req.id} already exists`);
+      throw alreadyExists(`container ${req.id} already exists`);
     }
     this.creating.add(req.id);
     try {
@@ -203,8 +200,7 @@ export class TaskService {
 
   async checkpoint(req: pb.CheckpointTaskRequest): Promise<Empty> {
     this.container(req.id);
-    throw new TtrpcError(
-      Code.Unimplemented,
+    throw notImplemented(
       `container ${req.id}: checkpoint is not supported: a running Wasm instance's memory and host state cannot be captured by this shim`,
     );
   }
@@ -213,7 +209,7 @@ export class TaskService {
     const c = this.container(req.id);
     if (req.all && !req.execId) {
       const alive = c.processes().filter((p) => p.alive);
-      if (alive.length === 0) throw new TtrpcError(Code.NotFound, 'process already finished');
+      if (alive.length === 0) throw notFound('process already finished');
       for (const p of alive) tryTo(() => p.kill(req.signal));
     } else {
       c.process(req.execId).kill(req.signal);
@@ -242,8 +238,7 @@ export class TaskService {
 
   async resizePty(req: pb.ResizePtyRequest): Promise<Empty> {
     this.container(req.id).process(req.execId);
-    throw new TtrpcError(
-      Code.FailedPrecondition,
+    throw failedPrecondition(
       `container ${req.id}: the process has no terminal to resize (terminals are not supported)`,
     );
   }
@@ -261,8 +256,7 @@ export class TaskService {
       try {
         resources = JSON.parse(Buffer.from(req.resources.value).toString('utf8')) as LinuxResources;
       } catch (err) {
-        throw new TtrpcError(
-          Code.InvalidArgument,
+        throw invalidArgument(
           `container ${c.id}: resources are not valid JSON (${req.resources.typeUrl}): ${(err as Error).message}`,
         );
       }
@@ -406,17 +400,14 @@ function processMetrics(c: Container) {
 }
 
 function parseProcessSpec(spec: pb.ExecProcessRequest['spec'], who: string): OciProcess {
-  if (!spec || spec.value.length === 0) throw new TtrpcError(Code.InvalidArgument, `${who}: process spec is required`);
+  if (!spec || spec.value.length === 0) throw invalidArgument(`${who}: process spec is required`);
   if (spec.typeUrl && !spec.typeUrl.endsWith(PROCESS_SPEC_URL)) {
-    throw new TtrpcError(
-      Code.InvalidArgument,
-      `${who}: process spec has type ${spec.typeUrl}, expected ${PROCESS_SPEC_URL}`,
-    );
+    throw invalidArgument(`${who}: process spec has type ${spec.typeUrl}, expected ${PROCESS_SPEC_URL}`);
   }
   try {
     return JSON.parse(Buffer.from(spec.value).toString('utf8')) as OciProcess;
   } catch (err) {
-    throw new TtrpcError(Code.InvalidArgument, `${who}: process spec is not valid JSON: ${(err as Error).message}`);
+    throw invalidArgument(`${who}: process spec is not valid JSON: ${(err as Error).message}`);
   }
 }
 

@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Message } from '@bufbuild/protobuf';
 import type { Interceptor, UnaryNext, UnaryRequest } from '../ttrpc/types.js';
-import { TtrpcError } from '../ttrpc/status.js';
+import { toTtrpcError } from './errors.js';
 import { Status } from '../gen/containerd/types/task/task_pb.js';
 import type { ActiveSpan, SpanRecord, Telemetry } from '../telemetry/index.js';
 import { SpanStatusCode } from '../telemetry/recorder.js';
@@ -181,7 +181,7 @@ export class TaskTracer {
       if (name === 'Delete' && !execId && c) this.endContainer(id, c, span, exitStatus ?? 0);
       return res;
     } catch (err) {
-      const code = err instanceof TtrpcError ? err.code : 2;
+      const code = toTtrpcError(err).code;
       const status = sc.grpcStatusName(code);
       span.setAttribute(sc.ATTR_RPC_STATUS_CODE, status);
       // A normal negative answer (NOT_FOUND on a Delete after a failed Create, …) is no error of this

@@ -23,7 +23,8 @@ import { encodeDeleteResponse } from '../../src/bundle/files.js';
 import { DeleteResponseSchema } from '../../src/gen/containerd/task/v2/shim_pb.js';
 import { BootstrapParamsSchema } from '../../src/gen/containerd/runtime/bootstrap/v1/bootstrap_pb.js';
 import { Status } from '../../src/gen/containerd/types/task/task_pb.js';
-import { Code, TtrpcError } from '../../src/ttrpc/status.js';
+import { Code } from '../../src/ttrpc/status.js';
+import { toTtrpcError } from '../../src/daemon/errors.js';
 import { fromBinary } from '@bufbuild/protobuf';
 import type { WasmInstance } from '../../src/daemon/engine/engine.js';
 
@@ -203,7 +204,7 @@ describe('process states', () => {
     try {
       fn();
     } catch (e) {
-      return (e as TtrpcError).code;
+      return toTtrpcError(e).code;
     }
     return Code.OK;
   };

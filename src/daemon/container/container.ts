@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Engine, ExitInfo, ModuleSpec } from '../engine/engine.js';
 import { ModuleError } from '../engine/engine.js';
-import { Code, TtrpcError } from '../../ttrpc/status.js';
+import { alreadyExists, failedPrecondition, invalidArgument, notFound, ShimError } from '../errors.js';
 import { SHIM_PID_FILE, writeBundleFile } from '../../bundle/files.js';
 import { PID_FILE, unmountRootfs } from '../../host/cleanup.js';
 import { resolveEntrypoint, type Entrypoint } from './entrypoint.js';
@@ -44,12 +44,16 @@ export type ExitListener = (container: Container, process: Process, exit: ExitIn
 
 const SIGKILL = 9;
 
-/** Maps what went wrong while preparing into the ttrpc error containerd shows. */
-function asTtrpc(err: unknown, who: string): TtrpcError {
-  if (err instanceof TtrpcError) return err;
+/**
+ * What went wrong while preparing, as the ShimError containerd shows: a bad
+ * bundle or module is the caller's to fix; anything else is unexpected. Both
+ * name the container (ShimErrors raised on the way already do).
+ */
+function asShimError(err: unknown, who: string): ShimError {
+  if (err instanceof ShimError) return err;
   if (err instanceof SpecError || err instanceof ModuleError)
-    return new TtrpcError(Code.InvalidArgument, `${who}: ${err.message}`);
-  return new TtrpcError(Code.Unknown, `${who}: ${(err as Error)?.message ?? String(err)}`);
+    return invalidArgument(`${who}: ${err.message}`, { cause: err });
+  return new ShimError('unknown', `${who}: ${(err as Error)?.message ?? String(err)}`, { cause: err });
 }
 
 export class Container {
@@ -82,9 +86,9 @@ export class Container {
     try {
       this.cgroup.apply(resources);
     } catch (err) {
-      throw new TtrpcError(
-        Code.InvalidArgument,
+      throw invalidArgument(
         `container ${this.id}: cannot apply resources to cgroup ${this.cgroup.path}: ${(err as Error).message}`,
+        { cause: err },
       );
     }
   }
@@ -122,34 +126,34 @@ export class Container {
     } catch (err) {
       if (mounted) await unmountRootfs(params.bundle);
       await container?.cgroup?.destroy();
-      throw asTtrpc(err, who);
+      throw asShimError(err, who);
     }
   }
 
   async exec(params: ExecParams): Promise<Process> {
     const who = `exec ${params.execId} in container ${this.id}`;
-    if (this.execs.has(params.execId)) throw new TtrpcError(Code.AlreadyExists, `${who}: exec id already exists`);
-    if (!this.init.alive) throw new TtrpcError(Code.FailedPrecondition, `${who}: container is not running`);
+    if (this.execs.has(params.execId)) throw alreadyExists(`${who}: exec id already exists`);
+    if (!this.init.alive) throw failedPrecondition(`${who}: container is not running`);
     try {
       checkStdio(params.stdio, who);
       const proc = checkProcess(params.process, who);
       const process = await this.spawn(params.execId, proc, params.stdio, params.trace);
       if (this.execs.has(params.execId)) {
         process.kill(SIGKILL);
-        throw new TtrpcError(Code.AlreadyExists, `${who}: exec id already exists`);
+        throw alreadyExists(`${who}: exec id already exists`);
       }
       this.execs.set(params.execId, process);
       fs.writeFileSync(path.join(this.bundle, `exec-${params.execId}.pid`), String(process.pid), { mode: 0o600 });
       return process;
     } catch (err) {
-      throw asTtrpc(err, who);
+      throw asShimError(err, who);
     }
   }
 
   process(execId: string): Process {
     if (!execId) return this.init;
     const p = this.execs.get(execId);
-    if (!p) throw new TtrpcError(Code.NotFound, `exec ${execId} not found in container ${this.id}`);
+    if (!p) throw notFound(`exec ${execId} not found in container ${this.id}`);
     return p;
   }
 
@@ -236,9 +240,9 @@ export class Container {
         try {
           await cgroup.addProcess(pid);
         } catch (err) {
-          throw new TtrpcError(
-            Code.FailedPrecondition,
+          throw failedPrecondition(
             `container ${this.id}: cannot move the Wasm child into cgroup ${cgroup.path} (is the memory limit below what it already uses?): ${(err as Error).message}`,
+            { cause: err },
           );
         }
       });

@@ -56,7 +56,7 @@ export function inRootfs(rootfs: string, guestPath: string): string {
 
 function checkMagic(hostPath: string, guestPath: string): void {
   const head = Buffer.alloc(4);
-  let n = 0;
+  let n: number;
   const fd = fs.openSync(hostPath, 'r');
   try {
     n = fs.readSync(fd, head, 0, 4, 0);

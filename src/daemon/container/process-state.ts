@@ -1,9 +1,9 @@
 // One small type per process state, as in runc's shim: each state offers only
 // the transitions that are legal from it, so an illegal one cannot be written.
-// Every method either performs the transition or throws the ttrpc error
-// containerd expects.
+// Every method either performs the transition or throws the ShimError whose
+// kind containerd expects (failed-precondition, not-found, invalid-argument).
 import type { ExitInfo, WasmInstance } from '../engine/engine.js';
-import { Code, TtrpcError } from '../../ttrpc/status.js';
+import { failedPrecondition, invalidArgument, notFound } from '../errors.js';
 import { Status } from '../../gen/containerd/types/task/task_pb.js';
 
 const SIGKILL = 9;
@@ -21,111 +21,100 @@ export interface ProcessState {
   exited(exit: ExitInfo): ProcessState;
 }
 
-function illegal(what: string, state: string): never {
-  throw new TtrpcError(Code.FailedPrecondition, `cannot ${what} a ${state} process`);
-}
+const FINISHED = 'process already finished';
 
 function signal(instance: WasmInstance, sig: number): void {
   try {
     instance.signal(sig);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EINVAL' || code === 'ERR_UNKNOWN_SIGNAL')
-      throw new TtrpcError(Code.InvalidArgument, `invalid signal ${sig}`);
-    throw new TtrpcError(Code.NotFound, 'process already finished');
+    if (code === 'EINVAL' || code === 'ERR_UNKNOWN_SIGNAL') throw invalidArgument(`invalid signal ${sig}`);
+    throw notFound(FINISHED);
   }
 }
 
-export class CreatedState implements ProcessState {
-  readonly status = Status.CREATED;
-  constructor(private readonly instance: WasmInstance) {}
+/** Refuses every transition; each state overrides the ones that are legal from it. */
+abstract class RefusingState implements ProcessState {
+  abstract readonly status: Status;
+  /** How refusals name the state: "cannot pause a created process". */
+  protected abstract readonly label: string;
+  abstract kill(signal: number): void;
+  abstract exited(exit: ExitInfo): ProcessState;
   start(): RunningState {
+    return this.refuse('start');
+  }
+  pause(): PausedState {
+    return this.refuse('pause');
+  }
+  resume(): RunningState {
+    return this.refuse('resume');
+  }
+  delete(): DeletedState {
+    return this.refuse('delete');
+  }
+  protected refuse(what: string, label = this.label): never {
+    throw failedPrecondition(`cannot ${what} a ${label} process`);
+  }
+}
+
+/** Created, running or paused: the instance is alive, signals reach it and its exit stops it. */
+abstract class LiveState extends RefusingState {
+  constructor(protected readonly instance: WasmInstance) {
+    super();
+  }
+  kill(sig: number): void {
+    signal(this.instance, sig);
+  }
+  exited(exit: ExitInfo): StoppedState {
+    return new StoppedState(exit);
+  }
+}
+
+export class CreatedState extends LiveState {
+  readonly status = Status.CREATED;
+  protected readonly label = 'created';
+  override start(): RunningState {
     this.instance.run();
     return new RunningState(this.instance);
   }
-  kill(sig: number): void {
-    signal(this.instance, sig);
-  }
-  pause(): PausedState {
-    return illegal('pause', 'created');
-  }
-  resume(): RunningState {
-    return illegal('resume', 'created');
-  }
-  delete(): DeletedState {
-    return illegal('delete', 'created (kill it first)');
-  }
-  exited(exit: ExitInfo): StoppedState {
-    return new StoppedState(exit);
+  override delete(): DeletedState {
+    return this.refuse('delete', 'created (kill it first)');
   }
 }
 
-export class RunningState implements ProcessState {
+export class RunningState extends LiveState {
   readonly status = Status.RUNNING;
-  constructor(private readonly instance: WasmInstance) {}
-  start(): RunningState {
-    return illegal('start', 'running');
-  }
-  kill(sig: number): void {
-    signal(this.instance, sig);
-  }
-  pause(): PausedState {
+  protected readonly label = 'running';
+  override pause(): PausedState {
     signal(this.instance, SIGSTOP);
     return new PausedState(this.instance);
   }
-  resume(): RunningState {
-    return illegal('resume', 'running');
-  }
-  delete(): DeletedState {
-    return illegal('delete', 'running');
-  }
-  exited(exit: ExitInfo): StoppedState {
-    return new StoppedState(exit);
-  }
 }
 
-export class PausedState implements ProcessState {
+export class PausedState extends LiveState {
   readonly status = Status.PAUSED;
-  constructor(private readonly instance: WasmInstance) {}
-  start(): RunningState {
-    return illegal('start', 'paused');
-  }
-  kill(sig: number): void {
+  protected readonly label = 'paused';
+  override kill(sig: number): void {
     signal(this.instance, sig);
     // A stopped process only acts on SIGKILL; let other signals be delivered.
     if (sig !== SIGKILL && sig !== SIGSTOP) signal(this.instance, SIGCONT);
   }
-  pause(): PausedState {
-    return illegal('pause', 'paused');
-  }
-  resume(): RunningState {
+  override resume(): RunningState {
     signal(this.instance, SIGCONT);
     return new RunningState(this.instance);
   }
-  delete(): DeletedState {
-    return illegal('delete', 'paused');
-  }
-  exited(exit: ExitInfo): StoppedState {
-    return new StoppedState(exit);
-  }
 }
 
-export class StoppedState implements ProcessState {
+export class StoppedState extends RefusingState {
   readonly status = Status.STOPPED;
-  constructor(readonly exit: ExitInfo) {}
-  start(): RunningState {
-    return illegal('start', 'stopped');
+  protected readonly label = 'stopped';
+  constructor(readonly exit: ExitInfo) {
+    super();
   }
   kill(): void {
-    throw new TtrpcError(Code.NotFound, 'process already finished');
+    throw notFound(FINISHED);
   }
-  pause(): PausedState {
-    return illegal('pause', 'stopped');
-  }
-  resume(): RunningState {
-    return illegal('resume', 'stopped');
-  }
-  delete(): DeletedState {
+  override delete(): DeletedState {
     return new DeletedState(this.exit);
   }
   exited(): StoppedState {
@@ -133,28 +122,20 @@ export class StoppedState implements ProcessState {
   }
 }
 
-export class DeletedState implements ProcessState {
+/** Everything is refused as not found: the process is gone from the container. */
+export class DeletedState extends RefusingState {
   readonly status = Status.STOPPED;
-  constructor(readonly exit: ExitInfo) {}
-  private gone(): never {
-    throw new TtrpcError(Code.NotFound, 'process already deleted');
-  }
-  start(): RunningState {
-    return this.gone();
+  protected readonly label = 'deleted';
+  constructor(readonly exit: ExitInfo) {
+    super();
   }
   kill(): void {
-    this.gone();
-  }
-  pause(): PausedState {
-    return this.gone();
-  }
-  resume(): RunningState {
-    return this.gone();
-  }
-  delete(): DeletedState {
-    return this.gone();
+    this.refuse();
   }
   exited(): DeletedState {
     return this;
+  }
+  protected override refuse(): never {
+    throw notFound('process already deleted');
   }
 }

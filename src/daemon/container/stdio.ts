@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import type { Readable } from 'node:stream';
-import { Code, TtrpcError } from '../../ttrpc/status.js';
+import { invalidArgument } from '../errors.js';
 
 export interface StdioPaths {
   stdin: string;
@@ -13,14 +13,10 @@ export interface StdioPaths {
 }
 
 export function checkStdio(io: StdioPaths, who: string): void {
-  if (io.terminal)
-    throw new TtrpcError(Code.InvalidArgument, `${who}: terminals are not supported (run without -t/--tty)`);
+  if (io.terminal) throw invalidArgument(`${who}: terminals are not supported (run without -t/--tty)`);
   for (const target of [io.stdin, io.stdout, io.stderr]) {
     if (target.startsWith('binary://')) {
-      throw new TtrpcError(
-        Code.InvalidArgument,
-        `${who}: binary:// log drivers are not supported, use a FIFO or file:// path`,
-      );
+      throw invalidArgument(`${who}: binary:// log drivers are not supported, use a FIFO or file:// path`);
     }
   }
   for (const [name, target] of [
@@ -28,7 +24,7 @@ export function checkStdio(io: StdioPaths, who: string): void {
     ['stderr', io.stderr],
   ] as const) {
     if (target && !target.startsWith('file://') && !fs.existsSync(target)) {
-      throw new TtrpcError(Code.InvalidArgument, `${who}: ${name} ${target} does not exist`);
+      throw invalidArgument(`${who}: ${name} ${target} does not exist`);
     }
   }
 }
@@ -65,10 +61,9 @@ export function openStdin(target: string, who: string): Readable | undefined {
   try {
     fd = fs.openSync(target, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
   } catch (err) {
-    throw new TtrpcError(
-      Code.InvalidArgument,
-      `${who}: cannot open stdin ${target}: ${(err as NodeJS.ErrnoException).code}`,
-    );
+    throw invalidArgument(`${who}: cannot open stdin ${target}: ${(err as NodeJS.ErrnoException).code}`, {
+      cause: err,
+    });
   }
   const stream = new net.Socket({ fd, readable: true, writable: false });
   stream.on('error', () => undefined);
