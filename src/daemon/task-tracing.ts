@@ -2,8 +2,7 @@
 // shim) and one server span per RPC under it. Wraps the service from the
 // outside, so the RPC layer itself stays free of telemetry. It also carries
 // the trace context into each Wasm child whether or not spans are exported.
-import { readFile } from 'node:fs/promises';
-import * as path from 'node:path';
+import { readAnnotationsAsync } from '../bundle/index.js';
 import type { DescService } from '@bufbuild/protobuf';
 import type { CallContext, ServiceImpl } from '../ttrpc/types.js';
 import { TtrpcError } from '../ttrpc/status.js';
@@ -123,16 +122,11 @@ export class TaskTracer {
 
   /** container.image.name from the bundle's annotations, when the client (CRI) named the image. */
   private async addImageName(root: ActiveSpan, bundle: string): Promise<void> {
-    try {
-      const spec = JSON.parse(await readFile(path.join(bundle, 'config.json'), 'utf8')) as {
-        annotations?: Record<string, unknown>;
-      };
-      for (const key of IMAGE_NAME_ANNOTATIONS) {
-        const name = spec.annotations?.[key];
-        if (typeof name === 'string' && name !== '') return void root.setAttribute(sc.ATTR_CONTAINER_IMAGE_NAME, name);
-      }
-    } catch {
-      // no readable spec: Create reports that itself
+    // no readable spec: Create reports that itself
+    const annotations = await readAnnotationsAsync(bundle);
+    for (const key of IMAGE_NAME_ANNOTATIONS) {
+      const name = annotations?.[key];
+      if (name) return void root.setAttribute(sc.ATTR_CONTAINER_IMAGE_NAME, name);
     }
   }
 
