@@ -22,13 +22,19 @@ export type FromChild =
   /** wasm.run as it starts: the daemon ends it should the child be killed first. */
   | { t: 'span-open'; span: SpanRecord };
 
+type Obj = Readonly<Record<string, unknown>>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isStrings = (v: unknown): v is string[] => Array.isArray(v) && v.every((s) => typeof s === 'string');
+const isId = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < 2 ** 32;
+const isAbsolute = (v: unknown): v is string => typeof v === 'string' && path.isAbsolute(v);
+
 const MAX_RECORDS_PER_MESSAGE = 256;
 const MAX_ERROR_MESSAGE = 4096;
 
 /** A message from a child, checked field by field; undefined for anything else. Invalid span records are left out. */
 export function parseFromChild(raw: unknown): FromChild | undefined {
-  if (typeof raw !== 'object' || raw === null) return undefined;
-  const m = raw as Record<string, unknown>;
+  if (!isObj(raw)) return undefined;
+  const m = raw;
   switch (m.t) {
     case 'ready':
       return { t: 'ready' };
@@ -57,12 +63,6 @@ export function parseFromChild(raw: unknown): FromChild | undefined {
 
 /** A message from the daemon the child cannot use; the message names the field. */
 export class ProtocolError extends Error {}
-
-type Obj = Readonly<Record<string, unknown>>;
-const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
-const isStrings = (v: unknown): v is string[] => Array.isArray(v) && v.every((s) => typeof s === 'string');
-const isId = (v: unknown): v is number => Number.isInteger(v) && typeof v === 'number' && v >= 0 && v < 2 ** 32;
-const isAbsolute = (v: unknown): v is string => typeof v === 'string' && path.isAbsolute(v);
 
 function bad(field: string, want: string): ProtocolError {
   return new ProtocolError(`job.${field} must be ${want}`);
@@ -103,7 +103,7 @@ function trace(v: unknown): ChildTraceContext {
 }
 
 function componentCache(v: unknown): ComponentCacheConfig {
-  if (!isObj(v) || !isAbsolute(v.dir) || !Number.isSafeInteger(v.maxBytes) || typeof v.maxBytes !== 'number')
+  if (!isObj(v) || !isAbsolute(v.dir) || typeof v.maxBytes !== 'number' || !Number.isSafeInteger(v.maxBytes))
     throw bad('componentCache', 'an absolute dir and a whole maxBytes');
   if (v.maxBytes <= 0) throw bad('componentCache.maxBytes', 'positive');
   return { dir: v.dir, maxBytes: v.maxBytes };
