@@ -262,6 +262,7 @@ export class TaskService {
       try {
         resources = decodeLinuxResources(req.resources.typeUrl, req.resources.value);
       } catch (err) {
+        this.deps.log.warn('update refused', { id: c.id, error: (err as Error).message });
         throw new TtrpcError(Code.InvalidArgument, `container ${c.id}: ${(err as Error).message}`);
       }
       if (!c.cgroup) this.deps.log.warn('no cgroup for this container: resource limits are not applied', { id: c.id });
