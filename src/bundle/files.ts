@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { BinaryWriter } from '@bufbuild/protobuf/wire';
 
 /** containerd's OCI runtime spec for the container (read by spec.ts). */
-export const CONFIG_FILE = 'config.json';
+const CONFIG_FILE = 'config.json';
 /** Where the rootfs is when the spec's root.path does not say. */
 const DEFAULT_ROOTFS = 'rootfs';
 /** The daemon's address, for containerd to find it again after a restart; the sh front end writes it too. */
@@ -28,7 +28,7 @@ export const EXEC_PID_FILE = { prefix: 'exec-', suffix: '.pid' } as const;
 /** The mount points Create made, in order (records.ts). */
 export const MOUNTS_FILE = 'wasmts-mounts.json';
 
-/** `<bundle>/<name>`: for this folder's modules only (records.ts, spec.ts). */
+/** `<bundle>/<name>`: for this folder's modules only (records.ts). */
 export function bundleFile(bundle: string, name: string): string {
   return path.join(bundle, name);
 }
