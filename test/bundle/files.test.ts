@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import {
   readAddress,
   readDeleteResponse,
@@ -26,7 +26,9 @@ import {
   writeShimPid,
 } from '../../src/bundle/index.js';
 
-const tmpBundle = () => fs.mkdtempSync(path.join(os.tmpdir(), 'wasmts-files-'));
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wasmts-files-'));
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+const tmpBundle = () => fs.mkdtempSync(path.join(tmp, 'b-'));
 const mode = (file: string) => fs.statSync(file).mode & 0o777;
 
 test('the names containerd, the sh front end and the tests rely on; owner-only, no temp file left', () => {

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import {
   parseSpec,
   readAnnotations,
@@ -102,8 +102,10 @@ describe('parseSpec', () => {
 });
 
 describe('reading config.json', () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wasmts-spec-'));
+  after(() => fs.rmSync(tmp, { recursive: true, force: true }));
   const bundle = (config: unknown) => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wasmts-spec-'));
+    const dir = fs.mkdtempSync(path.join(tmp, 'b-'));
     fs.writeFileSync(path.join(dir, 'config.json'), typeof config === 'string' ? config : JSON.stringify(config));
     return dir;
   };
