@@ -35,6 +35,17 @@ export default tseslint.config(
       ],
     },
   },
+  // The bundle module is used through its public API only (src/bundle/index.ts).
+  {
+    files: ['src/**/*.ts'],
+    ignores: ['src/bundle/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ regex: '/bundle/(?!index\\.js$)', message: 'Import from src/bundle/index.js.' }] },
+      ],
+    },
+  },
   { files: ['**/*.mjs'], ...tseslint.configs.disableTypeChecked },
   prettier,
 );

@@ -278,16 +278,3 @@ export function evict(opts: ComponentCacheOptions, keep?: string): void {
     total -= e.size;
   }
 }
-
-export const DEFAULT_CACHE_DIR = '/var/lib/wasmts/components';
-export const DEFAULT_CACHE_MAX_MB = 512;
-
-/** The daemon's choice of cache: WASMTS_COMPONENT_CACHE (a directory) and WASMTS_COMPONENT_CACHE_MAX_MB from its environment. */
-export function componentCacheConfig(env: NodeJS.ProcessEnv): { dir: string; maxBytes: number } {
-  const dir =
-    env.WASMTS_COMPONENT_CACHE && path.isAbsolute(env.WASMTS_COMPONENT_CACHE)
-      ? env.WASMTS_COMPONENT_CACHE
-      : DEFAULT_CACHE_DIR;
-  const mb = Number(env.WASMTS_COMPONENT_CACHE_MAX_MB);
-  return { dir, maxBytes: (Number.isFinite(mb) && mb > 0 ? mb : DEFAULT_CACHE_MAX_MB) * 1024 * 1024 };
-}

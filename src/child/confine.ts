@@ -5,7 +5,7 @@
 // would pass through an absolute symlink or climb above the rootfs fails with
 // ENOTCAPABLE before node:wasi sees it.
 
-import { resolveGuestPath } from '../bundle/guest-path.js';
+import { resolveGuestPath } from '../bundle/index.js';
 
 const ERRNO_NOTCAPABLE = 76;
 const ERRNO_SUCCESS = 0;

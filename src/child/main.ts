@@ -21,7 +21,7 @@ import { confinePaths } from './confine.js';
 import { PAUSE_MODULE } from './pause-module.js';
 import { callEntry, entryProblem, interceptProcExit } from './entry-call.js';
 import type { ChildJob, FromChild, ToChild } from './protocol.js';
-import { SETUP_EXIT_STATUS, TRAP_EXIT_STATUS } from './protocol.js';
+import { parseToChild, SETUP_EXIT_STATUS, TRAP_EXIT_STATUS } from './protocol.js';
 import { wasmKind } from './wasm-kind.js';
 
 interface Prepared {
@@ -108,7 +108,7 @@ async function prepare(job: ChildJob): Promise<Prepared> {
     module = await WebAssembly.compile(bytes);
   } catch (err) {
     compileSpan?.recordException(err).end();
-    throw new Error(`${job.modulePath} does not compile: ${(err as Error).message}`);
+    throw new Error(`${job.modulePath} does not compile: ${(err as Error).message}`, { cause: err });
   }
   compileSpan?.end();
   const instantiateSpan = startSpan('wasm.instantiate');
@@ -134,7 +134,7 @@ async function prepare(job: ChildJob): Promise<Prepared> {
     instance = await WebAssembly.instantiate(module, imports);
   } catch (err) {
     instantiateSpan?.recordException(err).end();
-    throw new Error(`${job.modulePath} cannot be instantiated: ${(err as Error).message}`);
+    throw new Error(`${job.modulePath} cannot be instantiated: ${(err as Error).message}`, { cause: err });
   }
   instantiateSpan?.end();
   const problem = entryProblem(instance, job.exportName);
@@ -218,27 +218,27 @@ async function warmUp(): Promise<void> {
   try {
     const module = await WebAssembly.compile(PAUSE_MODULE);
     const wasi = new WASI({ version: 'preview1', args: [], env: {}, returnOnExit: true });
-    await WebAssembly.instantiate(module, wasi.getImportObject() as unknown as WebAssembly.Imports);
+    await WebAssembly.instantiate(module, wasi.getImportObject() as WebAssembly.Imports);
   } catch {
     // only an optimisation
   }
 }
 void warmUp();
 
-process.on('message', (message: ToChild) => {
+/** Fails setup: the daemon hears why, and the child exits as one that could not prepare. */
+async function failSetup(err: unknown): Promise<never> {
+  await send({ t: 'error', message: err instanceof Error ? err.message : String(err) });
+  await relaySpans(500);
+  process.exit(SETUP_EXIT_STATUS);
+}
+
+function onMessage(message: ToChild): void {
   if (message.t === 'job') {
-    prepare(message.job).then(
-      async (p) => {
-        prepared = p;
-        await send({ t: 'ready' });
-        await relaySpans(500);
-      },
-      async (err: unknown) => {
-        await send({ t: 'error', message: err instanceof Error ? err.message : String(err) });
-        await relaySpans(500);
-        process.exit(SETUP_EXIT_STATUS);
-      },
-    );
+    prepare(message.job).then(async (p) => {
+      prepared = p;
+      await send({ t: 'ready' });
+      await relaySpans(500);
+    }, failSetup);
   } else if (message.t === 'run' && prepared) {
     const p = prepared;
     prepared = undefined;
@@ -246,6 +246,18 @@ process.on('message', (message: ToChild) => {
     // Leave the message handler first so the IPC callback stack is clear.
     setImmediate(() => void runModule(p).then(finish));
   }
+}
+
+process.on('message', (raw: unknown) => {
+  let message: ToChild;
+  try {
+    message = parseToChild(raw);
+  } catch (err) {
+    // A daemon of another build, or a bug: never run on a job half understood; a running module carries on.
+    if (!running) void failSetup(new Error(`the Wasm child got a message it cannot use: ${(err as Error).message}`));
+    return;
+  }
+  onMessage(message);
 });
 // The daemon going away must not leave an orphan (a warm child, or one waiting for
 // `run`) behind; a running module carries on, as a runc container would.

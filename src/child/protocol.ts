@@ -1,16 +1,16 @@
-// Messages on the IPC channel between the daemon and a Wasm child.
-import type { ModuleSpec } from '../daemon/engine/engine.js';
+// Messages on the IPC channel between the daemon and a Wasm child, and their
+// parsers: each side rebuilds what it receives from checked fields, never
+// trusting the other's JSON to have the declared shape.
+import * as path from 'node:path';
+import type { ModuleSpec, ModuleUser } from '../daemon/engine/engine.js';
 import type { SpanRecord } from '../telemetry/recorder.js';
 import { parseSpanRecord } from '../telemetry/records.js';
-
-/** Where the child keeps transpiled components (src/child/component-cache.ts); the daemon chooses it. */
-export interface ComponentCacheConfig {
-  dir: string;
-  maxBytes: number;
-}
+import type { ChildTraceContext } from '../telemetry/propagation.js';
+import type { ComponentCacheConfig } from './cache-config.js';
 
 /** A module spec as it crosses IPC: everything but the stdin stream, which stays in the daemon. */
 export type ChildJob = Omit<ModuleSpec, 'stdin'> & { componentCache: ComponentCacheConfig };
+export type { ComponentCacheConfig };
 
 export type ToChild = { t: 'job'; job: ChildJob } | { t: 'run' };
 
@@ -22,13 +22,19 @@ export type FromChild =
   /** wasm.run as it starts: the daemon ends it should the child be killed first. */
   | { t: 'span-open'; span: SpanRecord };
 
+type Obj = Readonly<Record<string, unknown>>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isStrings = (v: unknown): v is string[] => Array.isArray(v) && v.every((s) => typeof s === 'string');
+const isId = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < 2 ** 32;
+const isAbsolute = (v: unknown): v is string => typeof v === 'string' && path.isAbsolute(v);
+
 const MAX_RECORDS_PER_MESSAGE = 256;
 const MAX_ERROR_MESSAGE = 4096;
 
 /** A message from a child, checked field by field; undefined for anything else. Invalid span records are left out. */
 export function parseFromChild(raw: unknown): FromChild | undefined {
-  if (typeof raw !== 'object' || raw === null) return undefined;
-  const m = raw as Record<string, unknown>;
+  if (!isObj(raw)) return undefined;
+  const m = raw;
   switch (m.t) {
     case 'ready':
       return { t: 'ready' };
@@ -53,6 +59,94 @@ export function parseFromChild(raw: unknown): FromChild | undefined {
     default:
       return undefined;
   }
+}
+
+/** A message from the daemon the child cannot use; the message names the field. */
+export class ProtocolError extends Error {}
+
+function bad(field: string, want: string): ProtocolError {
+  return new ProtocolError(`job.${field} must be ${want}`);
+}
+
+function stringMap(v: unknown, field: string, valueOk: (s: string) => boolean = () => true): Record<string, string> {
+  if (!isObj(v) || !Object.values(v).every((x) => typeof x === 'string' && valueOk(x)))
+    throw bad(field, 'an object of strings');
+  return Object.fromEntries(Object.entries(v).filter((e): e is [string, string] => typeof e[1] === 'string'));
+}
+
+function user(v: unknown): ModuleUser {
+  if (!isObj(v) || !isId(v.uid) || !isId(v.gid)) throw bad('user', 'numeric uid and gid');
+  if (v.additionalGids === undefined) return { uid: v.uid, gid: v.gid };
+  if (!Array.isArray(v.additionalGids) || !v.additionalGids.every(isId))
+    throw bad('user.additionalGids', 'a list of ids');
+  return { uid: v.uid, gid: v.gid, additionalGids: v.additionalGids };
+}
+
+function trace(v: unknown): ChildTraceContext {
+  if (!isObj(v)) throw bad('trace', 'an object');
+  const env = stringMap(v.env, 'trace.env');
+  if (v.recordUnder === undefined) return { env };
+  const r = v.recordUnder;
+  if (
+    !isObj(r) ||
+    typeof r.traceparent !== 'string' ||
+    (r.tracestate !== undefined && typeof r.tracestate !== 'string')
+  )
+    throw bad('trace.recordUnder', 'a traceparent and an optional tracestate');
+  return {
+    env,
+    recordUnder: {
+      traceparent: r.traceparent,
+      ...(typeof r.tracestate === 'string' ? { tracestate: r.tracestate } : {}),
+    },
+  };
+}
+
+function componentCache(v: unknown): ComponentCacheConfig {
+  if (!isObj(v) || !isAbsolute(v.dir) || typeof v.maxBytes !== 'number' || !Number.isSafeInteger(v.maxBytes))
+    throw bad('componentCache', 'an absolute dir and a whole maxBytes');
+  if (v.maxBytes <= 0) throw bad('componentCache.maxBytes', 'positive');
+  return { dir: v.dir, maxBytes: v.maxBytes };
+}
+
+function parseJob(j: unknown): ChildJob {
+  if (!isObj(j)) throw new ProtocolError('job must be an object');
+  const text = (field: string): string => {
+    const v = j[field];
+    if (typeof v !== 'string') throw bad(field, 'a string');
+    return v;
+  };
+  const strings = (field: string): string[] => {
+    const v = j[field];
+    if (!isStrings(v)) throw bad(field, 'a list of strings');
+    return v;
+  };
+  const modulePath = text('modulePath');
+  if (!path.isAbsolute(modulePath)) throw bad('modulePath', 'an absolute path');
+  const exportName = text('exportName');
+  if (!exportName) throw bad('exportName', 'a name');
+  return {
+    containerId: text('containerId'),
+    execId: text('execId'),
+    modulePath,
+    exportName,
+    args: strings('args'),
+    env: strings('env'),
+    preopens: stringMap(j.preopens, 'preopens', (dir) => path.isAbsolute(dir)),
+    stdout: text('stdout'),
+    stderr: text('stderr'),
+    ...(j.user !== undefined ? { user: user(j.user) } : {}),
+    ...(j.trace !== undefined ? { trace: trace(j.trace) } : {}),
+    componentCache: componentCache(j.componentCache),
+  };
+}
+
+/** A message from the daemon, rebuilt from checked fields; throws a ProtocolError naming the bad one. */
+export function parseToChild(raw: unknown): ToChild {
+  if (!isObj(raw)) throw new ProtocolError('a message must be an object');
+  if (raw.t === 'run') return { t: 'run' };
+  if (raw.t === 'job') return { t: 'job', job: parseJob(raw.job) };
+  throw new ProtocolError(`unknown message type ${JSON.stringify(raw.t) ?? 'undefined'}`);
 }
 
 /** Exit status of a module that trapped: 128 + SIGABRT, as wasmtime reports it. */

@@ -2,8 +2,7 @@
 // that containerd copies into its own log. Never blocks: a full or missing
 // FIFO drops the line.
 import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { LOG_FIFO } from '../bundle/files.js';
+import { logFifoPath } from '../bundle/index.js';
 
 export type Level = 'debug' | 'info' | 'warn' | 'error';
 const RANK: Record<Level, number> = { debug: 0, info: 1, warn: 2, error: 3 };
@@ -29,7 +28,7 @@ export function formatLine(level: Level, msg: string, fields: Record<string, unk
 }
 
 export function openLogFifo(bundle: string): number | undefined {
-  const file = path.join(bundle, LOG_FIFO);
+  const file = logFifoPath(bundle);
   try {
     // O_NONBLOCK: containerd opened the read end already; if not, we log nowhere rather than hang.
     return fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);

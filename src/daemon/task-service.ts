@@ -10,14 +10,13 @@ import type { Engine, ExitInfo } from './engine/engine.js';
 import { alreadyExists, failedPrecondition, invalidArgument, notFound, notImplemented } from './errors.js';
 import type { CallContext } from '../ttrpc/types.js';
 import { VERSION } from '../version.js';
-import { DELETE_RESPONSE_FILE, encodeDeleteResponse, writeBundleFile } from '../bundle/files.js';
+import { decodeLinuxResources, writeDeleteResponse, type LinuxResources } from '../bundle/index.js';
 import { Container } from './container/container.js';
 import type { EventSink } from './events.js';
 import type { Logger } from './log.js';
 import type { Process } from './container/process.js';
-import type { OciProcess } from '../bundle/spec.js';
 import { CHILD_TRACE } from './call-values.js';
-import type { CgroupStats, LinuxResources } from '../host/cgroup.js';
+import type { CgroupStats } from '../host/cgroup.js';
 
 export interface TaskServiceDeps {
   engine: Engine;
@@ -254,11 +253,10 @@ export class TaskService {
     if (req.resources && req.resources.value.length > 0) {
       let resources: LinuxResources;
       try {
-        resources = JSON.parse(Buffer.from(req.resources.value).toString('utf8')) as LinuxResources;
+        resources = decodeLinuxResources(req.resources.typeUrl, req.resources.value);
       } catch (err) {
-        throw invalidArgument(
-          `container ${c.id}: resources are not valid JSON (${req.resources.typeUrl}): ${(err as Error).message}`,
-        );
+        this.deps.log.warn('update refused', { id: c.id, error: (err as Error).message });
+        throw invalidArgument(`container ${c.id}: ${(err as Error).message}`);
       }
       if (!c.cgroup) this.deps.log.warn('no cgroup for this container: resource limits are not applied', { id: c.id });
       c.applyResources(resources);
@@ -399,13 +397,14 @@ function processMetrics(c: Container) {
   });
 }
 
-function parseProcessSpec(spec: pb.ExecProcessRequest['spec'], who: string): OciProcess {
+/** The Exec's process as JSON; its fields are checked where it is used (Container.exec). */
+function parseProcessSpec(spec: pb.ExecProcessRequest['spec'], who: string): unknown {
   if (!spec || spec.value.length === 0) throw invalidArgument(`${who}: process spec is required`);
   if (spec.typeUrl && !spec.typeUrl.endsWith(PROCESS_SPEC_URL)) {
     throw invalidArgument(`${who}: process spec has type ${spec.typeUrl}, expected ${PROCESS_SPEC_URL}`);
   }
   try {
-    return JSON.parse(Buffer.from(spec.value).toString('utf8')) as OciProcess;
+    return JSON.parse(Buffer.from(spec.value).toString('utf8')) as unknown;
   } catch (err) {
     throw invalidArgument(`${who}: process spec is not valid JSON: ${(err as Error).message}`);
   }
@@ -414,7 +413,7 @@ function parseProcessSpec(spec: pb.ExecProcessRequest['spec'], who: string): Oci
 /** What containerd's `delete` exec will print: the front end finds it and need not start Node. */
 function leaveDeleteResponse(bundle: string, pid: number, exit: ExitInfo): void {
   try {
-    writeBundleFile(bundle, DELETE_RESPONSE_FILE, encodeDeleteResponse(pid, exit.status, exit.exitedAt.getTime()));
+    writeDeleteResponse(bundle, pid, exit.status, exit.exitedAt.getTime());
   } catch {
     // the bundle is gone: `delete` then does its own cleanup, which finds nothing left
   }

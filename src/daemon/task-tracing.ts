@@ -3,8 +3,7 @@
 // neither the RPC layer nor the service knows of telemetry; it hands Create
 // and Exec the trace context of their Wasm child in the call's context values
 // (CHILD_TRACE), whether or not spans are exported.
-import { readFile } from 'node:fs/promises';
-import * as path from 'node:path';
+import { readAnnotationsAsync } from '../bundle/index.js';
 import type { Message } from '@bufbuild/protobuf';
 import type { Interceptor, UnaryNext, UnaryRequest } from '../ttrpc/types.js';
 import { toTtrpcError } from './errors.js';
@@ -119,16 +118,11 @@ export class TaskTracer {
 
   /** container.image.name from the bundle's annotations, when the client (CRI) named the image. */
   private async addImageName(root: ActiveSpan, bundle: string): Promise<void> {
-    try {
-      const spec = JSON.parse(await readFile(path.join(bundle, 'config.json'), 'utf8')) as {
-        annotations?: Record<string, unknown>;
-      };
-      for (const key of IMAGE_NAME_ANNOTATIONS) {
-        const name = spec.annotations?.[key];
-        if (typeof name === 'string' && name !== '') return void root.setAttribute(sc.ATTR_CONTAINER_IMAGE_NAME, name);
-      }
-    } catch {
-      // no readable spec: Create reports that itself
+    // no readable spec: Create reports that itself
+    const annotations = await readAnnotationsAsync(bundle);
+    for (const key of IMAGE_NAME_ANNOTATIONS) {
+      const name = annotations?.[key];
+      if (name) return void root.setAttribute(sc.ATTR_CONTAINER_IMAGE_NAME, name);
     }
   }
 

@@ -8,17 +8,17 @@ import * as path from 'node:path';
 import { bindShimSocket, canConnect, groupingFor, probeSocket, socketPathFor } from '../handoff/socket-address.js';
 import { parseStartInput } from './bootstrap.js';
 import {
-  ADDRESS_FILE,
-  DELETE_RESPONSE_FILE,
-  SHIM_PID_FILE,
   encodeDeleteResponse,
-  readBundleBytes,
-  readBundleFile,
-  writeBundleFile,
-} from '../bundle/files.js';
+  readAddress,
+  readAnnotations,
+  readCgroupsPath,
+  readDeleteResponse,
+  removeAddress,
+  writeAddress,
+  writeShimPid,
+} from '../bundle/index.js';
 import type { ShimFlags } from './flags.js';
 import { DAEMON_ACTION, daemonPaths, keyFrom, requestHandoff } from '../handoff/handoff.js';
-import { readAnnotations, readCgroupsPath } from '../bundle/spec.js';
 import { killLeftoverChildren, unmountRootfs } from '../host/cleanup.js';
 import { removeCgroup } from '../host/cgroup.js';
 
@@ -52,8 +52,8 @@ export async function startShim(flags: ShimFlags, startEnv: StartEnv): Promise<s
   if (!env.TTRPC_ADDRESS && input.ttrpcAddress) env.TTRPC_ADDRESS = input.ttrpcAddress;
   /** The address file last: containerd reads it to find the daemon again after a restart. */
   const served = (daemonPid?: number): string => {
-    if (daemonPid) writeBundleFile(bundle, SHIM_PID_FILE, String(daemonPid));
-    writeBundleFile(bundle, ADDRESS_FILE, address);
+    if (daemonPid) writeShimPid(bundle, daemonPid);
+    writeAddress(bundle, address);
     return address;
   };
 
@@ -105,16 +105,16 @@ const SIGKILL_STATUS = 128 + 9;
  */
 export async function deleteShim(flags: ShimFlags, cwd: string): Promise<Uint8Array> {
   const bundle = flags.bundle || cwd;
-  const left = readBundleBytes(bundle, DELETE_RESPONSE_FILE);
+  const left = readDeleteResponse(bundle);
   if (left) return left; // the daemon deleted and cleaned the container already
   const pid = killLeftoverChildren(bundle);
   await unmountRootfs(bundle);
   await removeCgroup(readCgroupsPath(bundle));
-  const address = readBundleFile(bundle, ADDRESS_FILE);
+  const address = readAddress(bundle);
   if (address) {
     const socketPath = address.replace(/^unix:\/\//, '');
     if ((await probeSocket(socketPath, 500)) === 'dead') fs.rmSync(socketPath, { force: true });
-    fs.rmSync(path.join(bundle, ADDRESS_FILE), { force: true });
+    removeAddress(bundle);
   }
   return encodeDeleteResponse(pid, SIGKILL_STATUS, Date.now());
 }

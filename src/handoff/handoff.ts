@@ -13,7 +13,7 @@
 //                  whose socket it could not claim (a JSON line each way)
 //   daemon.log     what the daemon logs outside any container
 // The daemon answers Delete by leaving containerd's DeleteResponse in the
-// bundle (bundle.ts), which the front end's `delete` prints.
+// bundle (src/bundle/files.ts), which the front end's `delete` prints.
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
@@ -112,23 +112,37 @@ export interface Handoff {
 export type HandoffReply = { ok: true; pid: number } | { ok: false; error: string };
 
 const isString = (v: unknown): v is string => typeof v === 'string';
+const isObject = (v: unknown): v is Readonly<Record<string, unknown>> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+const isAbsolutePath = (v: unknown): v is string => isString(v) && path.isAbsolute(v) && !v.includes('\0');
 
+function parseLine(line: string, what: string): unknown {
+  try {
+    return JSON.parse(line);
+  } catch (err) {
+    throw new Error(`${what}: not JSON: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** A handoff request line, rebuilt from checked fields; throws naming the bad one. */
 export function parseHandoff(line: string): Handoff {
-  const raw = JSON.parse(line) as unknown;
-  if (typeof raw !== 'object' || raw === null) throw new Error('handoff: not an object');
-  const { socketPath, namespace, id, bundle } = raw as Record<string, unknown>;
-  if (!isString(socketPath) || !path.isAbsolute(socketPath))
-    throw new Error('handoff: socketPath must be an absolute path');
+  const raw = parseLine(line, 'handoff');
+  if (!isObject(raw)) throw new Error('handoff: not an object');
+  const { socketPath, namespace, id, bundle } = raw;
+  if (!isAbsolutePath(socketPath)) throw new Error('handoff: socketPath must be an absolute path');
   if (!isString(namespace) || !namespace || !isString(id) || !id)
     throw new Error('handoff: namespace and id are required');
-  if (!isString(bundle) || !path.isAbsolute(bundle)) throw new Error('handoff: bundle must be an absolute path');
+  if (!isAbsolutePath(bundle)) throw new Error('handoff: bundle must be an absolute path');
   return { socketPath, namespace, id, bundle };
 }
 
+/** The daemon's reply line; anything but a well-formed success is a refusal. */
 export function parseHandoffReply(line: string): HandoffReply {
-  const raw = JSON.parse(line) as Record<string, unknown>;
-  if (raw?.ok === true && typeof raw.pid === 'number') return { ok: true, pid: raw.pid };
-  return { ok: false, error: isString(raw?.error) ? raw.error : 'malformed reply' };
+  const raw = parseLine(line, 'handoff reply');
+  if (!isObject(raw)) return { ok: false, error: 'malformed reply' };
+  if (raw.ok === true && Number.isSafeInteger(raw.pid) && typeof raw.pid === 'number' && raw.pid > 0)
+    return { ok: true, pid: raw.pid };
+  return { ok: false, error: isString(raw.error) ? raw.error : 'malformed reply' };
 }
 
 /** Reads one newline-terminated line from a socket, bounded in size. */

@@ -6,14 +6,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
+import type { LinuxResources } from '../bundle/index.js';
+
 const ROOT = '/sys/fs/cgroup';
 const V1_CONTROLLERS = ['memory', 'cpu', 'cpuacct', 'pids'] as const;
-
-export interface LinuxResources {
-  memory?: { limit?: number };
-  cpu?: { shares?: number; quota?: number; period?: number };
-  pids?: { limit?: number };
-}
 
 export interface CgroupStats {
   memoryUsage: number;
@@ -33,6 +29,7 @@ export interface Cgroup {
   readonly path: string;
   /** Moves a process in; asynchronous, because the kernel's migration can take milliseconds. */
   addProcess(pid: number): Promise<void>;
+  /** Writes the limits that are set (validated by src/bundle/resources.ts); -1 lifts one, 0 or absent leaves it. */
   apply(resources: LinuxResources): void;
   stats(): CgroupStats | undefined;
   oomKills(): number;
@@ -63,6 +60,11 @@ function keyed(text: string): Map<string, number> {
 
 function write(file: string, value: string | number): void {
   fs.writeFileSync(file, String(value));
+}
+
+/** A limit as a cgroup file takes it: -1 (OCI's "no limit") is "max". */
+function limitOrMax(limit: number): string | number {
+  return limit < 0 ? 'max' : limit;
 }
 
 /** Opens (creating) the cgroup at `cgroupsPath`; undefined when cgroups are not usable here. */
@@ -102,13 +104,14 @@ function openV1(cgroupsPath: string): Cgroup | undefined {
       for (const dir of dirs.values()) await fs.promises.writeFile(path.join(dir, 'cgroup.procs'), String(pid));
     },
     apply(r) {
-      if (r.memory?.limit && r.memory.limit > 0) write(path.join(mem, 'memory.limit_in_bytes'), r.memory.limit);
+      // v1 takes -1 for "no limit" in memory and CPU quota, "max" for pids
+      if (r.memory?.limit) write(path.join(mem, 'memory.limit_in_bytes'), r.memory.limit);
       const cpu = dirs.get('cpu');
       if (cpu && r.cpu?.shares) write(path.join(cpu, 'cpu.shares'), r.cpu.shares);
       if (cpu && r.cpu?.period) write(path.join(cpu, 'cpu.cfs_period_us'), r.cpu.period);
       if (cpu && r.cpu?.quota) write(path.join(cpu, 'cpu.cfs_quota_us'), r.cpu.quota);
       const pids = dirs.get('pids');
-      if (pids && r.pids?.limit && r.pids.limit > 0) write(path.join(pids, 'pids.max'), r.pids.limit);
+      if (pids && r.pids?.limit) write(path.join(pids, 'pids.max'), limitOrMax(r.pids.limit));
     },
     stats() {
       const stat = keyed(read(path.join(mem, 'memory.stat')));
@@ -149,15 +152,15 @@ function openV2(dir: string): Cgroup | undefined {
       return fs.promises.writeFile(path.join(dir, 'cgroup.procs'), String(pid));
     },
     apply(r) {
-      if (r.memory?.limit && r.memory.limit > 0) write(path.join(dir, 'memory.max'), r.memory.limit);
+      if (r.memory?.limit) write(path.join(dir, 'memory.max'), limitOrMax(r.memory.limit));
       // cgroup v2 weight from v1 shares, as runc converts it.
       if (r.cpu?.shares)
         write(
           path.join(dir, 'cpu.weight'),
           Math.max(1, Math.min(10000, 1 + Math.round(((r.cpu.shares - 2) * 9999) / 262142))),
         );
-      if (r.cpu?.quota) write(path.join(dir, 'cpu.max'), `${r.cpu.quota} ${r.cpu.period ?? 100000}`);
-      if (r.pids?.limit && r.pids.limit > 0) write(path.join(dir, 'pids.max'), r.pids.limit);
+      if (r.cpu?.quota) write(path.join(dir, 'cpu.max'), `${limitOrMax(r.cpu.quota)} ${r.cpu.period || 100000}`);
+      if (r.pids?.limit) write(path.join(dir, 'pids.max'), limitOrMax(r.pids.limit));
     },
     stats() {
       const stat = keyed(read(path.join(dir, 'memory.stat')));

@@ -1,15 +1,13 @@
 // Cleanup shared by the Delete RPC and the `delete` action: what a container
-// leaves on the host is its child processes and its mounts under the bundle.
+// leaves on the host is its child processes and its mounts, both recorded in
+// its bundle (src/bundle/records.ts).
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import * as fs from 'node:fs';
-import * as path from 'node:path';
+import { readMountRecord, readRecordedPids, removeMountRecord, rootfsPath } from '../bundle/index.js';
 
-export const PID_FILE = 'init.pid';
-/** Views of rootfs for non-root users are mounted here (see rootfs.ts). */
+/** Views of rootfs for non-root users are mounted here (see container.ts userVisibleRoot). */
 export const USER_ROOTS = '/run/wasmts/rootfs';
-/** Mount points Create made, in order (see rootfs.ts recordMount). */
-export const MOUNTS_FILE = 'wasmts-mounts.json';
 /** Marks our Wasm child processes, so a recycled pid is never killed by mistake. */
 export const CHILD_MARKER = 'wasm-child';
 
@@ -23,42 +21,22 @@ export function isOurChild(pid: number): boolean {
 
 /** Kills the container's child processes recorded in the bundle; returns the init pid (0 if unknown). */
 export function killLeftoverChildren(bundle: string): number {
-  let initPid = 0;
-  for (const name of pidFiles(bundle)) {
-    const pid = Number(readOr(path.join(bundle, name), ''));
-    if (!Number.isInteger(pid) || pid <= 0) continue;
-    if (name === PID_FILE) initPid = pid;
-    if (isOurChild(pid)) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
+  const pids = readRecordedPids(bundle);
+  for (const pid of pids.all) {
+    if (!isOurChild(pid)) continue;
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
     }
   }
-  return initPid;
-}
-
-function pidFiles(bundle: string): string[] {
-  try {
-    return fs.readdirSync(bundle).filter((n) => n === PID_FILE || /^exec-.*\.pid$/.test(n));
-  } catch {
-    return [];
-  }
-}
-
-function readOr(file: string, fallback: string): string {
-  try {
-    return fs.readFileSync(file, 'utf8').trim();
-  } catch {
-    return fallback;
-  }
+  return pids.init ?? 0;
 }
 
 /** Mount points at or below `dir`, deepest first, from /proc/self/mountinfo. */
 export function mountsUnder(dir: string): string[] {
   const prefix = dir.endsWith('/') ? dir : `${dir}/`;
-  let info = '';
+  let info: string;
   try {
     info = fs.readFileSync('/proc/self/mountinfo', 'utf8');
   } catch {
@@ -95,15 +73,8 @@ async function umount(point: string): Promise<void> {
  * at or below `<bundle>/rootfs`; lazily when busy, so cleanup never hangs.
  */
 export async function unmountRootfs(bundle: string): Promise<void> {
-  const file = path.join(bundle, MOUNTS_FILE);
-  let recorded: string[] = [];
-  try {
-    recorded = JSON.parse(fs.readFileSync(file, 'utf8')) as string[];
-  } catch {
-    // nothing recorded
-  }
   const mounted = new Set(mountsUnder('/'));
-  for (const point of [...recorded].reverse()) {
+  for (const point of readMountRecord(bundle).reverse()) {
     if (mounted.has(point)) await umount(point);
     // a mount point of our own making (a non-root user's view of the rootfs) goes too
     if (point.startsWith(`${USER_ROOTS}/`)) {
@@ -114,8 +85,8 @@ export async function unmountRootfs(bundle: string): Promise<void> {
       }
     }
   }
-  fs.rmSync(file, { force: true });
-  const rootfs = path.join(bundle, 'rootfs');
+  removeMountRecord(bundle);
+  const rootfs = rootfsPath(bundle);
   for (let round = 0; round < 4; round++) {
     const points = mountsUnder(rootfs);
     if (points.length === 0) return;

@@ -7,9 +7,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { inRootfs } from '../daemon/container/entrypoint.js';
-import type { OciMount } from '../bundle/spec.js';
-import { SpecError } from '../bundle/spec.js';
-import { MOUNTS_FILE, USER_ROOTS } from './cleanup.js';
+import { recordMount, SpecError, type OciMount } from '../bundle/index.js';
+import { USER_ROOTS } from './cleanup.js';
 
 export { USER_ROOTS };
 
@@ -22,29 +21,12 @@ export interface SnapshotMount {
   options: string[];
 }
 
-/**
- * The mount points a container's Create made, kept in the bundle as they are
- * made, so teardown (even `delete` after a dead daemon) unmounts exactly
- * those, also when the rootfs is a directory of the user's (ctr --rootfs).
- */
-export function recordMount(bundle: string, point: string): void {
-  const file = path.join(bundle, MOUNTS_FILE);
-  let points: string[] = [];
-  try {
-    points = JSON.parse(fs.readFileSync(file, 'utf8')) as string[];
-  } catch {
-    // first mount
-  }
-  points.push(point);
-  fs.writeFileSync(file, JSON.stringify(points), { mode: 0o600 });
-}
-
 async function mount(args: string[]): Promise<void> {
   try {
     await run('mount', args);
   } catch (err) {
     const stderr = String((err as { stderr?: string }).stderr ?? '').trim();
-    throw new Error(`mount ${args.join(' ')} failed: ${stderr || (err as Error).message}`);
+    throw new Error(`mount ${args.join(' ')} failed: ${stderr || (err as Error).message}`, { cause: err });
   }
 }
 

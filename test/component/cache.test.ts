@@ -7,9 +7,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, test } from 'node:test';
+import { componentCacheConfig, DEFAULT_CACHE_DIR } from '../../src/child/cache-config.js';
 import {
-  componentCacheConfig,
-  DEFAULT_CACHE_DIR,
   evict,
   loadOrTranspile,
   sha256,

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { Code } from '../../src/ttrpc/status.js';
 import { ModuleError } from '../../src/daemon/engine/engine.js';
 import { CONTAINER_TYPE_ANNOTATION, PAUSE_MODULE } from '../../src/child/pause-module.js';
-import { PID_FILE } from '../../src/host/cleanup.js';
+import { INIT_PID_FILE as PID_FILE } from '../../src/bundle/files.js';
 import { harness, makeBundle, rejectsWith, v2Call, type Harness } from './in-process.js';
 import { CHILD_TRACE } from '../../src/daemon/call-values.js';
 

@@ -1,14 +1,23 @@
 // fast-check properties for the parsers that take bytes from outside the
 // shim: the ttrpc FrameDecoder (any peer on the socket), and the bundle
-// parsing (config.json, process specs, the entrypoint lookup, start's stdin,
-// the command line). Shared by test/fuzz/*.test.ts (a few seconds each) and
+// parsing (config.json, process specs, the Update RPC's resources, the
+// entrypoint lookup, start's stdin, the command line, the daemon's messages to
+// a Wasm child). Shared by test/fuzz/*.test.ts (a few seconds each) and
 // scripts/fuzz.ts (as long as you like).
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import fc from 'fast-check';
 import { encodeFrame, FrameDecoder, HEADER_LENGTH, MAX_PAYLOAD, type DecodeEvent } from '../../src/ttrpc/frame.js';
-import { checkProcess, readAnnotations, readSpec, SpecError } from '../../src/bundle/spec.js';
+import {
+  checkProcess,
+  parseLinuxResources,
+  parseSpec,
+  readAnnotations,
+  readSpec,
+  SpecError,
+} from '../../src/bundle/index.js';
+import { parseToChild, ProtocolError } from '../../src/child/protocol.js';
 import { resolveEntrypoint } from '../../src/daemon/container/entrypoint.js';
 import { parseStartInput, startReply } from '../../src/frontend/bootstrap.js';
 import { FlagError, parseShimFlags } from '../../src/frontend/flags.js';
@@ -181,10 +190,69 @@ function only<T>(what: string, fn: () => T, allowed: (err: unknown) => boolean):
     return fn();
   } catch (err) {
     if (allowed(err)) return undefined;
-    throw new Error(`${what} threw ${(err as Error)?.constructor?.name}: ${(err as Error)?.message ?? String(err)}`);
+    throw new Error(`${what} threw ${(err as Error)?.constructor?.name}: ${(err as Error)?.message ?? String(err)}`, {
+      cause: err,
+    });
   }
 }
 const isSpecError = (e: unknown) => e instanceof SpecError;
+
+/** Numbers around every bound the resources parser has, and values that are not integers at all. */
+const boundaryNumber = fc.oneof(
+  fc.integer({ min: -3, max: 1_000_002 }),
+  fc.constantFrom(-1, 0, 2, 999, 1000, 262_144, 262_145, 1_000_000, 1_000_001, 2 ** 53, 2 ** 63, 2 ** 64),
+  fc.double(),
+  fc.jsonValue({ maxDepth: 0 }),
+);
+const resourcesLike = fc.oneof(
+  fc.record(
+    {
+      memory: fc.oneof(
+        fc.record({ limit: boundaryNumber, swap: boundaryNumber }, { requiredKeys: [] }),
+        fc.jsonValue(),
+      ),
+      cpu: fc.oneof(
+        fc.record({ shares: boundaryNumber, quota: boundaryNumber, period: boundaryNumber }, { requiredKeys: [] }),
+        fc.jsonValue({ maxDepth: 1 }),
+      ),
+      pids: fc.oneof(fc.record({ limit: boundaryNumber }, { requiredKeys: [] }), fc.jsonValue({ maxDepth: 1 })),
+      devices: fc.jsonValue({ maxDepth: 2 }),
+    },
+    { requiredKeys: [] },
+  ),
+  fc.jsonValue({ maxDepth: 2 }),
+);
+
+const isInt = (v: unknown, ok: (n: number) => boolean) => typeof v === 'number' && Number.isInteger(v) && ok(v);
+const onlyKeys = (o: object, keys: string[]) => Object.keys(o).every((k) => keys.includes(k));
+
+/** What parseLinuxResources may give, checked independently of it: only the applied fields, each in range. */
+function resourcesProblem(r: unknown): string | undefined {
+  if (typeof r !== 'object' || r === null || !onlyKeys(r, ['memory', 'cpu', 'pids'])) return 'shape';
+  const { memory, cpu, pids } = r as {
+    memory?: { limit?: unknown };
+    cpu?: Record<string, unknown>;
+    pids?: { limit?: unknown };
+  };
+  if (
+    memory &&
+    (!onlyKeys(memory, ['limit']) ||
+      (memory.limit !== undefined && !isInt(memory.limit, (n) => n >= -1 && n <= 2 ** 63)))
+  )
+    return `memory ${JSON.stringify(memory)}`;
+  if (cpu) {
+    if (!onlyKeys(cpu, ['shares', 'quota', 'period'])) return 'cpu keys';
+    if (cpu.shares !== undefined && !isInt(cpu.shares, (n) => n >= 0 && n <= 262_144))
+      return `shares ${JSON.stringify(cpu.shares)}`;
+    if (cpu.quota !== undefined && !isInt(cpu.quota, (n) => n === -1 || n === 0 || (n >= 1000 && n <= 2 ** 53)))
+      return `quota ${JSON.stringify(cpu.quota)}`;
+    if (cpu.period !== undefined && !isInt(cpu.period, (n) => n === 0 || (n >= 1000 && n <= 1_000_000)))
+      return `period ${JSON.stringify(cpu.period)}`;
+  }
+  if (pids && (!onlyKeys(pids, ['limit']) || (pids.limit !== undefined && !isInt(pids.limit, (n) => n >= -1))))
+    return `pids ${JSON.stringify(pids)}`;
+  return undefined;
+}
 
 /** JSON values biased towards the shapes config.json and process specs have. */
 const specLike = fc.letrec((tie) => ({
@@ -195,11 +263,31 @@ const specLike = fc.letrec((tie) => ({
     fc.record(
       {
         process: tie('process'),
-        root: fc.oneof(fc.record({ path: fc.string() }), fc.jsonValue()),
+        root: fc.oneof(fc.record({ path: fc.string(), readonly: fc.jsonValue({ maxDepth: 0 }) }), fc.jsonValue()),
         annotations: fc.oneof(fc.dictionary(fc.string(), fc.string()), fc.jsonValue()),
+        mounts: fc.oneof(fc.array(tie('mount'), { maxLength: 3 }), fc.jsonValue({ maxDepth: 2 })),
+        linux: fc.oneof(
+          fc.record(
+            { cgroupsPath: fc.oneof(fc.string(), fc.jsonValue({ maxDepth: 0 })), resources: resourcesLike },
+            { requiredKeys: [] },
+          ),
+          fc.jsonValue({ maxDepth: 2 }),
+        ),
       },
       { requiredKeys: [] },
     ),
+  ),
+  mount: fc.oneof(
+    fc.record(
+      {
+        destination: fc.oneof(fc.constantFrom('/data', 'rel', ''), fc.jsonValue({ maxDepth: 0 })),
+        source: fc.oneof(fc.string(), fc.jsonValue({ maxDepth: 0 })),
+        type: fc.oneof(fc.constantFrom('bind', 'proc', 'tmpfs'), fc.jsonValue({ maxDepth: 0 })),
+        options: fc.oneof(fc.array(fc.constantFrom('rbind', 'ro', 'bind')), fc.jsonValue({ maxDepth: 1 })),
+      },
+      { requiredKeys: [] },
+    ),
+    fc.jsonValue({ maxDepth: 1 }),
   ),
   process: fc.record(
     {
@@ -222,6 +310,36 @@ const specLike = fc.letrec((tie) => ({
     { requiredKeys: [] },
   ),
 }));
+
+/** A field that is valid (and says so) or any JSON value. */
+const field = <T>(good: fc.Arbitrary<T>) =>
+  fc.oneof(
+    { weight: 4, arbitrary: good.map((value): { value: unknown; valid: boolean } => ({ value, valid: true })) },
+    { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 1 }).map((value) => ({ value, valid: false })) },
+  );
+const abs = fc.array(fc.constantFrom('a', 'b', 'rootfs', 'm.wasm'), { maxLength: 3 }).map((p) => `/${p.join('/')}`);
+const childMessageLike = fc
+  .record({
+    containerId: field(fc.string()),
+    execId: field(fc.string()),
+    modulePath: field(abs),
+    exportName: field(fc.constantFrom('_start', 'run')),
+    args: field(fc.array(fc.string(), { maxLength: 3 })),
+    env: field(fc.array(fc.string(), { maxLength: 3 })),
+    preopens: field(fc.dictionary(fc.constantFrom('/', '/data'), abs)),
+    stdout: field(fc.string()),
+    stderr: field(fc.string()),
+    user: field(fc.record({ uid: fc.nat({ max: 2 ** 32 - 1 }), gid: fc.nat({ max: 2 ** 32 - 1 }) })),
+    trace: field(fc.record({ env: fc.dictionary(fc.string(), fc.string()) })),
+    componentCache: field(fc.record({ dir: abs, maxBytes: fc.integer({ min: 1, max: 2 ** 40 }) })),
+  })
+  .chain((fields) =>
+    fc.constantFrom('job', 'run', 'other').map((t) => {
+      const job = Object.fromEntries(Object.entries(fields).map(([k, f]) => [k, f.value]));
+      const valid = t === 'run' || (t === 'job' && Object.values(fields).every((f) => f.valid));
+      return { message: t === 'run' ? { t } : { t, job }, valid };
+    }),
+  );
 
 export function bundleTargets(): FuzzTarget[] {
   let tmp: string | undefined;
@@ -316,6 +434,64 @@ export function bundleTargets(): FuzzTarget[] {
             }
           },
         ),
+    },
+    {
+      name: 'parseSpec: an accepted spec holds only the fields the shim reads, each well-typed',
+      property: () =>
+        fc.property(specLike.value, (raw) => {
+          const spec = only('parseSpec', () => parseSpec(raw, 'config.json'), isSpecError);
+          if (spec === undefined) return;
+          if (!onlyKeys(spec, ['process', 'root', 'mounts', 'annotations', 'linux'])) throw new Error('extra fields');
+          const strings = (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === 'string');
+          if (!strings(spec.process.args) || spec.process.args.length === 0) throw new Error('process.args');
+          const { root, mounts, annotations, linux } = spec;
+          if (root && (!onlyKeys(root, ['path', 'readonly']) || !['undefined', 'string'].includes(typeof root.path)))
+            throw new Error(`root ${JSON.stringify(root)}`);
+          if (root && !['undefined', 'boolean'].includes(typeof root.readonly)) throw new Error('root.readonly');
+          for (const m of mounts ?? []) {
+            if (typeof m.destination !== 'string' || (m.options !== undefined && !strings(m.options)))
+              throw new Error(`mount ${JSON.stringify(m)}`);
+            if (!['undefined', 'string'].includes(typeof m.source) || !['undefined', 'string'].includes(typeof m.type))
+              throw new Error(`mount ${JSON.stringify(m)}`);
+          }
+          if (annotations && !Object.values(annotations).every((v) => typeof v === 'string'))
+            throw new Error('annotations');
+          if (linux && !['undefined', 'string'].includes(typeof linux.cgroupsPath)) throw new Error('cgroupsPath');
+          const problem = linux?.resources && resourcesProblem(linux.resources);
+          if (problem) throw new Error(`accepted linux.resources: ${problem}`);
+          // the parse is a fixed point: parsing what it gave gives the same
+          const again = parseSpec(JSON.parse(JSON.stringify(spec)), 'config.json');
+          if (JSON.stringify(again) !== JSON.stringify(spec)) throw new Error('not a fixed point');
+        }),
+    },
+    {
+      name: 'parseLinuxResources: accepted values are in range and nothing else comes through; the rest is a SpecError',
+      property: () =>
+        fc.property(resourcesLike, (raw) => {
+          const r = only('parseLinuxResources', () => parseLinuxResources(raw, { where: '', name: 'r' }), isSpecError);
+          if (r === undefined) return;
+          const problem = resourcesProblem(r);
+          if (problem) throw new Error(`accepted ${problem} from ${JSON.stringify(raw)}`);
+        }),
+    },
+    {
+      name: 'parseToChild: a message to the child is a well-formed job or run, or a ProtocolError; a valid job round-trips',
+      property: () =>
+        fc.property(childMessageLike, ({ message, valid }) => {
+          const m = only(
+            'parseToChild',
+            () => parseToChild(message),
+            (e) => e instanceof ProtocolError,
+          );
+          if (valid && JSON.stringify(m) !== JSON.stringify(message))
+            throw new Error(`valid ${JSON.stringify(message)} came back as ${JSON.stringify(m)}`);
+          if (m?.t !== 'job') return;
+          const j = m.job;
+          if (!path.isAbsolute(j.modulePath) || !j.exportName || !j.componentCache.dir.startsWith('/'))
+            throw new Error(`accepted ${JSON.stringify(j)}`);
+          if (!(j.componentCache.maxBytes > 0) || !Object.values(j.preopens).every((d) => path.isAbsolute(d)))
+            throw new Error(`accepted ${JSON.stringify(j)}`);
+        }),
     },
     {
       name: 'resolveEntrypoint: a module inside the rootfs or a SpecError, never a path outside',

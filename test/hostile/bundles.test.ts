@@ -15,6 +15,7 @@ import { listMounts } from '../helpers/containerd.js';
 import { collect, e2e, MODULES, PLATFORM, REPO, RUNTIME, setupSuite, type Suite } from '../e2e/helpers.js';
 import { packImage } from '../../src/image/oci.js';
 import { Code, codeName, TtrpcError } from '../../src/ttrpc/status.js';
+import { Status } from '../../src/gen/containerd/types/task/task_pb.js';
 import {
   bundleDir,
   census,
@@ -230,6 +231,60 @@ describe('config.json that no ctr would write (Create over ttrpc)', () => {
       bundle(proc({ user: { uid: 0, gid: 0, additionalGids: ['wheel'] } })),
       /additionalGids must be numbers/,
     );
+  });
+
+  test('root, mounts, annotations or linux of the wrong shape: the field is named', T, async () => {
+    const cases: [extra: Record<string, unknown>, pattern: RegExp][] = [
+      [{ root: { path: 7 } }, /config\.json: root\.path must be a string/],
+      [{ mounts: { destination: '/data' } }, /config\.json: mounts must be a list of objects/],
+      [
+        { mounts: [{ destination: '/a', type: 'bind', source: '/tmp' }, {}] },
+        /mounts\[1\]\.destination must be a string/,
+      ],
+      [{ annotations: { 'io.example/n': 1 } }, /config\.json: annotations must map strings to strings/],
+      [{ linux: { cgroupsPath: ['/a'] } }, /linux\.cgroupsPath must be a string/],
+      [{ linux: { resources: { memory: { limit: '1G' } } } }, /linux\.resources\.memory\.limit must be .*not "1G"/],
+      [{ linux: { resources: { cpu: { shares: 1 << 20 } } } }, /linux\.resources\.cpu\.shares must be 0 to 262144/],
+    ];
+    for (const [extra, pattern] of cases) await createFails(bundle({ ...proc({}), ...extra }), pattern);
+  });
+
+  test('Update with resources that are not LinuxResources in range is refused; the task runs on', T, async () => {
+    const b = bundle(proc({ args: ['/probe.wasm', 'daemon', '50'] }));
+    const file = out();
+    await d.task.create({ id: b.id, bundle: b.dir, stdout: `file://${file}`, stderr: `file://${file}` });
+    await d.task.start({ id: b.id });
+    const typeUrl = 'types.containerd.io/opencontainers/runtime-spec/1/LinuxResources';
+    const update = (value: string, type = typeUrl) =>
+      d.task.update({ id: b.id, resources: { typeUrl: type, value: Buffer.from(value) } });
+    const cases: [value: string, pattern: RegExp, type?: string][] = [
+      ['{"memory": {"limit": -2}}', /resources\.memory\.limit must be -1 \(no limit\) or a byte count, not -2/],
+      ['{"cpu": {"quota": 10}}', /resources\.cpu\.quota must be -1 \(no limit\), 0 \(unchanged\) or at least 1000/],
+      ['{"pids": []}', /resources\.pids must be an object/],
+      ['[1]', /resources must be a JSON object/],
+      ['{"cpu":', /resources are not valid JSON/],
+      [
+        '{}',
+        /resources have type .*WindowsResources/,
+        'types.containerd.io/opencontainers/runtime-spec/1/WindowsResources',
+      ],
+    ];
+    for (const [value, pattern, type] of cases) {
+      await assert.rejects(update(value, type), (e: unknown) => {
+        assert.ok(e instanceof TtrpcError, String(e));
+        assert.equal(codeName(e.code), codeName(Code.InvalidArgument), e.message);
+        assert.match(e.message, pattern);
+        assert.match(e.message, new RegExp(`container ${b.id}:`));
+        return true;
+      });
+    }
+    await update('{"memory": {"limit": -1}, "cpu": {"shares": 512}, "pids": {"limit": 64}}'); // in range: taken
+    assert.equal((await d.task.state({ id: b.id })).status, Status.RUNNING);
+    await d.task.kill({ id: b.id, signal: 9 });
+    assert.equal((await d.task.wait({ id: b.id }, { timeoutMs: 20_000 })).exitStatus, 137);
+    await d.task.delete({ id: b.id });
+    await until(`${b.id}'s cleanup`, () => fs.existsSync(path.join(b.dir, 'wasmts-delete-response')), 10_000);
+    fs.rmSync(b.dir, { recursive: true, force: true });
   });
 
   test('a root, mounts or stdio that cannot be used', T, async () => {

@@ -6,8 +6,7 @@ import * as path from 'node:path';
 import type { Engine, ExitInfo, ModuleSpec } from '../engine/engine.js';
 import { ModuleError } from '../engine/engine.js';
 import { alreadyExists, failedPrecondition, invalidArgument, notFound, ShimError } from '../errors.js';
-import { SHIM_PID_FILE, writeBundleFile } from '../../bundle/files.js';
-import { PID_FILE, unmountRootfs } from '../../host/cleanup.js';
+import { unmountRootfs } from '../../host/cleanup.js';
 import { resolveEntrypoint, type Entrypoint } from './entrypoint.js';
 import { CONTAINER_TYPE_ANNOTATION, PAUSE_MODULE } from '../../child/pause-module.js';
 import { Process } from './process.js';
@@ -20,9 +19,23 @@ import {
   USER_ROOTS,
   type SnapshotMount,
 } from '../../host/mounts.js';
-import { checkProcess, readSpec, SpecError, type OciProcess, type OciSpec } from '../../bundle/spec.js';
+import {
+  checkProcess,
+  readSpec,
+  removeExecPid,
+  removeInitPid,
+  rootfsPath,
+  SpecError,
+  writeExecPid,
+  writeInitPid,
+  writePauseModule,
+  writeShimPid,
+  type LinuxResources,
+  type OciProcess,
+  type OciSpec,
+} from '../../bundle/index.js';
 import { checkStdio, holdOutputs, openStdin, type StdioPaths } from './stdio.js';
-import { openCgroup, type Cgroup, type LinuxResources } from '../../host/cgroup.js';
+import { openCgroup, type Cgroup } from '../../host/cgroup.js';
 import type { ChildTraceContext } from '../../telemetry/propagation.js';
 
 export interface CreateParams {
@@ -36,7 +49,8 @@ export interface CreateParams {
 export interface ExecParams {
   execId: string;
   stdio: StdioPaths;
-  process: OciProcess;
+  /** As the Exec request carried it: checked here (checkProcess). */
+  process: unknown;
   trace?: ChildTraceContext;
 }
 
@@ -108,8 +122,8 @@ export class Container {
     try {
       checkStdio(params.stdio, who);
       const spec = readSpec(params.bundle);
-      const proc = checkProcess(spec.process, `${params.bundle}/config.json`);
-      const rootfs = path.resolve(params.bundle, spec.root?.path || 'rootfs');
+      const proc = spec.process;
+      const rootfs = rootfsPath(params.bundle, spec.root?.path);
       container = new Container(params.id, params.bundle, rootfs, spec, engine, onExit);
       mounted = true;
       container.applyResources(spec.linux?.resources);
@@ -120,8 +134,8 @@ export class Container {
       const t1 = performance.now();
       container.init = await container.spawn('', proc, params.stdio, params.trace);
       container.createTimings = { mountMs: round(t1 - t0), prepareMs: round(performance.now() - t1) };
-      fs.writeFileSync(path.join(params.bundle, PID_FILE), String(container.init.pid), { mode: 0o600 });
-      writeBundleFile(params.bundle, SHIM_PID_FILE, String(process.pid));
+      writeInitPid(params.bundle, container.init.pid);
+      writeShimPid(params.bundle, process.pid);
       return container;
     } catch (err) {
       if (mounted) await unmountRootfs(params.bundle);
@@ -143,7 +157,7 @@ export class Container {
         throw alreadyExists(`${who}: exec id already exists`);
       }
       this.execs.set(params.execId, process);
-      fs.writeFileSync(path.join(this.bundle, `exec-${params.execId}.pid`), String(process.pid), { mode: 0o600 });
+      writeExecPid(this.bundle, params.execId, process.pid);
       return process;
     } catch (err) {
       throw asShimError(err, who);
@@ -164,7 +178,7 @@ export class Container {
 
   removeExec(execId: string): void {
     this.execs.delete(execId);
-    fs.rmSync(path.join(this.bundle, `exec-${execId}.pid`), { force: true });
+    removeExecPid(this.bundle, execId);
   }
 
   /** Tears down what Create set up; the init process must be gone. */
@@ -172,7 +186,7 @@ export class Container {
     for (const p of this.execs.values()) if (p.alive) safeKill(p);
     await unmountRootfs(this.bundle);
     await this.cgroup?.destroy();
-    fs.rmSync(path.join(this.bundle, PID_FILE), { force: true });
+    removeInitPid(this.bundle);
   }
 
   /**
@@ -200,9 +214,7 @@ export class Container {
   }
 
   private pauseEntrypoint(): Entrypoint {
-    const hostPath = path.join(this.bundle, 'wasmts-pause.wasm');
-    fs.writeFileSync(hostPath, PAUSE_MODULE, { mode: 0o600 });
-    return { hostPath, guestPath: '/pause', exportName: '_start' };
+    return { hostPath: writePauseModule(this.bundle, PAUSE_MODULE), guestPath: '/pause', exportName: '_start' };
   }
 
   private async spawn(

@@ -2,8 +2,7 @@
 // runwasi's `module.wasm#export` syntax, checked to really be WebAssembly.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { SpecError } from '../../bundle/spec.js';
-import { resolveGuestPath } from '../../bundle/guest-path.js';
+import { resolveGuestPath, SpecError } from '../../bundle/index.js';
 
 export interface Entrypoint {
   /** Host path of the module. */

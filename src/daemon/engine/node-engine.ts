@@ -11,7 +11,7 @@ import {
   type FromChild,
   type ToChild,
 } from '../../child/protocol.js';
-import { componentCacheConfig } from '../../child/component-cache.js';
+import { componentCacheConfig } from '../../child/cache-config.js';
 import { ChildSpanRelay } from '../../telemetry/child-relay.js';
 import type { SpanRecord } from '../../telemetry/recorder.js';
 
