@@ -147,9 +147,8 @@ export class Calls {
   resizePty(id: string, execId = '') {
     return this.service.resizePty(create(pb.ResizePtyRequestSchema, { id, execId, width: 80, height: 24 }));
   }
-  update(id: string, annotations: Record<string, string>, resources?: string) {
-    const any =
-      resources === undefined ? undefined : { typeUrl: 'x/LinuxResources', value: new TextEncoder().encode(resources) };
+  update(id: string, annotations: Record<string, string>, resources?: string, typeUrl = LINUX_RESOURCES_URL) {
+    const any = resources === undefined ? undefined : { typeUrl, value: new TextEncoder().encode(resources) };
     return this.service.update(
       create(pb.UpdateTaskRequestSchema, { id, annotations, ...(any ? { resources: any } : {}) }),
     );
@@ -167,6 +166,9 @@ export class Calls {
     return this.service.shutdown(create(pb.ShutdownRequestSchema, { now }));
   }
 }
+
+/** As containerd's typeurl names the OCI LinuxResources it sends with Update. */
+export const LINUX_RESOURCES_URL = 'types.containerd.io/opencontainers/runtime-spec/1/LinuxResources';
 
 /** The context of a call over containerd's v2 Task service (Delete then leaves the cleanup to Shutdown). */
 export function v2Call(method: string): CallContext {

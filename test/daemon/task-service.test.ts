@@ -344,14 +344,15 @@ describe('Task service I/O, update, stats and shutdown', () => {
     assert.deepEqual([engine.instance('io').stdinClosed, engine.instance('io', 'x').stdinClosed], [false, true]);
   });
 
-  test('Update merges annotations; resources that are not JSON answer InvalidArgument; without a cgroup a warning', async () => {
+  test('Update merges annotations; resources of another type or not JSON answer InvalidArgument; without a cgroup a warning', async () => {
     const { calls, service, log } = await withContainer('upd');
     await calls.update('upd', { team: 'wasm' });
     assert.equal(service.containers.get('upd')?.annotations.team, 'wasm');
+    await rejectsWith(calls.update('upd', {}, '{nope'), ...INVALID, /^container upd: .*not valid JSON/);
     await rejectsWith(
-      calls.update('upd', {}, '{nope'),
+      calls.update('upd', {}, '{}', 'x/LinuxResources'),
       ...INVALID,
-      /^container upd: resources are not valid JSON \(x\/LinuxResources\): /,
+      /^container upd: resources have type x\/LinuxResources, expected types\.containerd\.io\//,
     );
     await calls.update('upd', {}, '{"memory":{"limit":1048576}}');
     assert.ok(log.some((l) => l.level === 'warn' && /no cgroup/.test(l.msg) && l.fields?.id === 'upd'));
