@@ -3,6 +3,7 @@
 // the shim (finding the entrypoint) and the child (confining WASI paths).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { SpecError } from './spec.js';
 
 const MAX_LINKS = 40;
 
@@ -51,4 +52,11 @@ export function resolveGuestPath(rootfs: string, base: string, rel: string, opts
     queue.unshift(...target.split('/'));
   }
   return current;
+}
+
+/** Host path for a guest path, with symlinks resolved as if the rootfs were `/`. */
+export function inRootfs(rootfs: string, guestPath: string): string {
+  const guest = resolveGuestPath(rootfs, '/', guestPath, { absoluteLinks: 'reroot', followLast: true });
+  if (guest === null) throw new SpecError(`too many symbolic links resolving ${guestPath}`);
+  return path.join(rootfs, guest);
 }

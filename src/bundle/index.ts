@@ -7,6 +7,7 @@
 export {
   checkProcess,
   parseSpec,
+  CONTAINER_TYPE_ANNOTATION,
   readAnnotations,
   readAnnotationsAsync,
   readCgroupsPath,
@@ -47,4 +48,4 @@ export {
 } from './records.js';
 
 // paths inside the rootfs, as the container sees them
-export { resolveGuestPath, type ResolveOptions } from './guest-path.js';
+export { inRootfs, resolveGuestPath, type ResolveOptions } from './guest-path.js';

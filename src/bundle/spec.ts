@@ -201,3 +201,6 @@ export function readCgroupsPath(bundle: string): string | undefined {
     return undefined;
   }
 }
+
+/** CRI marks the sandbox container with this annotation. */
+export const CONTAINER_TYPE_ANNOTATION = 'io.kubernetes.cri.container-type';

@@ -2,14 +2,14 @@
 // parsers: each side rebuilds what it receives from checked fields, never
 // trusting the other's JSON to have the declared shape.
 import * as path from 'node:path';
-import type { ModuleSpec, ModuleUser } from '../daemon/engine/engine.js';
+import type { ModuleJob, ModuleUser } from './job.js';
 import type { SpanRecord } from '../telemetry/recorder.js';
 import { parseSpanRecord } from '../telemetry/records.js';
 import type { ChildTraceContext } from '../telemetry/propagation.js';
 import type { ComponentCacheConfig } from './cache-config.js';
 
-/** A module spec as it crosses IPC: everything but the stdin stream, which stays in the daemon. */
-export type ChildJob = Omit<ModuleSpec, 'stdin'> & { componentCache: ComponentCacheConfig };
+/** A job as it crosses IPC, with where the child keeps transpiled components. */
+export type ChildJob = ModuleJob & { componentCache: ComponentCacheConfig };
 export type { ComponentCacheConfig };
 
 export type ToChild = { t: 'job'; job: ChildJob } | { t: 'run' };

@@ -6,8 +6,7 @@ import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { inRootfs } from '../daemon/container/entrypoint.js';
-import { recordMount, SpecError, type OciMount } from '../bundle/index.js';
+import { inRootfs, recordMount, SpecError, type OciMount } from '../bundle/index.js';
 import { USER_ROOTS } from './cleanup.js';
 
 export { USER_ROOTS };

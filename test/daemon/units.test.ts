@@ -11,7 +11,8 @@ import { parseShimFlags, FlagError } from '../../src/frontend/flags.js';
 import { groupingFor, socketPathFor } from '../../src/handoff/socket-address.js';
 import { parseStartInput } from '../../src/frontend/bootstrap.js';
 import { checkProcess, readSpec, SpecError } from '../../src/bundle/spec.js';
-import { inRootfs, resolveEntrypoint } from '../../src/daemon/container/entrypoint.js';
+import { resolveEntrypoint } from '../../src/daemon/container/entrypoint.js';
+import { inRootfs } from '../../src/bundle/index.js';
 import {
   CreatedState,
   RunningState,

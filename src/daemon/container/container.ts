@@ -8,7 +8,7 @@ import { ModuleError } from '../engine/engine.js';
 import { alreadyExists, failedPrecondition, invalidArgument, notFound, ShimError } from '../errors.js';
 import { unmountRootfs } from '../../host/cleanup.js';
 import { resolveEntrypoint, type Entrypoint } from './entrypoint.js';
-import { CONTAINER_TYPE_ANNOTATION, PAUSE_MODULE } from '../../child/pause-module.js';
+import { PAUSE_MODULE } from '../../child/pause-module.js';
 import { Process } from './process.js';
 import {
   bindMountsOf,
@@ -33,6 +33,7 @@ import {
   type LinuxResources,
   type OciProcess,
   type OciSpec,
+  CONTAINER_TYPE_ANNOTATION,
 } from '../../bundle/index.js';
 import { checkStdio, holdOutputs, openStdin, type StdioPaths } from './stdio.js';
 import { openCgroup, type Cgroup } from '../../host/cgroup.js';

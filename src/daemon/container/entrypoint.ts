@@ -2,7 +2,7 @@
 // runwasi's `module.wasm#export` syntax, checked to really be WebAssembly.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { resolveGuestPath, SpecError } from '../../bundle/index.js';
+import { inRootfs, SpecError } from '../../bundle/index.js';
 
 export interface Entrypoint {
   /** Host path of the module. */
@@ -44,13 +44,6 @@ function searchPath(env: string[]): string[] {
   const entry = env.find((e) => e.startsWith('PATH='));
   const value = entry ? entry.slice(5) : '/usr/local/bin:/usr/bin:/bin';
   return value.split(':').filter((d) => d.startsWith('/'));
-}
-
-/** Host path for a guest path, with symlinks resolved as if the rootfs were `/`. */
-export function inRootfs(rootfs: string, guestPath: string): string {
-  const guest = resolveGuestPath(rootfs, '/', guestPath, { absoluteLinks: 'reroot', followLast: true });
-  if (guest === null) throw new SpecError(`too many symbolic links resolving ${guestPath}`);
-  return path.join(rootfs, guest);
 }
 
 function checkMagic(hostPath: string, guestPath: string): void {

@@ -1,33 +1,14 @@
 // The one seam between the shim plumbing and whatever runs a module. The shim
 // only ever sees these types; src/daemon/engine/node-engine.ts is the implementation.
 import type { Readable } from 'node:stream';
-import type { ChildTraceContext } from '../../telemetry/propagation.js';
+import type { ModuleJob, ModuleUser } from '../../child/job.js';
 
-export interface ModuleUser {
-  uid: number;
-  gid: number;
-  additionalGids?: number[];
-}
+export type { ModuleUser };
 
-export interface ModuleSpec {
-  /** For log lines and telemetry. */
-  containerId: string;
-  execId: string;
-  /** Host path of the module file (already checked to be Wasm). */
-  modulePath: string;
-  exportName: string;
-  args: string[];
-  env: string[];
-  /** Guest path → host directory. */
-  preopens: Record<string, string>;
-  /** Host paths of stdout/stderr (FIFO or file); '' = discard. */
-  stdout: string;
-  stderr: string;
+/** What to run (ModuleJob, as the Wasm child receives it), and its stdin, which stays in the daemon. */
+export interface ModuleSpec extends ModuleJob {
   /** Bytes for the module's stdin; undefined = empty stdin. */
   stdin?: Readable;
-  user?: ModuleUser;
-  /** Trace context for the module's environment and the child's own spans. */
-  trace?: ChildTraceContext;
 }
 
 export interface ExitInfo {
