@@ -108,7 +108,7 @@ async function prepare(job: ChildJob): Promise<Prepared> {
     module = await WebAssembly.compile(bytes);
   } catch (err) {
     compileSpan?.recordException(err).end();
-    throw new Error(`${job.modulePath} does not compile: ${(err as Error).message}`);
+    throw new Error(`${job.modulePath} does not compile: ${(err as Error).message}`, { cause: err });
   }
   compileSpan?.end();
   const instantiateSpan = startSpan('wasm.instantiate');
@@ -134,7 +134,7 @@ async function prepare(job: ChildJob): Promise<Prepared> {
     instance = await WebAssembly.instantiate(module, imports);
   } catch (err) {
     instantiateSpan?.recordException(err).end();
-    throw new Error(`${job.modulePath} cannot be instantiated: ${(err as Error).message}`);
+    throw new Error(`${job.modulePath} cannot be instantiated: ${(err as Error).message}`, { cause: err });
   }
   instantiateSpan?.end();
   const problem = entryProblem(instance, job.exportName);

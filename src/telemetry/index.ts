@@ -152,9 +152,9 @@ export function startTelemetry(opts: StartTelemetryOptions): Telemetry {
       submit: notify,
       observeChildSpans,
       warmUp: () => undefined,
-      flush: async () => undefined,
-      shutdown: async () => undefined,
-      stats: async () => undefined,
+      flush: () => Promise.resolve(),
+      shutdown: () => Promise.resolve(),
+      stats: () => Promise.resolve(undefined),
     };
   }
 
@@ -376,14 +376,14 @@ export function startTelemetry(opts: StartTelemetryOptions): Telemetry {
     if (state === 'ready') return Promise.resolve(true);
     if (state !== 'starting') return Promise.resolve(false);
     return new Promise<boolean>((resolve) => {
-      let timer: NodeJS.Timeout | undefined;
       const done = (): void => {
-        if (timer) clearTimeout(timer);
+        clearTimeout(timer);
         readyWaiters.delete(done);
         resolve(state === 'ready');
       };
       readyWaiters.add(done);
-      timer = setTimeout(done, Math.max(0, deadline - performance.now()));
+      // done runs later (a worker message or this timer), never before timer is set.
+      const timer = setTimeout(done, Math.max(0, deadline - performance.now()));
     });
   };
 

@@ -171,12 +171,8 @@ export class ServerConnection {
     };
     if (deadline !== undefined) ctx.deadline = deadline;
 
-    let result: Promise<unknown>;
-    try {
-      result = Promise.resolve(handler(req.payload, ctx));
-    } catch (err) {
-      result = Promise.reject(err);
-    }
+    // The executor runs the handler now; what it throws synchronously becomes a rejection.
+    const result = new Promise<unknown>((resolve) => resolve(handler(req.payload, ctx)));
     result.then(
       (value) => this.guard(() => this.finish(id, call, { ok: true, value })),
       (error: unknown) => this.guard(() => this.finish(id, call, { ok: false, error })),
