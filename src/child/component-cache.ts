@@ -280,7 +280,7 @@ export function evict(opts: ComponentCacheOptions, keep?: string): void {
 }
 
 export const DEFAULT_CACHE_DIR = '/var/lib/wasmts/components';
-export const DEFAULT_CACHE_MAX_MB = 512;
+const DEFAULT_CACHE_MAX_MB = 512;
 
 /** The daemon's choice of cache: WASMTS_COMPONENT_CACHE (a directory) and WASMTS_COMPONENT_CACHE_MAX_MB from its environment. */
 export function componentCacheConfig(env: NodeJS.ProcessEnv): { dir: string; maxBytes: number } {

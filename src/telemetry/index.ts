@@ -33,8 +33,6 @@ export interface StartTelemetryOptions {
   autoStart?: boolean;
   /** Reported as the instrumentation scope version. */
   scopeVersion?: string;
-  /** Defaults to process.pid. */
-  pid?: number;
 }
 
 export type TelemetryState = 'disabled' | 'idle' | 'starting' | 'ready' | 'dead' | 'closed';
@@ -58,8 +56,6 @@ export interface Telemetry {
   shutdown(timeoutMs?: number): Promise<void>;
   /** Worker counters (for diagnostics and tests); undefined if unavailable within timeoutMs. */
   stats(timeoutMs?: number): Promise<WorkerStats | undefined>;
-  /** @internal Tests only: make the worker throw an uncaught exception and an unhandled rejection. */
-  _selfTestThrow?(): void;
 }
 
 const DEFAULT_MAX_BUFFERED = 4096;
@@ -119,7 +115,7 @@ export function startTelemetry(opts: StartTelemetryOptions): Telemetry {
   };
   const config = readTelemetryConfig(opts.env);
   for (const w of config.warnings) log('warn', `telemetry: ${w}`);
-  const pid = opts.pid ?? process.pid;
+  const pid = process.pid;
   const observers = new Set<(records: SpanRecord[]) => void>();
   const observeChildSpans = (listener: (records: SpanRecord[]) => void): (() => void) => {
     observers.add(listener);
@@ -513,12 +509,5 @@ export function startTelemetry(opts: StartTelemetryOptions): Telemetry {
     flush,
     shutdown,
     stats,
-    _selfTestThrow(): void {
-      try {
-        worker?.postMessage({ type: 'selftest-throw' } satisfies MainToWorker);
-      } catch {
-        /* ignore */
-      }
-    },
   };
 }

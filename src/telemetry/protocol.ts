@@ -25,9 +25,7 @@ export type MainToWorker =
   | { type: 'spans'; records: SpanRecord[] }
   | { type: 'flush'; id: number }
   | { type: 'stats'; id: number }
-  | { type: 'shutdown'; id: number }
-  /** Tests only: throw an uncaught exception and reject a promise inside the worker. */
-  | { type: 'selftest-throw' };
+  | { type: 'shutdown'; id: number };
 
 export type WorkerToMain =
   | { type: 'ready'; loadMs: number }

@@ -113,8 +113,8 @@ export interface SpanRecorderOptions {
 }
 
 export const ATTRIBUTE_COUNT_LIMIT = 128;
-export const EVENT_COUNT_LIMIT = 128;
-export const LINK_COUNT_LIMIT = 128;
+const EVENT_COUNT_LIMIT = 128;
+const LINK_COUNT_LIMIT = 128;
 
 // ---------------------------------------------------------------------------
 // time
@@ -158,7 +158,7 @@ export function hrNow(): HrTime {
   return addHrTimes(timeOriginHr, millisToHrTime(rel));
 }
 
-export function isHrTime(v: unknown): v is HrTime {
+function isHrTime(v: unknown): v is HrTime {
   return (
     Array.isArray(v) &&
     v.length === 2 &&
@@ -178,10 +178,6 @@ export function toHrTime(t: TimeInput | undefined): HrTime {
   }
   if (typeof t === 'number' && Number.isFinite(t)) return millisToHrTime(t);
   return hrNow();
-}
-
-export function hrTimeToMillis(t: HrTime): number {
-  return t[0] * 1000 + t[1] / 1e6;
 }
 
 function hrLess(a: HrTime, b: HrTime): boolean {

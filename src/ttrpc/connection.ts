@@ -54,11 +54,6 @@ export class ServerConnection {
     socket.on('drain', () => this.guard(() => this.onDrain()));
   }
 
-  /** Requests currently being handled. */
-  get activeCalls(): number {
-    return this.calls.size;
-  }
-
   /**
    * Stops serving: abandons in-flight calls (their signals abort), flushes what
    * was already written, then closes. Used by TtrpcServer.close().

@@ -10,7 +10,7 @@ import { VIEWER_HTML } from './page.js';
 import { layoutTrace, outcomeOf, processOf, serviceOf, SPAN_KINDS, STATUS_CODES } from './tree.js';
 
 /** Attribute values made JSON-safe: bigint → string, bytes → hex. */
-export function jsonSafe(v: unknown): unknown {
+function jsonSafe(v: unknown): unknown {
   if (typeof v === 'bigint') return v.toString();
   if (v instanceof Uint8Array) return Buffer.from(v).toString('hex');
   if (Array.isArray(v)) return v.map(jsonSafe);
@@ -25,7 +25,7 @@ export function jsonSafe(v: unknown): unknown {
 
 const ms = (ns: bigint): number => Number(ns) / 1e6;
 
-export function traceSummaryJson(t: TraceSummary): Record<string, unknown> {
+function traceSummaryJson(t: TraceSummary): Record<string, unknown> {
   return {
     traceId: t.traceId,
     rootName: t.rootName,
@@ -44,7 +44,7 @@ export function traceSummaryJson(t: TraceSummary): Record<string, unknown> {
 }
 
 /** The spans of one trace in display order, with depth/orphan/process and times in ms. */
-export function traceSpansJson(spans: ReceivedSpan[]): Record<string, unknown>[] {
+function traceSpansJson(spans: ReceivedSpan[]): Record<string, unknown>[] {
   if (spans.length === 0) return [];
   let t0 = spans[0].startTimeUnixNano;
   for (const s of spans) if (s.startTimeUnixNano < t0) t0 = s.startTimeUnixNano;
