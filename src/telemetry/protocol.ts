@@ -28,7 +28,7 @@ export type MainToWorker =
   | { type: 'shutdown'; id: number };
 
 export type WorkerToMain =
-  | { type: 'ready'; loadMs: number }
+  | { type: 'ready' }
   | { type: 'init-error'; error: string }
   | { type: 'log'; level: 'info' | 'warn' | 'error' | 'debug'; msg: string }
   /** One export's outcome: the main thread reports dropped spans from these. */

@@ -91,7 +91,7 @@ export interface ActiveSpan {
   setAttributes(attributes: AttributesInput): this;
   addEvent(name: string, attributes?: AttributesInput, time?: TimeInput): this;
   /** Adds an `exception` event (exception.type/message/stacktrace) and sets status ERROR. */
-  recordException(err: unknown, time?: TimeInput): this;
+  recordException(err: unknown): this;
   setStatus(code: SpanStatusCodeValue, message?: string): this;
   updateName(name: string): this;
   /** Idempotent. The finished record goes to the sink when sampled. */
@@ -417,7 +417,7 @@ class RecordingSpan implements ActiveSpan {
     this.events.push({ name: String(name), time: toHrTime(time), attributes: toAttributes(attributes) });
     return this;
   }
-  recordException(err: unknown, time?: TimeInput): this {
+  recordException(err: unknown): this {
     if (this.ended) return this;
     const attributes: AttributesInput = {};
     let message: string;
@@ -432,7 +432,7 @@ class RecordingSpan implements ActiveSpan {
       message = String(err);
       attributes['exception.message'] = message;
     }
-    this.addEvent('exception', attributes, time);
+    this.addEvent('exception', attributes);
     if (this.status.code !== SpanStatusCode.OK) this.setStatus(SpanStatusCode.ERROR, message);
     return this;
   }

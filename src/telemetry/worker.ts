@@ -12,7 +12,6 @@
 // garbage) are swallowed here, and the main side copes with the worker dying.
 
 import { parentPort, workerData } from 'node:worker_threads';
-import { performance } from 'node:perf_hooks';
 import type { ReadableSpan, SpanExporter, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { Resource } from '@opentelemetry/resources';
 import type { ExportResult } from '@opentelemetry/core';
@@ -31,7 +30,6 @@ import type { MainToWorker, WorkerToMain, WorkerInit, WorkerStats } from './prot
 
 const port = parentPort;
 const init = workerData as WorkerInit;
-const loadStart = performance.now();
 
 function post(msg: WorkerToMain): void {
   try {
@@ -307,7 +305,7 @@ async function main(): Promise<void> {
       log('warn', `telemetry worker: ${errText(e)}`);
     }
   };
-  post({ type: 'ready', loadMs: Math.round(performance.now() - loadStart) });
+  post({ type: 'ready' });
   for (const m of early.splice(0)) handler(m);
 }
 
