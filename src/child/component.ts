@@ -34,8 +34,10 @@ const MAIN = 'component.mjs';
 const RUN_EXPORT = /^wasi:cli\/run@0\.2\.\d+$/;
 
 /** How `wasi:cli/exit` unwinds the component: thrown through its frames, caught by run(). */
-class ComponentExit {
-  constructor(readonly status: number) {}
+class ComponentExit extends Error {
+  constructor(readonly status: number) {
+    super(`wasi:cli/exit with status ${status}`);
+  }
 }
 
 // The bundle has no import.meta.url (esbuild defines it away) but has __filename; tsx has the reverse.
@@ -60,10 +62,19 @@ function packageVersion(name: string): string {
   }
 }
 
+/** The part of jco-transpile's API used here (its result is checked below). */
+type TranspileBytes = (bytes: Uint8Array, options: Record<string, unknown>) => Promise<unknown>;
+/** The transpiled component's entry (instantiation: 'async'); its result is checked where it is called. */
+type Instantiate = (
+  getCoreModule: (file: string) => WebAssembly.Module,
+  imports: Record<string, unknown>,
+) => Promise<unknown>;
+
 async function transpile(bytes: Uint8Array): Promise<TranspileOutput> {
   const jco = (await importPackage(TRANSPILER)) as { transpileBytes?: unknown };
   if (typeof jco.transpileBytes !== 'function') throw new Error(`${TRANSPILER} has no transpileBytes`);
-  const out = (await jco.transpileBytes(bytes, {
+  const transpileBytes = jco.transpileBytes as TranspileBytes;
+  const out = (await transpileBytes(bytes, {
     name: 'component',
     // The caller supplies every import at instantiation: nothing is imported by package name from the cache.
     instantiation: 'async',
@@ -191,7 +202,7 @@ export async function prepareComponent(s: ComponentSetup): Promise<PreparedCompo
     }
   } catch (err) {
     compileSpan?.recordException(err).end();
-    throw new Error(`${name} is a component that cannot be transpiled: ${(err as Error).message}`);
+    throw new Error(`${name} is a component that cannot be transpiled: ${(err as Error).message}`, { cause: err });
   }
   compileSpan?.end();
 
@@ -226,13 +237,15 @@ export async function prepareComponent(s: ComponentSetup): Promise<PreparedCompo
       if (!m) throw new Error(`the transpiled component has no core module ${file}`);
       return m;
     };
-    const instance = (await js.instantiate(getCoreModule, imports)) as Record<string, unknown>;
+    const instantiate = js.instantiate as Instantiate;
+    const instance = await instantiate(getCoreModule, imports);
+    if (typeof instance !== 'object' || instance === null) throw new Error('the transpiled component has no exports');
     const runIface = Object.entries(instance).find(([k]) => RUN_EXPORT.test(k))?.[1] as { run?: unknown } | undefined;
     if (typeof runIface?.run !== 'function') throw new Error('its wasi:cli/run export has no run function');
     runExport = runIface.run as () => unknown;
   } catch (err) {
     instantiateSpan?.recordException(err).end();
-    throw new Error(`${name} cannot be instantiated: ${(err as Error).message}`);
+    throw new Error(`${name} cannot be instantiated: ${(err as Error).message}`, { cause: err });
   }
   instantiateSpan?.end();
   return {

@@ -65,7 +65,7 @@ export function confinePaths(imports: WasiImports, rootfs: string, preopenGuests
 
   wrap(
     'path_open',
-    ([fd, dirflags, p, len]) => ok(check(fd, p, len, false)),
+    ([fd, _dirflags, p, len]) => ok(check(fd, p, len, false)),
     (args, result) => {
       if (result !== ERRNO_SUCCESS || !memory) return;
       const [fd, dirflags, p, len] = args;

@@ -5,8 +5,10 @@ import type { WASI } from 'node:wasi';
 type WasiImports = Record<string, (...args: (number | bigint)[]) => unknown>;
 
 /** Thrown by proc_exit to unwind the module's frames; carries the status. */
-class ProcExit {
-  constructor(readonly status: number) {}
+class ProcExit extends Error {
+  constructor(readonly status: number) {
+    super(`proc_exit(${status})`);
+  }
 }
 
 /**

@@ -4,7 +4,7 @@
 import { parseArgs } from 'node:util';
 import { ImageError, packImage, type PackImageOptions, type Platform } from '../image/oci.js';
 
-export const IMAGE_USAGE = `usage: wasmts image --ref NAME[:TAG] --out FILE.tar [options] MODULE
+const IMAGE_USAGE = `usage: wasmts image --ref NAME[:TAG] --out FILE.tar [options] MODULE
 
 Write an OCI image layout tar holding MODULE (a .wasm file, or a native binary
 with --platform linux/amd64) for \`ctr image import --all-platforms\`.

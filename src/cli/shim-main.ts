@@ -50,7 +50,8 @@ async function main(argv: string[]): Promise<void> {
         env: process.env,
       });
       process.stdout.write(startReply(stdin, process.env, address));
-      process.exit(0); // never close the listening handle: libuv would unlink the socket
+      // Exit without closing the listening handle: libuv would unlink the socket.
+      return process.exit(0);
     }
     case 'delete': {
       const response = await deleteShim(flags, process.cwd());
@@ -58,14 +59,17 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     case DAEMON_ACTION: {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- the daemon is a separate CommonJS bundle, loaded by its run-time path only when needed
       const { runDaemon } = require(path.join(here, 'daemon.cjs')) as typeof import('../daemon/daemon.js');
       await runDaemon(flags);
       return;
     }
-    case '':
-      fail('no action given (expected start, delete or -v)');
     default:
-      fail(`unknown action "${flags.action}" (expected start, delete or -v)`);
+      fail(
+        flags.action === ''
+          ? 'no action given (expected start, delete or -v)'
+          : `unknown action "${flags.action}" (expected start, delete or -v)`,
+      );
   }
 }
 

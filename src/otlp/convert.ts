@@ -34,7 +34,7 @@ export interface ReceivedSpan {
   protocol: 'http' | 'grpc';
 }
 
-export function toHex(bytes: Uint8Array): string {
+function toHex(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
 }
 
@@ -43,7 +43,7 @@ function idHex(bytes: Uint8Array): string {
   return bytes.some((b) => b !== 0) ? toHex(bytes) : '';
 }
 
-export function anyValueToJs(v: AnyValue | undefined): unknown {
+function anyValueToJs(v: AnyValue | undefined): unknown {
   const val = v?.value;
   if (!val || val.case === undefined) return null;
   switch (val.case) {
@@ -65,7 +65,7 @@ export function anyValueToJs(v: AnyValue | undefined): unknown {
   return null;
 }
 
-export function keyValuesToRecord(kvs: KeyValue[]): Record<string, unknown> {
+function keyValuesToRecord(kvs: KeyValue[]): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const kv of kvs) out[kv.key] = anyValueToJs(kv.value);
   return out;

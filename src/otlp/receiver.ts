@@ -1,7 +1,8 @@
 // An in-process OTLP trace receiver: OTLP/HTTP (protobuf and JSON, optionally
 // gzip) on POST /v1/traces and OTLP/gRPC TraceService/Export, keeping the
-// last `maxSpans` spans in memory. The same HTTP server serves the built-in
-// trace viewer (/, /api/traces, /api/traces/<id>).
+// last `maxSpans` spans in memory (span-store.ts). The same HTTP server serves
+// the built-in trace viewer (/, /api/traces, /api/traces/<id>), which reads
+// that store.
 //
 // Used by tests (assert on what the shim and its child exported) and by the
 // `wasmts traces` command. Importing this module is cheap: @grpc/grpc-js and
@@ -20,6 +21,7 @@ import {
 } from '../gen/opentelemetry/proto/collector/trace/v1/trace_service_pb.js';
 import { StatusSchema } from '../gen/google/rpc/status_pb.js';
 import { parseOtlpJson, requestToSpans, type ReceivedSpan } from './convert.js';
+import { SpanStore, type TraceSummary } from './span-store.js';
 
 export type { ReceivedSpan } from './convert.js';
 
@@ -34,31 +36,6 @@ export interface OtlpReceiverOptions {
   maxSpans?: number;
   /** Serve the web viewer on the HTTP port. Default true. */
   ui?: boolean;
-}
-
-/** One line of the trace list. */
-export interface TraceSummary {
-  traceId: string;
-  /** The root span's name (the earliest top-level span when no parentless span arrived). */
-  rootName: string;
-  /** service.name of the root span's resource ('' when unset). */
-  service: string;
-  /** Every service.name seen in the trace. */
-  services: string[];
-  spanCount: number;
-  startTimeUnixNano: bigint;
-  endTimeUnixNano: bigint;
-  durationMs: number;
-  /** A span without a parent arrived. */
-  hasRoot: boolean;
-  /** Spans whose parent span id is set but not (yet) among the received spans. */
-  orphanCount: number;
-  /** Date.now() when the trace's last span arrived. */
-  lastReceivedAt: number;
-  /** Spans with status ERROR. */
-  errorCount: number;
-  /** process.exit.code of the root span (a container's exit status), when it has one. */
-  exitCode?: number;
 }
 
 export interface OtlpReceiver {
@@ -94,154 +71,6 @@ class HttpError extends Error {
   ) {
     super(message);
   }
-}
-
-/** The in-memory span store behind a receiver (exported for the viewer's tests). */
-export class SpanStore {
-  private all: ReceivedSpan[] = [];
-  private byTrace = new Map<string, ReceivedSpan[]>();
-  private lastAt = new Map<string, number>();
-  private listeners = new Set<(batch: ReceivedSpan[]) => void>();
-
-  constructor(readonly maxSpans = 10000) {
-    if (!(maxSpans >= 1)) throw new RangeError(`maxSpans must be >= 1, got ${maxSpans}`);
-  }
-
-  add(batch: ReceivedSpan[]): void {
-    if (batch.length === 0) return;
-    const now = Date.now();
-    for (const s of batch) {
-      this.all.push(s);
-      let list = this.byTrace.get(s.traceId);
-      if (!list) this.byTrace.set(s.traceId, (list = []));
-      list.push(s);
-      this.lastAt.set(s.traceId, now);
-    }
-    const excess = this.all.length - this.maxSpans;
-    if (excess > 0) {
-      // Oldest first; each evicted span is also the oldest of its own trace.
-      for (const s of this.all.splice(0, excess)) {
-        const list = this.byTrace.get(s.traceId);
-        if (!list) continue;
-        list.shift();
-        if (list.length === 0) {
-          this.byTrace.delete(s.traceId);
-          this.lastAt.delete(s.traceId);
-        }
-      }
-    }
-    for (const cb of [...this.listeners]) {
-      try {
-        cb(batch);
-      } catch {
-        // a listener's failure must not fail the export
-      }
-    }
-  }
-
-  spans(): ReceivedSpan[] {
-    return [...this.all];
-  }
-
-  trace(traceId: string): ReceivedSpan[] {
-    const list = this.byTrace.get(traceId.toLowerCase()) ?? [];
-    return [...list].sort(byStart);
-  }
-
-  traces(): TraceSummary[] {
-    const out: TraceSummary[] = [];
-    for (const [traceId, list] of this.byTrace) out.push(summarize(traceId, list, this.lastAt.get(traceId) ?? 0));
-    return out.sort((a, b) =>
-      a.startTimeUnixNano === b.startTimeUnixNano ? 0 : a.startTimeUnixNano > b.startTimeUnixNano ? -1 : 1,
-    );
-  }
-
-  onSpans(cb: (batch: ReceivedSpan[]) => void): () => void {
-    this.listeners.add(cb);
-    return () => this.listeners.delete(cb);
-  }
-
-  waitFor(pred: (spans: ReceivedSpan[]) => boolean, timeoutMs: number): Promise<ReceivedSpan[]> {
-    return new Promise((resolve, reject) => {
-      let off = (): void => {};
-      let timer: NodeJS.Timeout | undefined;
-      const check = (): boolean => {
-        let ok: boolean;
-        try {
-          ok = pred(this.spans());
-        } catch (err) {
-          off();
-          clearTimeout(timer);
-          reject(err);
-          return true;
-        }
-        if (ok) {
-          off();
-          clearTimeout(timer);
-          resolve(this.spans());
-        }
-        return ok;
-      };
-      if (check()) return;
-      off = this.onSpans(() => void check());
-      timer = setTimeout(() => {
-        off();
-        reject(new Error(`waitFor: condition not met within ${timeoutMs} ms; ${describeSpans(this.all)}`));
-      }, timeoutMs);
-    });
-  }
-}
-
-function byStart(a: ReceivedSpan, b: ReceivedSpan): number {
-  return a.startTimeUnixNano === b.startTimeUnixNano ? 0 : a.startTimeUnixNano < b.startTimeUnixNano ? -1 : 1;
-}
-
-function describeSpans(spans: ReceivedSpan[]): string {
-  if (spans.length === 0) return 'received no spans';
-  const names = spans.slice(0, 60).map((s) => `${s.name} (${s.traceId.slice(0, 8)}, ${s.protocol})`);
-  return `received ${spans.length} span(s): ${names.join(', ')}${spans.length > 60 ? ', …' : ''}`;
-}
-
-export function summarize(traceId: string, list: ReceivedSpan[], lastReceivedAt = 0): TraceSummary {
-  const ids = new Set(list.map((s) => s.spanId));
-  let start = list[0]?.startTimeUnixNano ?? 0n;
-  let end = list[0]?.endTimeUnixNano ?? 0n;
-  let root: ReceivedSpan | undefined;
-  let top: ReceivedSpan | undefined;
-  let orphanCount = 0;
-  let errorCount = 0;
-  const services = new Set<string>();
-  for (const s of list) {
-    if (s.status.code === 2) errorCount++;
-    if (s.startTimeUnixNano < start) start = s.startTimeUnixNano;
-    if (s.endTimeUnixNano > end) end = s.endTimeUnixNano;
-    const svc = s.resource['service.name'];
-    if (typeof svc === 'string' && svc) services.add(svc);
-    if (s.parentSpanId === '') {
-      if (!root || s.startTimeUnixNano < root.startTimeUnixNano) root = s;
-    } else if (!ids.has(s.parentSpanId)) {
-      orphanCount++;
-      if (!top || s.startTimeUnixNano < top.startTimeUnixNano) top = s;
-    }
-  }
-  const head = root ?? top ?? list[0];
-  const svc = head?.resource['service.name'];
-  const exitCode = head?.attributes['process.exit.code'];
-  return {
-    traceId,
-    rootName: head?.name ?? '',
-    service: typeof svc === 'string' ? svc : '',
-    services: [...services].sort(),
-    spanCount: list.length,
-    startTimeUnixNano: start,
-    endTimeUnixNano: end,
-    durationMs: Number(end - start) / 1e6,
-    hasRoot: root !== undefined,
-    orphanCount,
-    lastReceivedAt,
-    errorCount,
-    ...(typeof exitCode === 'number' ? { exitCode } : {}),
-  };
 }
 
 /** Splits valid spans from ones OTLP calls invalid (ids of the wrong length or all zero). */
@@ -378,7 +207,7 @@ export async function startOtlpReceiver(opts: OtlpReceiverOptions = {}): Promise
       const handleHttp = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
         const url = new URL(req.url ?? '/', 'http://receiver');
         if (url.pathname === '/v1/traces') return handleExport(req, res);
-        if (viewer && (await viewer.handleViewerRequest(req, res, url, receiver))) return;
+        if (viewer?.handleViewerRequest(req, res, url, store)) return;
         res.writeHead(404, { 'content-type': 'text/plain' });
         res.end(`not found: ${url.pathname} (OTLP traces go to POST /v1/traces)\n`);
       };

@@ -52,9 +52,9 @@ export interface DisabledTelemetryConfig {
 export type TelemetryConfig = EnabledTelemetryConfig | DisabledTelemetryConfig;
 
 export const DEFAULT_SERVICE_NAME = 'containerd-shim-wasmts';
-export const DEFAULT_HTTP_ENDPOINT = 'http://localhost:4318/v1/traces';
-export const DEFAULT_GRPC_ENDPOINT = 'http://localhost:4317';
-export const DEFAULT_EXPORT_TIMEOUT_MS = 10_000;
+const DEFAULT_HTTP_ENDPOINT = 'http://localhost:4318/v1/traces';
+const DEFAULT_GRPC_ENDPOINT = 'http://localhost:4317';
+const DEFAULT_EXPORT_TIMEOUT_MS = 10_000;
 
 type Env = Record<string, string | undefined>;
 
@@ -80,9 +80,9 @@ function readProtocol(env: Env, warnings: string[]): OtlpProtocol {
   return 'http/protobuf';
 }
 
-/** Append the signal path to a generic OTLP/HTTP endpoint without doubling slashes. */
-export function appendSignalPath(base: string, signalPath = 'v1/traces'): string {
-  return base.replace(/\/+$/, '') + '/' + signalPath;
+/** Append the traces signal path to a generic OTLP/HTTP endpoint without doubling slashes. */
+export function appendSignalPath(base: string): string {
+  return base.replace(/\/+$/, '') + '/v1/traces';
 }
 
 function isValidUrl(s: string): boolean {
@@ -103,7 +103,7 @@ const SAMPLERS: readonly SamplerName[] = [
   'parentbased_traceidratio',
 ];
 
-export function readSamplerConfig(env: Env, warnings: string[] = []): SamplerConfig {
+function readSamplerConfig(env: Env, warnings: string[] = []): SamplerConfig {
   const raw = get(env, 'OTEL_TRACES_SAMPLER');
   let name: SamplerName = 'parentbased_always_on';
   if (raw !== undefined) {

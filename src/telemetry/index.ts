@@ -33,8 +33,6 @@ export interface StartTelemetryOptions {
   autoStart?: boolean;
   /** Reported as the instrumentation scope version. */
   scopeVersion?: string;
-  /** Defaults to process.pid. */
-  pid?: number;
 }
 
 export type TelemetryState = 'disabled' | 'idle' | 'starting' | 'ready' | 'dead' | 'closed';
@@ -58,8 +56,6 @@ export interface Telemetry {
   shutdown(timeoutMs?: number): Promise<void>;
   /** Worker counters (for diagnostics and tests); undefined if unavailable within timeoutMs. */
   stats(timeoutMs?: number): Promise<WorkerStats | undefined>;
-  /** @internal Tests only: make the worker throw an uncaught exception and an unhandled rejection. */
-  _selfTestThrow?(): void;
 }
 
 const DEFAULT_MAX_BUFFERED = 4096;
@@ -119,7 +115,7 @@ export function startTelemetry(opts: StartTelemetryOptions): Telemetry {
   };
   const config = readTelemetryConfig(opts.env);
   for (const w of config.warnings) log('warn', `telemetry: ${w}`);
-  const pid = opts.pid ?? process.pid;
+  const pid = process.pid;
   const observers = new Set<(records: SpanRecord[]) => void>();
   const observeChildSpans = (listener: (records: SpanRecord[]) => void): (() => void) => {
     observers.add(listener);
@@ -152,9 +148,9 @@ export function startTelemetry(opts: StartTelemetryOptions): Telemetry {
       submit: notify,
       observeChildSpans,
       warmUp: () => undefined,
-      flush: async () => undefined,
-      shutdown: async () => undefined,
-      stats: async () => undefined,
+      flush: () => Promise.resolve(),
+      shutdown: () => Promise.resolve(),
+      stats: () => Promise.resolve(undefined),
     };
   }
 
@@ -376,14 +372,14 @@ export function startTelemetry(opts: StartTelemetryOptions): Telemetry {
     if (state === 'ready') return Promise.resolve(true);
     if (state !== 'starting') return Promise.resolve(false);
     return new Promise<boolean>((resolve) => {
-      let timer: NodeJS.Timeout | undefined;
       const done = (): void => {
-        if (timer) clearTimeout(timer);
+        clearTimeout(timer);
         readyWaiters.delete(done);
         resolve(state === 'ready');
       };
       readyWaiters.add(done);
-      timer = setTimeout(done, Math.max(0, deadline - performance.now()));
+      // done runs later (a worker message or this timer), never before timer is set.
+      const timer = setTimeout(done, Math.max(0, deadline - performance.now()));
     });
   };
 
@@ -513,12 +509,5 @@ export function startTelemetry(opts: StartTelemetryOptions): Telemetry {
     flush,
     shutdown,
     stats,
-    _selfTestThrow(): void {
-      try {
-        worker?.postMessage({ type: 'selftest-throw' } satisfies MainToWorker);
-      } catch {
-        /* ignore */
-      }
-    },
   };
 }

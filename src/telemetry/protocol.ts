@@ -25,12 +25,10 @@ export type MainToWorker =
   | { type: 'spans'; records: SpanRecord[] }
   | { type: 'flush'; id: number }
   | { type: 'stats'; id: number }
-  | { type: 'shutdown'; id: number }
-  /** Tests only: throw an uncaught exception and reject a promise inside the worker. */
-  | { type: 'selftest-throw' };
+  | { type: 'shutdown'; id: number };
 
 export type WorkerToMain =
-  | { type: 'ready'; loadMs: number }
+  | { type: 'ready' }
   | { type: 'init-error'; error: string }
   | { type: 'log'; level: 'info' | 'warn' | 'error' | 'debug'; msg: string }
   /** One export's outcome: the main thread reports dropped spans from these. */

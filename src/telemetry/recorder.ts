@@ -91,7 +91,7 @@ export interface ActiveSpan {
   setAttributes(attributes: AttributesInput): this;
   addEvent(name: string, attributes?: AttributesInput, time?: TimeInput): this;
   /** Adds an `exception` event (exception.type/message/stacktrace) and sets status ERROR. */
-  recordException(err: unknown, time?: TimeInput): this;
+  recordException(err: unknown): this;
   setStatus(code: SpanStatusCodeValue, message?: string): this;
   updateName(name: string): this;
   /** Idempotent. The finished record goes to the sink when sampled. */
@@ -113,8 +113,8 @@ export interface SpanRecorderOptions {
 }
 
 export const ATTRIBUTE_COUNT_LIMIT = 128;
-export const EVENT_COUNT_LIMIT = 128;
-export const LINK_COUNT_LIMIT = 128;
+const EVENT_COUNT_LIMIT = 128;
+const LINK_COUNT_LIMIT = 128;
 
 // ---------------------------------------------------------------------------
 // time
@@ -158,7 +158,7 @@ export function hrNow(): HrTime {
   return addHrTimes(timeOriginHr, millisToHrTime(rel));
 }
 
-export function isHrTime(v: unknown): v is HrTime {
+function isHrTime(v: unknown): v is HrTime {
   return (
     Array.isArray(v) &&
     v.length === 2 &&
@@ -178,10 +178,6 @@ export function toHrTime(t: TimeInput | undefined): HrTime {
   }
   if (typeof t === 'number' && Number.isFinite(t)) return millisToHrTime(t);
   return hrNow();
-}
-
-export function hrTimeToMillis(t: HrTime): number {
-  return t[0] * 1000 + t[1] / 1e6;
 }
 
 function hrLess(a: HrTime, b: HrTime): boolean {
@@ -421,7 +417,7 @@ class RecordingSpan implements ActiveSpan {
     this.events.push({ name: String(name), time: toHrTime(time), attributes: toAttributes(attributes) });
     return this;
   }
-  recordException(err: unknown, time?: TimeInput): this {
+  recordException(err: unknown): this {
     if (this.ended) return this;
     const attributes: AttributesInput = {};
     let message: string;
@@ -436,7 +432,7 @@ class RecordingSpan implements ActiveSpan {
       message = String(err);
       attributes['exception.message'] = message;
     }
-    this.addEvent('exception', attributes, time);
+    this.addEvent('exception', attributes);
     if (this.status.code !== SpanStatusCode.OK) this.setStatus(SpanStatusCode.ERROR, message);
     return this;
   }

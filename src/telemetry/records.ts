@@ -17,16 +17,15 @@ const MAX_LINKS = 128;
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
+/** An array's elements as unknowns (Array.isArray alone narrows to any[]); [] for anything else. */
+const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+
 function hrTime(v: unknown): HrTime | undefined {
-  if (!Array.isArray(v) || v.length !== 2) return undefined;
-  const [s, n] = v as unknown[];
-  return Number.isSafeInteger(s) &&
-    Number.isInteger(n) &&
-    (n as number) >= 0 &&
-    (n as number) < 1e9 &&
-    (s as number) >= 0
-    ? [s as number, n as number]
-    : undefined;
+  const pair = list(v);
+  if (pair.length !== 2) return undefined;
+  const [s, n] = pair;
+  if (typeof s !== 'number' || typeof n !== 'number') return undefined;
+  return Number.isSafeInteger(s) && s >= 0 && Number.isInteger(n) && n >= 0 && n < 1e9 ? [s, n] : undefined;
 }
 
 function value(v: unknown): AttributeValue | undefined {
@@ -95,32 +94,29 @@ export function parseSpanRecord(raw: unknown): SpanRecord | undefined {
   if (raw.parentIsRemote === true) rec.parentIsRemote = true;
   const traceState = typeof raw.traceState === 'string' ? parseTracestate(raw.traceState) : undefined;
   if (traceState) rec.traceState = traceState;
-  if (Array.isArray(raw.events)) {
-    for (const e of raw.events.slice(0, MAX_EVENTS)) {
-      const time = isObj(e) ? hrTime(e.time) : undefined;
-      const a = isObj(e) ? attributes(e.attributes) : undefined;
-      if (time && a && typeof e.name === 'string' && e.name !== '')
-        rec.events.push({ name: e.name.slice(0, MAX_NAME), time, attributes: a });
-    }
+  for (const e of list(raw.events).slice(0, MAX_EVENTS)) {
+    if (!isObj(e)) continue;
+    const time = hrTime(e.time);
+    const a = attributes(e.attributes);
+    if (time && a && typeof e.name === 'string' && e.name !== '')
+      rec.events.push({ name: e.name.slice(0, MAX_NAME), time, attributes: a });
   }
-  if (Array.isArray(raw.links)) {
-    for (const l of raw.links.slice(0, MAX_LINKS)) {
-      const c = isObj(l) && isObj(l.context) ? l.context : undefined;
-      const a = isObj(l) ? attributes(l.attributes) : undefined;
-      if (
-        !c ||
-        !a ||
-        typeof c.traceId !== 'string' ||
-        !HEX32.test(c.traceId) ||
-        typeof c.spanId !== 'string' ||
-        !HEX16.test(c.spanId)
-      )
-        continue;
-      rec.links.push({
-        context: { traceId: c.traceId, spanId: c.spanId, traceFlags: Number(c.traceFlags) & 0xff },
-        attributes: a,
-      });
-    }
+  for (const l of list(raw.links).slice(0, MAX_LINKS)) {
+    const c = isObj(l) && isObj(l.context) ? l.context : undefined;
+    const a = isObj(l) ? attributes(l.attributes) : undefined;
+    if (
+      !c ||
+      !a ||
+      typeof c.traceId !== 'string' ||
+      !HEX32.test(c.traceId) ||
+      typeof c.spanId !== 'string' ||
+      !HEX16.test(c.spanId)
+    )
+      continue;
+    rec.links.push({
+      context: { traceId: c.traceId, spanId: c.spanId, traceFlags: Number(c.traceFlags) & 0xff },
+      attributes: a,
+    });
   }
   for (const k of ['droppedAttributesCount', 'droppedEventsCount', 'droppedLinksCount'] as const) {
     const n = count(raw[k]);

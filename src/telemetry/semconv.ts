@@ -23,8 +23,6 @@ export const ATTR_PROCESS_EXIT_CODE = 'process.exit.code';
 export const ATTR_PROCESS_PID = 'process.pid';
 export const ATTR_PROCESS_PARENT_PID = 'process.parent_pid';
 export const ATTR_PROCESS_EXECUTABLE_NAME = 'process.executable.name';
-export const ATTR_PROCESS_RUNTIME_NAME = 'process.runtime.name';
-export const ATTR_PROCESS_RUNTIME_VERSION = 'process.runtime.version';
 
 // exceptions (the `exception` event)
 export const ATTR_EXCEPTION_TYPE = 'exception.type';
@@ -41,7 +39,7 @@ export const ATTR_WASM_MODULE_SHA256 = 'wasm.module.sha256';
 export const ATTR_WASM_TRAP = 'wasm.trap';
 
 /** gRPC status names (ttrpc uses gRPC's codes), as rpc.status_code carries them. */
-export const GRPC_STATUS_NAMES = [
+const GRPC_STATUS_NAMES = [
   'OK',
   'CANCELLED',
   'UNKNOWN',

@@ -12,7 +12,6 @@
 // garbage) are swallowed here, and the main side copes with the worker dying.
 
 import { parentPort, workerData } from 'node:worker_threads';
-import { performance } from 'node:perf_hooks';
 import type { ReadableSpan, SpanExporter, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { Resource } from '@opentelemetry/resources';
 import type { ExportResult } from '@opentelemetry/core';
@@ -20,12 +19,17 @@ import type { EnabledTelemetryConfig } from './config.js';
 import type { SpanRecord, HrTime } from './recorder.js';
 import { parseSpanRecord } from './records.js';
 import { DEFAULT_SERVICE_NAME } from './config.js';
-import { SCHEMA_URL } from './semconv.js';
+import {
+  ATTR_PROCESS_EXECUTABLE_NAME,
+  ATTR_PROCESS_PARENT_PID,
+  ATTR_PROCESS_PID,
+  ATTR_WASMTS_PROCESS,
+  SCHEMA_URL,
+} from './semconv.js';
 import type { MainToWorker, WorkerToMain, WorkerInit, WorkerStats } from './protocol.js';
 
 const port = parentPort;
 const init = workerData as WorkerInit;
-const loadStart = performance.now();
 
 function post(msg: WorkerToMain): void {
   try {
@@ -189,7 +193,7 @@ async function main(): Promise<void> {
     .defaultResource()
     .merge(resources.resourceFromAttributes({ 'service.name': DEFAULT_SERVICE_NAME }))
     .merge(detected)
-    .merge(resources.resourceFromAttributes({ 'wasmts.process': 'shim' }, { schemaUrl: SCHEMA_URL }));
+    .merge(resources.resourceFromAttributes({ [ATTR_WASMTS_PROCESS]: 'shim' }, { schemaUrl: SCHEMA_URL }));
   // A Wasm child's spans: the same service, host and runtime, its own process.
   const shared = Object.fromEntries(
     Object.entries(daemon.attributes).filter(([k]) => !k.startsWith('process.') || k.startsWith('process.runtime.')),
@@ -202,10 +206,10 @@ async function main(): Promise<void> {
       r = resources.resourceFromAttributes(
         {
           ...shared,
-          'process.pid': pid,
-          'process.parent_pid': init.shimPid,
-          'process.executable.name': 'node',
-          'wasmts.process': 'child',
+          [ATTR_PROCESS_PID]: pid,
+          [ATTR_PROCESS_PARENT_PID]: init.shimPid,
+          [ATTR_PROCESS_EXECUTABLE_NAME]: 'node',
+          [ATTR_WASMTS_PROCESS]: 'child',
         },
         { schemaUrl: SCHEMA_URL },
       );
@@ -294,12 +298,6 @@ async function main(): Promise<void> {
             () => post({ type: 'shutdown-done', id: m.id, stats: { ...stats } }),
           );
           break;
-        case 'selftest-throw':
-          setTimeout(() => {
-            throw new Error('selftest: uncaught in worker');
-          }, 0);
-          void Promise.reject(new Error('selftest: unhandled rejection in worker'));
-          break;
         default:
           break;
       }
@@ -307,7 +305,7 @@ async function main(): Promise<void> {
       log('warn', `telemetry worker: ${errText(e)}`);
     }
   };
-  post({ type: 'ready', loadMs: Math.round(performance.now() - loadStart) });
+  post({ type: 'ready' });
   for (const m of early.splice(0)) handler(m);
 }
 

@@ -76,11 +76,6 @@ export class TtrpcClient {
     });
   }
 
-  /** Wraps an already-connected socket (e.g. a socketpair end or an inherited fd). */
-  static fromSocket(socket: Socket, label = 'socket'): TtrpcClient {
-    return new TtrpcClient(socket, label);
-  }
-
   get closed(): boolean {
     return this.closeReason !== undefined;
   }

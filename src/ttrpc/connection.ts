@@ -55,11 +55,6 @@ export class ServerConnection {
     socket.on('drain', () => this.guard(() => this.onDrain()));
   }
 
-  /** Requests currently being handled. */
-  get activeCalls(): number {
-    return this.calls.size;
-  }
-
   /**
    * Stops serving: abandons in-flight calls (their signals abort), flushes what
    * was already written, then closes. Used by TtrpcServer.close().
@@ -173,12 +168,8 @@ export class ServerConnection {
     };
     if (deadline !== undefined) ctx.deadline = deadline;
 
-    let result: Promise<unknown>;
-    try {
-      result = Promise.resolve(handler(req.payload, ctx));
-    } catch (err) {
-      result = Promise.reject(err);
-    }
+    // The executor runs the handler now; what it throws synchronously becomes a rejection.
+    const result = new Promise<unknown>((resolve) => resolve(handler(req.payload, ctx)));
     result.then(
       (value) => this.guard(() => this.finish(id, call, { ok: true, value })),
       (error: unknown) => this.guard(() => this.finish(id, call, { ok: false, error })),

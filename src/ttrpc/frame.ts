@@ -23,8 +23,8 @@ export interface FrameHeader {
   /** Payload length in bytes, as announced (may exceed MAX_PAYLOAD on input). */
   length: number;
   streamId: number;
-  /** Raw type byte; may be a value outside FrameType on input. */
-  type: number;
+  /** The type byte as received: may be a value outside FrameType. */
+  type: FrameType;
   flags: number;
 }
 

@@ -64,8 +64,10 @@ export function toStatus(err: unknown): Status {
  * show what the peer actually sent.
  */
 export function fromStatus(status: Status | undefined): TtrpcError | undefined {
-  if (status === undefined || status.code === Code.OK) return undefined;
-  return new TtrpcError(status.code, status.message);
+  if (status === undefined) return undefined;
+  const code: Code = status.code; // any int32 the peer sent; codeName() shows an unknown one as a number
+  if (code === Code.OK) return undefined;
+  return new TtrpcError(code, status.message);
 }
 
 /** Best-effort text of any thrown value (handlers may throw strings or objects). */

@@ -15,10 +15,6 @@ export interface TracesIo {
   stderr?: { write(s: string): unknown };
   /** Stops serve mode (as SIGINT does) and cancels --once / --trace waits. */
   signal?: AbortSignal;
-  /** Quiet time after which a trace counts as settled. Default 1000 ms. */
-  settleMs?: number;
-  /** Called once the receiver listens (tests use it to learn ephemeral ports). */
-  onListening?: (receiver: OtlpReceiver) => void;
 }
 
 const USAGE = `Usage: wasmts traces [options]
@@ -35,6 +31,7 @@ Options:
                        traceparent) once it has arrived, then exit
   --once               print the first complete trace, then exit
   --wait <sec>         with --trace / --once: give up after this long (default 30; 0 = never)
+  --settle <sec>       draw a trace once no span of it arrived for this long (default 1)
   --width <cols>       waterfall width (default: the terminal's, else 100)
   --color, --no-color  force ANSI colours on or off (default: on for a terminal)
   -h, --help           this text
@@ -89,7 +86,6 @@ export function completeness(spans: ReceivedSpan[]): 'root' | 'remote-root' | 'p
 export async function tracesMain(argv: string[], io: TracesIo = {}): Promise<number> {
   const stdout = io.stdout ?? process.stdout;
   const stderr = io.stderr ?? process.stderr;
-  const settleMs = io.settleMs ?? 1000;
   const errLine = (msg: string): void => void stderr.write(`wasmts traces: ${msg}\n`);
 
   const parse = (args: string[]) =>
@@ -105,6 +101,7 @@ export async function tracesMain(argv: string[], io: TracesIo = {}): Promise<num
         trace: { type: 'string' },
         once: { type: 'boolean' },
         wait: { type: 'string' },
+        settle: { type: 'string' },
         width: { type: 'string' },
         color: { type: 'boolean' },
         'no-color': { type: 'boolean' },
@@ -119,6 +116,7 @@ export async function tracesMain(argv: string[], io: TracesIo = {}): Promise<num
     maxSpans: number | undefined;
     trace: string | undefined;
     waitMs: number;
+    settleMs: number;
     width: number;
     color: boolean;
   };
@@ -131,6 +129,7 @@ export async function tracesMain(argv: string[], io: TracesIo = {}): Promise<num
     if (values.trace !== undefined && values.once) throw new UsageError('--trace and --once do not go together');
     const maxSpans = positive(values['max-spans'], '--max-spans', false);
     const wait = positive(values.wait, '--wait', true) ?? 30;
+    const settle = positive(values.settle, '--settle', false) ?? 1;
     const width = positive(values.width, '--width', false);
     opts = {
       host: values.host ?? '127.0.0.1',
@@ -139,6 +138,7 @@ export async function tracesMain(argv: string[], io: TracesIo = {}): Promise<num
       maxSpans: maxSpans === undefined ? undefined : Math.floor(maxSpans),
       trace: values.trace === undefined ? undefined : parseTraceId(values.trace),
       waitMs: wait * 1000,
+      settleMs: settle * 1000,
       width: Math.floor(width ?? (stdout.columns && stdout.columns > 0 ? stdout.columns : 100)),
       color: values['no-color'] ? false : values.color ? true : !!stdout.isTTY && !process.env.NO_COLOR,
     };
@@ -159,7 +159,6 @@ export async function tracesMain(argv: string[], io: TracesIo = {}): Promise<num
     errLine((err as Error).message);
     return 1;
   }
-  io.onListening?.(receiver);
 
   const waterfall = (spans: ReceivedSpan[]): string => renderWaterfall(spans, { width: opts.width, color: opts.color });
   const oneShot = opts.trace !== undefined || values.once === true;
@@ -188,7 +187,7 @@ export async function tracesMain(argv: string[], io: TracesIo = {}): Promise<num
   io.signal?.addEventListener('abort', onSignal, { once: true });
   if (io.signal?.aborted) stop();
 
-  // Per-trace quiet timers: fire `settled` when no span arrived for settleMs.
+  // Per-trace quiet timers: fire `settled` when no span arrived for opts.settleMs.
   const timers = new Map<string, NodeJS.Timeout>();
   const lastAt = new Map<string, number>();
   let settled: (traceId: string) => void = () => {};
@@ -202,7 +201,7 @@ export async function tracesMain(argv: string[], io: TracesIo = {}): Promise<num
         setTimeout(() => {
           timers.delete(traceId);
           settled(traceId);
-        }, settleMs),
+        }, opts.settleMs),
       );
     }
   });
@@ -234,7 +233,7 @@ export async function tracesMain(argv: string[], io: TracesIo = {}): Promise<num
         code = 1;
       } else code = 130;
     } else if (values.once) {
-      const longSettle = Math.max(5 * settleMs, 5000);
+      const longSettle = Math.max(5 * opts.settleMs, 5000);
       const recheck = new Map<string, NodeJS.Timeout>();
       const done = new Promise<string>((resolve) => {
         settled = (traceId) => {

@@ -2,6 +2,7 @@
 // display order (depth-first, children by start time), and which process
 // (the shim or its wasm child) each span came from.
 import type { ReceivedSpan } from '../otlp/convert.js';
+import { ATTR_PROCESS_PID, ATTR_WASMTS_PROCESS } from '../telemetry/semconv.js';
 
 export interface Row {
   span: ReceivedSpan;
@@ -61,10 +62,10 @@ export function layoutTrace(spans: ReceivedSpan[]): Row[] {
  * 'child') on the span or its resource; otherwise the resource's process.pid.
  */
 export function processOf(span: ReceivedSpan): ProcessInfo {
-  const p = span.attributes['wasmts.process'] ?? span.resource['wasmts.process'];
+  const p = span.attributes[ATTR_WASMTS_PROCESS] ?? span.resource[ATTR_WASMTS_PROCESS];
   if (p === 'shim') return { kind: 'shim', label: 'shim' };
   if (p === 'child') return { kind: 'child', label: 'wasm child' };
-  const pid = span.resource['process.pid'];
+  const pid = span.resource[ATTR_PROCESS_PID];
   if (typeof pid === 'number' || typeof pid === 'bigint' || typeof pid === 'string')
     return { kind: 'other', label: `pid ${pid}` };
   return { kind: 'other', label: typeof p === 'string' ? p : '' };

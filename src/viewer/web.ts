@@ -5,12 +5,12 @@
 //   GET /api/traces/<id>   JSON array of the trace's spans in display order
 import type http from 'node:http';
 import type { ReceivedSpan } from '../otlp/convert.js';
-import type { OtlpReceiver, TraceSummary } from '../otlp/receiver.js';
+import type { SpanStore, TraceSummary } from '../otlp/span-store.js';
 import { VIEWER_HTML } from './page.js';
 import { layoutTrace, outcomeOf, processOf, serviceOf, SPAN_KINDS, STATUS_CODES } from './tree.js';
 
 /** Attribute values made JSON-safe: bigint → string, bytes → hex. */
-export function jsonSafe(v: unknown): unknown {
+function jsonSafe(v: unknown): unknown {
   if (typeof v === 'bigint') return v.toString();
   if (v instanceof Uint8Array) return Buffer.from(v).toString('hex');
   if (Array.isArray(v)) return v.map(jsonSafe);
@@ -25,7 +25,7 @@ export function jsonSafe(v: unknown): unknown {
 
 const ms = (ns: bigint): number => Number(ns) / 1e6;
 
-export function traceSummaryJson(t: TraceSummary): Record<string, unknown> {
+function traceSummaryJson(t: TraceSummary): Record<string, unknown> {
   return {
     traceId: t.traceId,
     rootName: t.rootName,
@@ -44,7 +44,7 @@ export function traceSummaryJson(t: TraceSummary): Record<string, unknown> {
 }
 
 /** The spans of one trace in display order, with depth/orphan/process and times in ms. */
-export function traceSpansJson(spans: ReceivedSpan[]): Record<string, unknown>[] {
+function traceSpansJson(spans: ReceivedSpan[]): Record<string, unknown>[] {
   if (spans.length === 0) return [];
   let t0 = spans[0].startTimeUnixNano;
   for (const s of spans) if (s.startTimeUnixNano < t0) t0 = s.startTimeUnixNano;
@@ -99,7 +99,7 @@ export function handleViewerRequest(
   req: http.IncomingMessage,
   res: http.ServerResponse,
   url: URL,
-  receiver: OtlpReceiver,
+  store: Pick<SpanStore, 'traces' | 'trace'>,
 ): boolean {
   const path = url.pathname;
   const api = path === '/api/traces' || path.startsWith('/api/traces/');
@@ -114,11 +114,11 @@ export function handleViewerRequest(
     return true;
   }
   if (path === '/api/traces' || path === '/api/traces/') {
-    send(res, 200, 'application/json', JSON.stringify(receiver.traces().map(traceSummaryJson)));
+    send(res, 200, 'application/json', JSON.stringify(store.traces().map(traceSummaryJson)));
     return true;
   }
   const id = decodeURIComponent(path.slice('/api/traces/'.length)).toLowerCase();
-  const spans = /^[0-9a-f]{32}$/.test(id) ? receiver.trace(id) : [];
+  const spans = /^[0-9a-f]{32}$/.test(id) ? store.trace(id) : [];
   if (spans.length === 0) {
     send(res, 404, 'application/json', JSON.stringify({ error: `no trace ${id}` }));
     return true;

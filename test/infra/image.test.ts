@@ -13,11 +13,11 @@ import {
   ImageError,
   packImage,
   parseReference,
-  readTar,
   writeTar,
   type PackImageOptions,
   type TarEntry,
 } from '../../src/image/oci.js';
+import { readTar } from './tar-reader.js';
 
 // The smallest valid module: magic + version 1.
 const WASM = Buffer.from([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);

@@ -498,26 +498,29 @@ test('a worker that dies is noticed: one log line, spans dropped, nothing throws
 
 test('the worker survives uncaught exceptions and unhandled rejections inside it', async () => {
   const env = { OTEL_EXPORTER_OTLP_ENDPOINT: rcv.httpUrl };
-  await withTelemetry(env, async (t, { logs }) => {
-    t.warmUp();
-    await waitUntil(() => t.state === 'ready', 15000, 'worker ready');
-    t._selfTestThrow!();
-    await new Promise((r) => setTimeout(r, 100));
-    assert.equal(t.state, 'ready');
-    const s = t.recorder.startSpan('still-alive');
-    s.end();
-    await t.flush(10000);
-    await rcv.waitFor(() => tracesOf(s.context.traceId).length >= 1, 10000);
-    assert.ok(
-      logs.some((l) => /uncaught exception ignored: selftest/.test(l.msg)),
-      JSON.stringify(logs),
-    );
-    assert.ok(
-      logs.some((l) => /unhandled rejection ignored: selftest/.test(l.msg)),
-      JSON.stringify(logs),
-    );
-    assert.equal(logs.filter((l) => l.level === 'error').length, 0);
-  });
+  await withTelemetry(
+    env,
+    async (t, { logs }) => {
+      t.warmUp();
+      await waitUntil(() => t.state === 'ready', 15000, 'worker ready');
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(t.state, 'ready');
+      const s = t.recorder.startSpan('still-alive');
+      s.end();
+      await t.flush(10000);
+      await rcv.waitFor(() => tracesOf(s.context.traceId).length >= 1, 10000);
+      assert.ok(
+        logs.some((l) => /uncaught exception ignored: selftest/.test(l.msg)),
+        JSON.stringify(logs),
+      );
+      assert.ok(
+        logs.some((l) => /unhandled rejection ignored: selftest/.test(l.msg)),
+        JSON.stringify(logs),
+      );
+      assert.equal(logs.filter((l) => l.level === 'error').length, 0);
+    },
+    { workerUrl: new URL('./fixtures/throwing-worker.ts', import.meta.url) },
+  );
 });
 
 test('a missing worker file is noticed without throwing', async () => {

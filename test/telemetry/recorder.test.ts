@@ -7,15 +7,17 @@ import {
   traceIdRatioSampled,
   hrNow,
   toHrTime,
-  hrTimeToMillis,
   newTraceId,
   newSpanId,
   ATTRIBUTE_COUNT_LIMIT,
+  type HrTime,
   type SpanRecord,
   type SpanRecorderOptions,
 } from '../../src/telemetry/recorder.js';
 import { parseTraceparent } from '../../src/telemetry/traceparent.js';
 import type { SamplerConfig } from '../../src/telemetry/config.js';
+
+const hrTimeToMillis = (t: HrTime): number => t[0] * 1000 + t[1] / 1e6;
 
 function make(opts: Partial<SpanRecorderOptions> = {}): { rec: SpanRecorder; out: SpanRecord[] } {
   const out: SpanRecord[] = [];

@@ -2,7 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { tracesMain, parseTraceId, completeness, type TracesIo } from '../../src/viewer/cli.js';
-import { startOtlpReceiver, type OtlpReceiver } from '../../src/otlp/receiver.js';
+import { startOtlpReceiver } from '../../src/otlp/receiver.js';
 import { buildRequest, encode, postTraces, receivedSpans, syntheticTrace, TRACE_ID } from '../otlp/fixtures.js';
 
 class Capture {
@@ -13,19 +13,23 @@ class Capture {
   }
 }
 
-/** Runs tracesMain on ephemeral ports; resolves with the receiver once it listens. */
+/** Runs tracesMain on ephemeral ports; `receiver` resolves with the address it prints once it listens. */
 function run(args: string[], extra: Partial<TracesIo> = {}) {
   const stdout = new Capture();
   const stderr = new Capture();
-  let listening!: (r: OtlpReceiver) => void;
-  const receiver = new Promise<OtlpReceiver>((r) => (listening = r));
-  const code = tracesMain(['--http-port', '0', '--grpc-port', '0', '--no-color', '--width', '100', ...args], {
-    stdout,
-    stderr,
-    settleMs: 150,
-    onListening: (r) => listening(r),
-    ...extra,
-  });
+  const code = tracesMain(
+    ['--http-port', '0', '--grpc-port', '0', '--no-color', '--width', '100', '--settle', '0.15', ...args],
+    { stdout, stderr, ...extra },
+  );
+  const receiver = (async (): Promise<{ httpUrl: string }> => {
+    for (;;) {
+      const printed = /OTLP\/HTTP {2}(http:\/\/\S+)\/v1\/traces/.exec(stdout.text + stderr.text);
+      if (printed) return { httpUrl: printed[1] };
+      const exited = await Promise.race([code, new Promise<undefined>((r) => setTimeout(() => r(undefined), 10))]);
+      if (exited !== undefined) throw new Error(`tracesMain exited ${exited} before listening: ${stderr.text}`);
+    }
+  })();
+  receiver.catch(() => undefined); // a test that never awaits it must not see an unhandled rejection
   return { stdout, stderr, receiver, code };
 }
 
