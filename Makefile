@@ -29,6 +29,7 @@ typecheck: node_modules
 lint: node_modules
 	npx eslint src test scripts
 	npx prettier --check src test scripts
+	node scripts/import-cycles.mjs src
 
 format: node_modules
 	npx prettier --write src test scripts

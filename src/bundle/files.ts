@@ -12,7 +12,7 @@ const CONFIG_FILE = 'config.json';
 /** Where the rootfs is when the spec's root.path does not say. */
 const DEFAULT_ROOTFS = 'rootfs';
 /** The daemon's address, for containerd to find it again after a restart; the sh front end writes it too. */
-export const ADDRESS_FILE = 'address';
+const ADDRESS_FILE = 'address';
 /** The pid of the daemon serving the container. */
 export const SHIM_PID_FILE = 'shim.pid';
 /** The FIFO containerd copies into its own log. */

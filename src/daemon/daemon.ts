@@ -10,6 +10,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { NodeEngine } from './engine/node-engine.js';
+import { componentCacheConfig } from '../child/cache-config.js';
 import { startTelemetry, type SpanRecord } from '../telemetry/index.js';
 import { VERSION } from '../version.js';
 import { bindShimSocket } from '../handoff/socket-address.js';
@@ -43,12 +44,6 @@ const DEFAULT_IDLE_MS = 10 * 60_000;
 const WATCH_MS = 2_000;
 const here = typeof __dirname === 'string' ? __dirname : path.dirname(new URL(import.meta.url).pathname);
 
-export interface DaemonOptions {
-  /** The first container's socket: an inherited fd (from `start`), a bound server, or a path (tests). */
-  listen?: { fd: number } | { path: string } | { server: net.Server };
-  childEntry?: string;
-}
-
 function idleMs(env: NodeJS.ProcessEnv): number {
   const seconds = Number(env.WASMTS_IDLE_SECONDS);
   return Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : DEFAULT_IDLE_MS;
@@ -63,12 +58,12 @@ function openDaemonLog(paths: DaemonPaths | undefined, bundle: string): number |
   }
 }
 
-function listenOn(target: NonNullable<DaemonOptions['listen']>): Promise<net.Server> {
-  if ('server' in target) return Promise.resolve(target.server);
+/** A listening socket: the first container's, inherited from the `start` that spawned this daemon, or the control socket. */
+function listenOn(target: { fd: number } | { path: string }): Promise<net.Server> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.once('error', reject);
-    server.listen('fd' in target ? { fd: target.fd } : { path: target.path }, () => resolve(server));
+    server.listen(target, () => resolve(server));
   });
 }
 
@@ -82,7 +77,7 @@ export interface DaemonFlags {
   debug: boolean;
 }
 
-export async function runDaemon(flags: DaemonFlags, options: DaemonOptions = {}): Promise<void> {
+export async function runDaemon(flags: DaemonFlags): Promise<void> {
   const key = keyFrom(process.env);
   const paths = key ? daemonPaths(key) : undefined;
   // STATE_ROOT's own mode is the container's business (its non-root rootfs views live below it).
@@ -112,7 +107,8 @@ export async function runDaemon(flags: DaemonFlags, options: DaemonOptions = {})
     scopeVersion: VERSION,
   });
   const engine = new NodeEngine({
-    childEntry: options.childEntry ?? path.join(here, 'wasm-child.cjs'),
+    childEntry: path.join(here, 'wasm-child.cjs'),
+    componentCache: componentCacheConfig(process.env),
     ...(telemetry.enabled ? { submitSpans: (records: SpanRecord[]) => telemetry.submit(records) } : {}),
   });
   const events = new EventPublisher({ address: process.env.TTRPC_ADDRESS ?? '', namespace: flags.namespace, log });
@@ -128,11 +124,11 @@ export async function runDaemon(flags: DaemonFlags, options: DaemonOptions = {})
   };
   daemon = new Daemon(parts, engine, log, paths, idleMs(process.env));
 
-  const first = await listenOn(options.listen ?? { fd: LISTEN_FD });
+  const first = await listenOn({ fd: LISTEN_FD });
   daemon.add(
     first,
     flags.id
-      ? { namespace: flags.namespace, id: flags.id, bundle: flags.bundle || process.cwd(), socketPath: flags.socket }
+      ? { namespace: flags.namespace, bundle: flags.bundle || process.cwd(), socketPath: flags.socket }
       : undefined,
     inodeOf(flags.socket),
   );

@@ -29,8 +29,10 @@ export interface PublisherOptions {
   log: Logger;
   /** How long one event is retried before it is dropped. */
   giveUpAfterMs?: number;
-  callTimeoutMs?: number;
 }
+
+/** One Forward call to containerd; a slower one is retried. */
+const CALL_TIMEOUT_MS = 5_000;
 
 export class EventPublisher implements EventSink {
   private readonly queue: Pending[] = [];
@@ -38,11 +40,9 @@ export class EventPublisher implements EventSink {
   private running = false;
   private readonly idle: (() => void)[] = [];
   private readonly giveUpAfterMs: number;
-  private readonly callTimeoutMs: number;
 
   constructor(private readonly options: PublisherOptions) {
     this.giveUpAfterMs = options.giveUpAfterMs ?? 60_000;
-    this.callTimeoutMs = options.callTimeoutMs ?? 5_000;
   }
 
   publish<D extends DescMessage>(
@@ -94,7 +94,7 @@ export class EventPublisher implements EventSink {
       const head = this.queue[0];
       try {
         const client = await this.connect();
-        await client.call(SERVICE, 'Forward', head.payload, { timeoutMs: this.callTimeoutMs });
+        await client.call(SERVICE, 'Forward', head.payload, { timeoutMs: CALL_TIMEOUT_MS });
         this.queue.shift();
         backoff = 50;
       } catch (err) {

@@ -19,7 +19,7 @@ function quote(value: unknown): string {
   return /^[\w./:@-]+$/.test(s) ? s : JSON.stringify(s);
 }
 
-export function formatLine(level: Level, msg: string, fields: Record<string, unknown>): string {
+function formatLine(level: Level, msg: string, fields: Record<string, unknown>): string {
   const extra = Object.entries(fields)
     .filter(([, v]) => v !== undefined && v !== '')
     .map(([k, v]) => ` ${k}=${quote(v)}`)

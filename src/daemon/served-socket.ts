@@ -40,16 +40,15 @@ export interface DaemonParts {
 /** What the daemon already knows of a socket's first container (Node's `start` handed it over). */
 export interface KnownContainer {
   namespace: string;
-  id: string;
   bundle: string;
   socketPath: string;
 }
 
 export class ServedSocket {
-  namespace = '';
+  private namespace = '';
   /** Where containerd dials this socket; for a claimed ready socket, known from the first Create. */
-  socketPath: string | undefined;
-  readonly service: TaskService;
+  private socketPath: string | undefined;
+  private readonly service: TaskService;
   private readonly ttrpc: TtrpcServer;
   private readonly tracer: TaskTracer;
   private logFd: number | undefined;
@@ -108,10 +107,6 @@ export class ServedSocket {
     clearTimeout(this.idleTimer);
     conn.once('close', () => this.checkAbandoned());
     this.ttrpc.serveSocket(conn);
-  }
-
-  get containers(): number {
-    return this.service.containers.size;
   }
 
   /** Closes the socket, removes its file and forgets it; containers must be gone. */

@@ -201,7 +201,7 @@ export function chooseStartReply(input: StartInput, env: StartReplyEnv): StartRe
   return { version: 2, encoding: 'plain' };
 }
 
-export const SHIM_PROTOCOL = 'ttrpc';
+const SHIM_PROTOCOL = 'ttrpc';
 
 export function encodeStartReply(reply: StartReply, address: string): Uint8Array {
   switch (reply.encoding) {

@@ -20,7 +20,7 @@ import * as path from 'node:path';
 
 export const STATE_ROOT = '/run/wasmts';
 /** Set by the front end for the Node fallback and inherited by the daemon it starts. */
-export const KEY_ENV = '_WASMTS_KEY';
+const KEY_ENV = '_WASMTS_KEY';
 /** The action a daemon runs as (its last argument): how tests, bench and soak recognise one. */
 export const DAEMON_ACTION = 'serve';
 const READY_PREFIX = 'ready-';

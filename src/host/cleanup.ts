@@ -9,9 +9,9 @@ import { readMountRecord, readRecordedPids, removeMountRecord, rootfsPath } from
 /** Views of rootfs for non-root users are mounted here (see container.ts userVisibleRoot). */
 export const USER_ROOTS = '/run/wasmts/rootfs';
 /** Marks our Wasm child processes, so a recycled pid is never killed by mistake. */
-export const CHILD_MARKER = 'wasm-child';
+const CHILD_MARKER = 'wasm-child';
 
-export function isOurChild(pid: number): boolean {
+function isOurChild(pid: number): boolean {
   try {
     return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(CHILD_MARKER);
   } catch {

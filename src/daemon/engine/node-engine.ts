@@ -11,17 +11,14 @@ import {
   type FromChild,
   type ToChild,
 } from '../../child/protocol.js';
-import { componentCacheConfig } from '../../child/cache-config.js';
 import { ChildSpanRelay } from '../../telemetry/child-relay.js';
 import type { SpanRecord } from '../../telemetry/recorder.js';
 
 export interface NodeEngineOptions {
   /** Path of the bundled child entry (dist/wasm-child.cjs). */
   childEntry: string;
-  /** Extra node flags for the child (heap limits and the like). */
-  nodeArgs?: string[];
-  /** Transpiled-component cache; default from WASMTS_COMPONENT_CACHE(_MAX_MB) or /var/lib/wasmts/components. */
-  componentCache?: ComponentCacheConfig;
+  /** Where children keep transpiled components (the daemon: componentCacheConfig of its environment). */
+  componentCache: ComponentCacheConfig;
   /** Where the children's finished spans go (the telemetry pipeline); without it they are dropped. */
   submitSpans?: (records: SpanRecord[]) => void;
 }
@@ -91,7 +88,7 @@ export class NodeEngine implements Engine {
   private spawnChild(): ChildProcess {
     // The env is empty: the module gets the spec's env through WASI, and
     // TRACECONTEXT arrives with the job (a warm child is booted before it is known).
-    return spawn(process.execPath, [...(this.options.nodeArgs ?? []), this.options.childEntry], {
+    return spawn(process.execPath, [this.options.childEntry], {
       stdio: ['pipe', 'ignore', 'ignore', 'ipc'],
       env: {},
       cwd: '/',
@@ -111,7 +108,7 @@ export class NodeEngine implements Engine {
     // The next warm child boots once this Create has had the CPU.
     setImmediate(() => this.bootWarm());
     const { stdin: _stdin, ...rest } = spec;
-    const job: ChildJob = { ...rest, componentCache: this.options.componentCache ?? componentCacheConfig(process.env) };
+    const job: ChildJob = { ...rest, componentCache: this.options.componentCache };
     const instance = new ChildInstance(child, spec, (records) => this.options.submitSpans?.(records));
     // The child compiles while it is placed (a cgroup move can take milliseconds).
     const [placed, ready] = await Promise.allSettled([options.place?.(instance.pid), instance.prepare(job)]);
