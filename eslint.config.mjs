@@ -16,6 +16,7 @@ export default tseslint.config(
       },
     },
     rules: {
+      'no-duplicate-imports': ['error', { allowSeparateTypeImports: true }],
       '@typescript-eslint/no-unused-vars': [
         'error',
         { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' },
@@ -35,14 +36,19 @@ export default tseslint.config(
       ],
     },
   },
-  // The bundle module is used through its public API only (src/bundle/index.ts).
+  // The bundle, handoff and host modules are used through their public APIs only (their index.ts);
+  // a module's own relative imports never name its folder, so they are not caught.
   {
     files: ['src/**/*.ts'],
-    ignores: ['src/bundle/**'],
     rules: {
       'no-restricted-imports': [
         'error',
-        { patterns: [{ regex: '/bundle/(?!index\\.js$)', message: 'Import from src/bundle/index.js.' }] },
+        {
+          patterns: ['bundle', 'handoff', 'host'].map((folder) => ({
+            regex: `/${folder}/(?!index\\.js$)`,
+            message: `Import from src/${folder}/index.js.`,
+          })),
+        },
       ],
     },
   },

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { startReply } from '../frontend/bootstrap.js';
 import { FlagError, parseShimFlags } from '../frontend/flags.js';
-import { DAEMON_ACTION } from '../handoff/handoff.js';
+import { DAEMON_ACTION } from '../handoff/index.js';
 import { deleteShim, startShim } from '../frontend/manager.js';
 import { VERSION, REVISION } from '../version.js';
 

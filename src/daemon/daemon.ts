@@ -13,9 +13,8 @@ import { NodeEngine } from './engine/node-engine.js';
 import { componentCacheConfig } from '../child/cache-config.js';
 import { startTelemetry, type SpanRecord } from '../telemetry/index.js';
 import { VERSION } from '../version.js';
-import { bindShimSocket } from '../handoff/socket-address.js';
-import { EventPublisher } from './events.js';
 import {
+  bindShimSocket,
   daemonPaths,
   isDaemonDirName,
   isReadySocketName,
@@ -26,7 +25,8 @@ import {
   takeLock,
   type DaemonPaths,
   type Handoff,
-} from '../handoff/handoff.js';
+} from '../handoff/index.js';
+import { EventPublisher } from './events.js';
 import { createLogger, openLogFifo, type Logger } from './log.js';
 import { ServedSocket, type DaemonParts, type KnownContainer } from './served-socket.js';
 

@@ -10,7 +10,7 @@ import { Task } from '../gen/containerd/task/v2/shim_pb.js';
 import { TtrpcServer } from '../ttrpc/server.js';
 import type { Telemetry } from '../telemetry/index.js';
 import type { Engine } from './engine/engine.js';
-import { socketPathFor } from '../handoff/socket-address.js';
+import { socketPathFor } from '../handoff/index.js';
 import { inNamespace, type EventSink } from './events.js';
 import { createLogger, openLogFifo, type Logger } from './log.js';
 import { TaskService } from './task-service.js';

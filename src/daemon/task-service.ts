@@ -16,7 +16,7 @@ import type { EventSink } from './events.js';
 import type { Logger } from './log.js';
 import type { Process } from './container/process.js';
 import { CHILD_TRACE } from './call-values.js';
-import type { CgroupStats } from '../host/cgroup.js';
+import type { CgroupStats } from '../host/index.js';
 
 export interface TaskServiceDeps {
   engine: Engine;

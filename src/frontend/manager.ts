@@ -5,7 +5,17 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { bindShimSocket, canConnect, groupingFor, probeSocket, socketPathFor } from '../handoff/socket-address.js';
+import {
+  bindShimSocket,
+  canConnect,
+  groupingFor,
+  probeSocket,
+  socketPathFor,
+  DAEMON_ACTION,
+  daemonPaths,
+  keyFrom,
+  requestHandoff,
+} from '../handoff/index.js';
 import { parseStartInput } from './bootstrap.js';
 import {
   encodeDeleteResponse,
@@ -18,9 +28,7 @@ import {
   writeShimPid,
 } from '../bundle/index.js';
 import type { ShimFlags } from './flags.js';
-import { DAEMON_ACTION, daemonPaths, keyFrom, requestHandoff } from '../handoff/handoff.js';
-import { killLeftoverChildren, unmountRootfs } from '../host/cleanup.js';
-import { removeCgroup } from '../host/cgroup.js';
+import { killLeftoverChildren, removeCgroup, unmountRootfs } from '../host/index.js';
 
 export interface StartEnv {
   cwd: string;

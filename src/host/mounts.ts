@@ -7,9 +7,6 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { inRootfs, recordMount, SpecError, type OciMount } from '../bundle/index.js';
-import { USER_ROOTS } from './cleanup.js';
-
-export { USER_ROOTS };
 
 const run = promisify(execFile);
 

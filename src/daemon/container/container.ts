@@ -6,11 +6,8 @@ import * as path from 'node:path';
 import type { Engine, ExitInfo, ModuleSpec } from '../engine/engine.js';
 import { ModuleError } from '../engine/engine.js';
 import { alreadyExists, failedPrecondition, invalidArgument, notFound, ShimError } from '../errors.js';
-import { unmountRootfs } from '../../host/cleanup.js';
-import { resolveEntrypoint, type Entrypoint } from './entrypoint.js';
-import { PAUSE_MODULE } from '../../child/pause-module.js';
-import { Process } from './process.js';
 import {
+  unmountRootfs,
   bindMountsOf,
   bindRootfs,
   makeReadOnly,
@@ -18,7 +15,12 @@ import {
   mountSnapshot,
   USER_ROOTS,
   type SnapshotMount,
-} from '../../host/mounts.js';
+  openCgroup,
+  type Cgroup,
+} from '../../host/index.js';
+import { resolveEntrypoint, type Entrypoint } from './entrypoint.js';
+import { PAUSE_MODULE } from '../../child/pause-module.js';
+import { Process } from './process.js';
 import {
   checkProcess,
   readSpec,
@@ -36,7 +38,6 @@ import {
   CONTAINER_TYPE_ANNOTATION,
 } from '../../bundle/index.js';
 import { checkStdio, holdOutputs, openStdin, type StdioPaths } from './stdio.js';
-import { openCgroup, type Cgroup } from '../../host/cgroup.js';
 import type { ChildTraceContext } from '../../telemetry/propagation.js';
 
 export interface CreateParams {
