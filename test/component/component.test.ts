@@ -12,22 +12,14 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startOtlpReceiver, type OtlpReceiver } from '../../src/otlp/receiver.js';
-import {
-  ensureBuilt,
-  MODULES,
-  REPO,
-  RUNTIME,
-  startTracedContainerd,
-  waitForContainerTrace,
-  type TestImage,
-  type TracedContainerd,
-} from '../tracing/helpers.js';
+import { ensureBuilt, MODULES, REPO, RUNTIME, type Suite, type TestImage } from '../harness/index.js';
+import { settledLeftovers, startTracedContainerd, waitForContainerTrace } from '../tracing/helpers.js';
 
 const T = { timeout: 90_000 };
 const GREETING = 'greetings from a component image';
 
 let rx: OtlpReceiver;
-let env: TracedContainerd;
+let env: Suite;
 let img: TestImage;
 let cacheDir: string;
 /** Host files no container may read or touch. */
@@ -102,7 +94,7 @@ before(
 );
 
 after(async () => {
-  await env?.stop();
+  await env?.teardown();
   await rx?.close();
   img?.dispose();
 });
@@ -473,11 +465,5 @@ describe('components wasmts cannot run', () => {
 });
 
 test('nothing is left behind', T, async () => {
-  const deadline = Date.now() + 8_000;
-  let left = env.leftovers();
-  while (left.length && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 200));
-    left = env.leftovers();
-  }
-  assert.deepEqual(left, []);
+  assert.deepEqual(await settledLeftovers([env], 8_000), []);
 });

@@ -10,8 +10,7 @@ import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { startContainerd, type Containerd } from '../helpers/containerd.js';
-import { ensureBuilt, MODULES, REPO } from '../e2e/helpers.js';
+import { type Containerd, ensureBuilt, MODULES, REPO, startContainerd } from '../harness/index.js';
 import { connectCri, type CriClient } from './client.js';
 
 const run = promisify(execFile);

@@ -4,23 +4,11 @@
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { after, before, test } from 'node:test';
-import { collect, e2e, GREETING, IMAGE_ENV, SHIM_BIN, setupSuite, until, type Suite } from './helpers.js';
+import { test } from 'node:test';
+import { collect, e2e, GREETING, IMAGE_ENV, leftoversLogged, SHIM_BIN, until, useSuite } from '../harness/index.js';
 
-let s: Suite;
-const S = () => s;
+const S = useSuite('life');
 const T = { timeout: 60_000 };
-
-before(
-  async () => {
-    s = await setupSuite('life');
-  },
-  { timeout: 120_000 },
-);
-
-after(async () => {
-  await s?.teardown();
-});
 
 test(
   'args reach the module, argv[0] is the module path',
@@ -302,7 +290,5 @@ test(
 );
 
 test('leaves no shim, wasm child, mount or socket behind', T, async () => {
-  const problems = await s.leftovers();
-  if (problems.length) process.stderr.write(`${s.logFor(...s.ids)}\n`);
-  assert.deepEqual(problems, []);
+  assert.deepEqual(await leftoversLogged(S()), []);
 });

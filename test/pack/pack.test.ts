@@ -16,14 +16,20 @@ import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import {
   busyDaemonProblems,
+  type Containerd,
   descendants,
+  ensureBuilt,
+  escapeRegExp,
   listMounts,
   listProcesses,
+  MODULES,
+  REPO,
+  RUNTIME,
   shimDaemons,
+  sleep,
+  socketPathFor,
   startContainerd,
-  type Containerd,
-} from '../helpers/containerd.js';
-import { ensureBuilt, MODULES, REPO, RUNTIME, socketPathFor } from '../e2e/helpers.js';
+} from '../harness/index.js';
 
 const PACKAGE = 'wasmts';
 const IMAGE = 'docker.io/wasmts-pack/hello:v1';
@@ -48,14 +54,6 @@ let tmp: string;
 let prefix: string;
 let installed: string;
 let c: Containerd | undefined;
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-function escapeRe(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
 
 function run(cmd: string, args: string[], cwd: string, timeoutMs: number): string {
   const r = spawnSync(cmd, args, {
@@ -207,7 +205,7 @@ test('npm pack, npm install -g: the installed shim runs Wasm containers', { time
   await c.stop();
   c = undefined;
   assert.deepEqual(
-    listProcesses(new RegExp(escapeRe(prefix))).map((p) => p.cmdline),
+    listProcesses(new RegExp(escapeRegExp(prefix))).map((p) => p.cmdline),
     [],
     'no process of the installed package',
   );

@@ -3,15 +3,8 @@
 // by itself with code 0. Each case runs in its own process.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  baseEnv,
-  runFixture,
-  startBadEndpoints,
-  startCaptureServer,
-  type BadEndpoints,
-  type CaptureServer,
-  type RunResult,
-} from './helpers.js';
+import { envWithoutOtel, startBadEndpoints, type BadEndpoints } from '../harness/index.js';
+import { type CaptureServer, runFixture, type RunResult, startCaptureServer } from './helpers.js';
 
 let bad: BadEndpoints;
 let cap: CaptureServer;
@@ -40,7 +33,7 @@ async function run(env: Record<string, string>, shutdownMs = 2000): Promise<{ r:
   const r = await runFixture(
     'export-run.ts',
     [JSON.stringify({ spans: 50, flushFirstMs: 300, shutdownMs })],
-    { ...baseEnv(), ...env },
+    { ...envWithoutOtel(), ...env },
     [],
     30_000,
   );

@@ -5,34 +5,31 @@
 import { after, before, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { startOtlpReceiver, type OtlpReceiver } from '../../src/otlp/receiver.js';
+import { PLATFORM, RUNTIME, sleep, type Suite, type TestImage } from '../harness/index.js';
 import {
-  DEFAULT_SERVICE_NAME,
-  LIFECYCLE,
-  PLATFORM,
-  RUNTIME,
   checkLifecycleTrace,
   containerTrace,
+  DEFAULT_SERVICE_NAME,
   describeSpans,
   endMs,
   expectedTraceparent,
+  LIFECYCLE,
   ms,
   prepareImage,
   rootOf,
   rpc,
   rpcs,
   runTraced,
-  sleep,
-  startMs,
   settledLeftovers,
+  startMs,
   startTracedContainerd,
   waitForContainerTrace,
-  type TestImage,
-  type TracedContainerd,
+  waitShimGone,
 } from './helpers.js';
 
 let rx: OtlpReceiver;
 let img: TestImage;
-let env: TracedContainerd;
+let env: Suite;
 
 before(async () => {
   img = await prepareImage('lifecycle');
@@ -41,7 +38,7 @@ before(async () => {
 });
 
 after(async () => {
-  await env?.stop();
+  await env?.teardown();
   await rx?.close();
   img?.dispose();
 });
@@ -370,7 +367,7 @@ test(
       `spans arrived ${(at - startMs(root)).toFixed(0)} ms after the container's root span started: could be the batch timer`,
     );
     // The shim is gone (it exits after the flush) or about to go.
-    await env.waitShimGone(id, 3_000, r.endedAt);
+    await waitShimGone(env, id, 3_000, r.endedAt);
     // Nothing for this container arrives later: the flush carried the whole trace.
     const count = containerTrace(rx.spans(), id).length;
     await sleep(300);
