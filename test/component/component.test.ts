@@ -12,7 +12,21 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startOtlpReceiver, type OtlpReceiver } from '../../src/otlp/receiver.js';
-import { ensureBuilt, MODULES, REPO, RUNTIME, type Suite, type TestImage } from '../harness/index.js';
+import {
+  ensureBuilt,
+  makePlantedRootfs,
+  MODULES,
+  openLine,
+  PLANTED_ABSOLUTE_INSIDE,
+  PLANTED_ESCAPES,
+  PLANTED_INSIDE,
+  PLANTED_LAST_LINKS,
+  PLANTED_OPEN_ARGS,
+  REPO,
+  RUNTIME,
+  type Suite,
+  type TestImage,
+} from '../harness/index.js';
 import { settledLeftovers, startTracedContainerd, waitForContainerTrace } from '../tracing/helpers.js';
 
 const T = { timeout: 90_000 };
@@ -88,7 +102,11 @@ before(
     secretDir = path.join(dir, 'host-secret');
     fs.mkdirSync(secretDir);
     fs.writeFileSync(path.join(secretDir, 'secret.txt'), 'host secret\n');
-    planted = makePlantedRootfs(path.join(dir, 'planted-rootfs'));
+    planted = makePlantedRootfs(
+      path.join(dir, 'planted-rootfs'),
+      path.join(MODULES, 'probe.component.wasm'),
+      secretDir,
+    );
   },
   { timeout: 180_000 },
 );
@@ -98,25 +116,6 @@ after(async () => {
   await rx?.close();
   img?.dispose();
 });
-
-/** The same planted rootfs as test/hostile/sandbox.test.ts, with the component as /probe.wasm. */
-function makePlantedRootfs(root: string): string {
-  fs.mkdirSync(path.join(root, 'd', 'sub'), { recursive: true });
-  fs.mkdirSync(path.join(root, 'scratch'));
-  fs.copyFileSync(path.join(MODULES, 'probe.component.wasm'), path.join(root, 'probe.wasm'));
-  fs.writeFileSync(path.join(root, 'd', 'sub', 'inside.txt'), 'inside\n');
-  fs.mkdirSync(path.join(root, secretDir), { recursive: true });
-  fs.writeFileSync(path.join(root, secretDir, 'secret.txt'), 'rerooted inside\n');
-  const up = '../'.repeat(12);
-  fs.symlinkSync(secretDir, path.join(root, 'abs'));
-  fs.symlinkSync(path.join(secretDir, 'secret.txt'), path.join(root, 'abs-file'));
-  fs.symlinkSync('/etc', path.join(root, 'etc-link'));
-  fs.symlinkSync(up + secretDir.slice(1), path.join(root, 'd', 'rel'));
-  fs.symlinkSync(up + secretDir.slice(1) + '/secret.txt', path.join(root, 'd', 'rel-file'));
-  fs.symlinkSync('sub', path.join(root, 'd', 'ok'));
-  fs.symlinkSync('/d/sub', path.join(root, 'absin'));
-  return root;
-}
 
 const P = '/probe.component.wasm';
 
@@ -311,8 +310,7 @@ describe('exit statuses', () => {
 });
 
 /** ctr run --rm --rootfs <planted>: the planted rootfs is a host directory, not an image. */
-const runIn = (id: string, args: string[]) =>
-  env.c.ctr(['run', '--rm', '--runtime', RUNTIME, '--rootfs', planted, id, ...args], { timeoutMs: 30_000 });
+const runIn = (id: string, args: string[]) => env.run(args, { id, rootfs: planted });
 
 describe('the sandbox', () => {
   test(
@@ -357,39 +355,16 @@ describe('the sandbox', () => {
   );
 
   test('symlinks planted in the rootfs (absolute, relative, in any component) never lead out', T, async () => {
-    const r = await runIn(env.id('links'), [
-      '/probe.wasm',
-      'open',
-      '/abs/secret.txt',
-      '/abs-file',
-      '/etc-link/hostname',
-      '/etc-link/passwd',
-      '/d/rel/secret.txt',
-      '/d/rel-file',
-      'd/rel/secret.txt',
-      '/d/ok/inside.txt',
-      '/absin/inside.txt',
-      '/d/ok/../sub/inside.txt',
-    ]);
+    const r = await runIn(env.id('links'), PLANTED_OPEN_ARGS);
     assert.equal(r.code, 0, r.stderr);
     assert.doesNotMatch(r.stdout, /host secret/);
     assert.doesNotMatch(r.stdout, /root:x:0:0/);
-    const line = (p: string) => r.stdout.split('\n').find((l) => l.startsWith(`open ${p}: `)) ?? `(no line for ${p})`;
-    for (const p of [
-      '/abs/secret.txt',
-      '/abs-file',
-      '/etc-link/hostname',
-      '/etc-link/passwd',
-      '/d/rel/secret.txt',
-      '/d/rel-file',
-      'd/rel/secret.txt',
-    ]) {
+    const line = (p: string) => openLine(r.stdout, p);
+    for (const p of [...PLANTED_ESCAPES, ...PLANTED_LAST_LINKS])
       assert.match(line(p), /: fail /, `${p} must not open: ${line(p)}`);
-    }
-    for (const p of ['/d/ok/inside.txt', '/d/ok/../sub/inside.txt'])
-      assert.match(line(p), /: ok inside$/, `${p} must open: ${line(p)}`);
+    for (const p of PLANTED_INSIDE) assert.match(line(p), /: ok inside$/, `${p} must open: ${line(p)}`);
     // preview2-shim refuses every absolute link, even one meant inside the image: safe, if stricter than runc
-    assert.match(line('/absin/inside.txt'), /: (ok inside|fail .+)$/);
+    assert.match(line(PLANTED_ABSOLUTE_INSIDE), /: (ok inside|fail .+)$/);
   });
 
   test('writes through planted links or ".." never land outside', T, async () => {

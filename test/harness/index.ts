@@ -16,6 +16,7 @@
 //   endpoints     misbehaving OTLP endpoints
 //   otel-env      keeping our OTEL_* variables out of what we start
 //   stats         median, percentile
+//   planted-rootfs  a rootfs whose symlinks point out of it
 export * from './constants.js';
 export * from './wait.js';
 export * from './processes.js';
@@ -34,3 +35,4 @@ export * from './start-exchange.js';
 export * from './endpoints.js';
 export * from './otel-env.js';
 export * from './stats.js';
+export * from './planted-rootfs.js';

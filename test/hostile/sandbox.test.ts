@@ -20,7 +20,14 @@ import {
   credentials,
   daemonKey,
   listMounts,
+  makePlantedRootfs,
   MODULES,
+  openLine,
+  PLANTED_ABSOLUTE_INSIDE,
+  PLANTED_ESCAPES,
+  PLANTED_INSIDE,
+  PLANTED_LAST_LINKS,
+  PLANTED_OPEN_ARGS,
   settledProblems,
   setupSuite,
   sleep,
@@ -62,7 +69,7 @@ before(
     secretDir = path.join(h.c.tmp, 'host-secret');
     fs.mkdirSync(secretDir);
     fs.writeFileSync(path.join(secretDir, 'secret.txt'), 'host secret\n');
-    planted = makePlantedRootfs(path.join(h.c.tmp, 'planted-rootfs'));
+    planted = makePlantedRootfs(path.join(h.c.tmp, 'planted-rootfs'), path.join(MODULES, 'probe.wasm'), secretDir);
   },
   { timeout: 120_000 },
 );
@@ -70,32 +77,6 @@ before(
 after(async () => {
   await h?.teardown();
 });
-
-/**
- * probe.wasm plus, inside: /d/sub/inside.txt, /d/ok -> sub, /absin -> /d/sub;
- * pointing out: /abs -> <secretDir>, /abs-file -> <secretDir>/secret.txt,
- * /etc-link -> /etc, /d/rel and /d/rel-file climbing out with "..".
- * <secretDir>/secret.txt also exists inside the rootfs ("rerooted"), so a link
- * that resolves inside reads that instead of the host's.
- */
-function makePlantedRootfs(root: string): string {
-  fs.mkdirSync(path.join(root, 'd', 'sub'), { recursive: true });
-  fs.mkdirSync(path.join(root, 'scratch'), { mode: 0o777 });
-  fs.chmodSync(path.join(root, 'scratch'), 0o777);
-  fs.copyFileSync(path.join(MODULES, 'probe.wasm'), path.join(root, 'probe.wasm'));
-  fs.writeFileSync(path.join(root, 'd', 'sub', 'inside.txt'), 'inside\n');
-  fs.mkdirSync(path.join(root, secretDir), { recursive: true });
-  fs.writeFileSync(path.join(root, secretDir, 'secret.txt'), 'rerooted inside\n');
-  const up = '../'.repeat(12);
-  fs.symlinkSync(secretDir, path.join(root, 'abs'));
-  fs.symlinkSync(path.join(secretDir, 'secret.txt'), path.join(root, 'abs-file'));
-  fs.symlinkSync('/etc', path.join(root, 'etc-link'));
-  fs.symlinkSync(up + secretDir.slice(1), path.join(root, 'd', 'rel'));
-  fs.symlinkSync(up + secretDir.slice(1) + '/secret.txt', path.join(root, 'd', 'rel-file'));
-  fs.symlinkSync('sub', path.join(root, 'd', 'ok'));
-  fs.symlinkSync('/d/sub', path.join(root, 'absin'));
-  return root;
-}
 
 /** A spec file for `ctr run --config`: only what the shim reads, plus what ctr needs. */
 function specFile(
@@ -142,44 +123,18 @@ describe('files outside the rootfs', () => {
     'symlinks planted in the rootfs (absolute, relative, in any component) never lead out',
     T,
     withCleanup(['links'], async ([id]) => {
-      const r = await h.run(
-        [
-          '/probe.wasm',
-          'open',
-          '/abs/secret.txt',
-          '/abs-file',
-          '/etc-link/hostname',
-          '/etc-link/passwd',
-          '/d/rel/secret.txt',
-          '/d/rel-file',
-          'd/rel/secret.txt',
-          '/d/ok/inside.txt',
-          '/absin/inside.txt',
-          '/d/ok/../sub/inside.txt',
-        ],
-        { id, rootfs: planted },
-      );
+      const r = await h.run(PLANTED_OPEN_ARGS, { id, rootfs: planted });
       assert.equal(r.code, 0, r.stderr);
       assert.doesNotMatch(r.stdout, /host secret/);
       assert.doesNotMatch(r.stdout, /root:x:0:0/);
-      const line = (p: string) => r.stdout.split('\n').find((l) => l.startsWith(`open ${p}: `)) ?? `(no line for ${p})`;
-      for (const p of [
-        '/abs/secret.txt',
-        '/etc-link/hostname',
-        '/etc-link/passwd',
-        '/d/rel/secret.txt',
-        'd/rel/secret.txt',
-      ]) {
-        assert.match(line(p), /: fail /, `${p} must not open: ${line(p)}`);
-      }
+      const line = (p: string) => openLine(r.stdout, p);
+      for (const p of PLANTED_ESCAPES) assert.match(line(p), /: fail /, `${p} must not open: ${line(p)}`);
       // a link in the last component is resolved inside the rootfs ("/" re-rooted, ".." clamped there)
-      assert.match(line('/abs-file'), /: (fail |ok rerooted inside$)/);
-      assert.match(line('/d/rel-file'), /: (fail |ok rerooted inside$)/);
-      for (const p of ['/d/ok/inside.txt', '/d/ok/../sub/inside.txt'])
-        assert.match(line(p), /: ok inside$/, `${p} must open: ${line(p)}`);
+      for (const p of PLANTED_LAST_LINKS) assert.match(line(p), /: (fail |ok rerooted inside$)/);
+      for (const p of PLANTED_INSIDE) assert.match(line(p), /: ok inside$/, `${p} must open: ${line(p)}`);
       // An absolute link in an earlier component is refused outright (src/child/confine.ts),
       // even when it points inside the image (runc would follow it there): safe, if stricter.
-      assert.match(line('/absin/inside.txt'), /: (ok inside|fail Capabilities insufficient)$/);
+      assert.match(line(PLANTED_ABSOLUTE_INSIDE), /: (ok inside|fail Capabilities insufficient)$/);
     }),
   );
 
