@@ -339,7 +339,7 @@ async function startReceiver(opts: Options): Promise<OtlpReceiver> {
           grpcPort = 0;
           continue;
         }
-        throw new Error(`${e.message} (pass 0, or leave the flag out, for a free port)`);
+        throw new Error(`${e.message} (pass 0, or leave the flag out, for a free port)`, { cause: err });
       }
       throw err;
     }

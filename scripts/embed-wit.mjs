@@ -4,6 +4,7 @@
 // jco 1.35 cannot read its --wit file (its wasm-tools runs without preopens).
 // Usage: node scripts/embed-wit.mjs IN.wasm WIT-FILE WORLD OUT.wasm
 import { readFileSync, writeFileSync } from 'node:fs';
+import process from 'node:process';
 import { componentEmbed } from '@bytecodealliance/jco';
 
 const [input, wit, world, output] = process.argv.slice(2);

@@ -15,7 +15,7 @@ function timeRun(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEn
   const t0 = process.hrtime.bigint();
   const r = spawnSync(cmd, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
   const elapsed = ms(process.hrtime.bigint() - t0);
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr}`);
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr.toString()}`);
   return { ms: elapsed, stdout: r.stdout };
 }
 

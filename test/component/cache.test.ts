@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, test } from 'node:test';
+import { isObject, parseJsonAs, type JsonObject } from '../harness/index.js';
 import {
   componentCacheConfig,
   DEFAULT_CACHE_DIR,
@@ -121,7 +122,8 @@ test('a corrupted file, a broken manifest or a missing file is rebuilt, never us
   assert.deepEqual([...r.files['component.core.wasm']], [...component(4)]);
 
   // a manifest naming a file outside the entry is refused
-  const manifest = JSON.parse(fs.readFileSync(path.join(entry, 'manifest.json'), 'utf8'));
+  const hasFiles = (v: unknown): v is { files: JsonObject } => isObject(v) && isObject(v.files);
+  const manifest = parseJsonAs(fs.readFileSync(path.join(entry, 'manifest.json'), 'utf8'), hasFiles, 'manifest.json');
   manifest.files['../../escape'] = { size: 1, sha256: 'x' };
   fs.writeFileSync(path.join(entry, 'manifest.json'), JSON.stringify(manifest));
   assert.equal((await loadOrTranspile(component(4), opts, fakeTranspile)).cache, 'miss');
@@ -168,7 +170,7 @@ test('past maxBytes the least recently used entries go, the newest stays', async
   const left = fs.readdirSync(opts.dir).sort();
   assert.ok(left.includes(c.digest), 'the entry just added stays');
   assert.ok(left.includes(a.digest), 'the recently used entry stays');
-  assert.ok(!left.includes(b.digest), `the least recently used entry goes: ${left}`);
+  assert.ok(!left.includes(b.digest), `the least recently used entry goes: ${left.join(', ')}`);
   // a bound smaller than one entry still keeps that one
   evict({ ...small, maxBytes: 1 }, c.digest);
   assert.deepEqual(fs.readdirSync(opts.dir), [c.digest]);
@@ -188,11 +190,12 @@ test('temp dirs of dead transpiles are cleared, fresh ones are left to their own
 });
 
 test('a transpiler output with a path in a file name is refused', async () => {
-  const bad = async (): Promise<TranspileOutput> => ({
-    files: { '../x.mjs': new Uint8Array(1) },
-    imports: [],
-    exports: [],
-  });
+  const bad = (): Promise<TranspileOutput> =>
+    Promise.resolve({
+      files: { '../x.mjs': new Uint8Array(1) },
+      imports: [],
+      exports: [],
+    });
   await assert.rejects(loadOrTranspile(component(14), opts, bad), /unexpected file name/);
 });
 

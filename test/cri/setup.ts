@@ -34,6 +34,7 @@ async function wasmtsImage(args: string[]): Promise<void> {
   } catch (err) {
     throw new Error(
       `wasmts image ${args.join(' ')} failed: ${String((err as { stderr?: string }).stderr ?? (err as Error).message).trim()}`,
+      { cause: err },
     );
   }
 }

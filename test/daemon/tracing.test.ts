@@ -32,24 +32,22 @@ function harness(
   const tracer = new TaskTracer(telemetry, { env, namespace: () => 'ns1', socketPath: () => '/run/containerd/s/abc' });
   const seen: { trace?: ChildTraceContext } = {};
   const impl = tracer.wrap(Task, {
-    create: async (req: { id: string }) => {
+    create: (req: { id: string }) => {
       seen.trace = tracer.traceContextFor(req.id, '');
-      if (req.id.startsWith('bad')) throw new TtrpcError(Code.InvalidArgument, 'module /x.wasm not found');
-      return { pid: 42 };
+      if (req.id.startsWith('bad'))
+        return Promise.reject(new TtrpcError(Code.InvalidArgument, 'module /x.wasm not found'));
+      return Promise.resolve({ pid: 42 });
     },
-    start: async () => ({ pid: 42 }),
-    state: async () => o.state ?? { status: 2, exitStatus: 0 },
-    wait: async () => ({ exitStatus: o.exitStatus ?? 0 }),
-    delete: async (req: { id: string }) => {
-      if (req.id.startsWith('bad')) throw new TtrpcError(Code.NotFound, `container ${req.id} not found`);
-      return { pid: 42, exitStatus: o.exitStatus ?? 0 };
+    start: () => Promise.resolve({ pid: 42 }),
+    state: () => Promise.resolve(o.state ?? { status: 2, exitStatus: 0 }),
+    wait: () => Promise.resolve({ exitStatus: o.exitStatus ?? 0 }),
+    delete: (req: { id: string }) => {
+      if (req.id.startsWith('bad'))
+        return Promise.reject(new TtrpcError(Code.NotFound, `container ${req.id} not found`));
+      return Promise.resolve({ pid: 42, exitStatus: o.exitStatus ?? 0 });
     },
-    kill: async () => {
-      throw new TtrpcError(Code.NotFound, 'process already finished');
-    },
-    pids: async () => {
-      throw new TtrpcError(Code.Internal, 'boom');
-    },
+    kill: () => Promise.reject(new TtrpcError(Code.NotFound, 'process already finished')),
+    pids: () => Promise.reject(new TtrpcError(Code.Internal, 'boom')),
   }) as unknown as Impl;
   const ctx = (method: string, metadata: Record<string, string> = {}): CallContext => ({
     service: 'containerd.task.v2.Task',

@@ -97,7 +97,7 @@ test(
       },
       10_000,
     );
-    assert.ok(pids.includes(initPid), `init pid ${initPid} not in ${pids}`);
+    assert.ok(pids.includes(initPid), `init pid ${initPid} not in ${pids.join(', ')}`);
     const execPid = pids.find((p) => p !== initPid)!;
     s.childPids.add(execPid);
     assert.match(fs.readFileSync(`/proc/${execPid}/cmdline`, 'utf8'), /wasm-child/);

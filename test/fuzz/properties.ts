@@ -181,7 +181,9 @@ function only<T>(what: string, fn: () => T, allowed: (err: unknown) => boolean):
     return fn();
   } catch (err) {
     if (allowed(err)) return undefined;
-    throw new Error(`${what} threw ${(err as Error)?.constructor?.name}: ${(err as Error)?.message ?? String(err)}`);
+    throw new Error(`${what} threw ${(err as Error)?.constructor?.name}: ${(err as Error)?.message ?? String(err)}`, {
+      cause: err,
+    });
   }
 }
 const isSpecError = (e: unknown) => e instanceof SpecError;

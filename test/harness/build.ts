@@ -26,7 +26,7 @@ export async function withLock<T>(name: string, fn: () => T | Promise<T>): Promi
       } catch {
         /* gone meanwhile */
       }
-      if (Date.now() > deadline) throw new Error(`timed out waiting for lock ${lock}`);
+      if (Date.now() > deadline) throw new Error(`timed out waiting for lock ${lock}`, { cause: err });
       await sleep(100);
     }
   }

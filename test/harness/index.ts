@@ -17,6 +17,7 @@
 //   otel-env      keeping our OTEL_* variables out of what we start
 //   stats         median, percentile
 //   planted-rootfs  a rootfs whose symlinks point out of it
+//   json          JSON parsed as unknown, checked, then typed
 export * from './constants.js';
 export * from './wait.js';
 export * from './processes.js';
@@ -36,3 +37,4 @@ export * from './endpoints.js';
 export * from './otel-env.js';
 export * from './stats.js';
 export * from './planted-rootfs.js';
+export * from './json.js';

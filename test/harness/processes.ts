@@ -92,7 +92,7 @@ export function killTree(pids: number[]): void {
 /** Where each open fd of pid points; empty once pid is gone. */
 export function openFiles(pid: number): string[] {
   const out: string[] = [];
-  let fds: string[] = [];
+  let fds: string[];
   try {
     fds = readdirSync(`/proc/${pid}/fd`);
   } catch {

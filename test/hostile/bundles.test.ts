@@ -115,7 +115,7 @@ describe('config.json that no ctr would write (Create over ttrpc)', () => {
   });
 
   /** A bundle with a rootfs holding probe.wasm, and config.json written as given (string: raw bytes; undefined: none). */
-  function bundle(config: unknown | undefined, raw?: string | Buffer): { id: string; dir: string } {
+  function bundle(config: unknown, raw?: string | Buffer): { id: string; dir: string } {
     const id = `hb-case-${++n}`;
     const dir = s.c.bundleDir(id);
     fs.mkdirSync(path.join(dir, 'rootfs'), { recursive: true });
@@ -461,7 +461,7 @@ describe('modules that misbehave (ctr run)', () => {
       ...T,
       todo: "BUG (Node 20.20.2 / V8 11.3, not the shim): SIGSEGV in Factory::NewCatchContext when proc_exit unwinds with returnOnExit:true after memory.grow failed; the OOM case then exits 139, not the module's status",
     },
-    async () => {
+    () => {
       const script = path.join(stage, 'oom-returnonexit.cjs');
       fs.writeFileSync(
         script,

@@ -157,6 +157,7 @@ async function fdsBackToBaseline(): Promise<void> {
   } catch (err) {
     throw new Error(
       `${(err as Error).message}: baseline ${baselineFds}, now ${fdCount(shimPid)}\n${fdTargets(shimPid).join('\n')}`,
+      { cause: err },
     );
   }
 }
@@ -399,7 +400,7 @@ test(
       value: Buffer.from(JSON.stringify({ args: ['/probe.wasm', 'sleep', '0.2'], cwd: '/' })),
     });
     let err: unknown;
-    let escaped = false;
+    let escaped: boolean;
     try {
       await task.exec(create(ExecProcessRequestSchema, { id, execId, spec }));
     } catch (e) {

@@ -37,7 +37,7 @@ async function withTelemetry<T>(
 }
 
 /** A daemon-like trace: root (remote parent) -> create RPC -> child process spans relayed via records. */
-async function exerciseTrace(t: Telemetry, env: Record<string, string>): Promise<{ traceId: string; names: string[] }> {
+function exerciseTrace(t: Telemetry): { traceId: string; names: string[] } {
   const remote = { traceId: newTraceId(), spanId: '0123456789abcdef', traceFlags: 1, isRemote: true };
   const root = t.recorder.startSpan('container', { parent: remote, attributes: { 'container.id': 'c1' } });
   const create = t.recorder.startSpan('containerd.task.v2.Task/Create', {
@@ -125,7 +125,7 @@ for (const [protocol, via] of [
     };
     await withTelemetry(env, async (t, { logs }) => {
       assert.equal(t.enabled, true);
-      const { traceId, names } = await exerciseTrace(t, env);
+      const { traceId, names } = exerciseTrace(t);
       await t.flush(15000);
       const spans = await rcv.waitFor(() => tracesOf(traceId).length >= names.length, 10000);
       checkTrace(

@@ -116,7 +116,7 @@ export function describeSpans(spans: ReceivedSpan[]): string {
   return spans
     .map(
       (s) =>
-        `  ${s.name} trace=${s.traceId.slice(0, 8)} span=${s.spanId} parent=${s.parentSpanId || '-'} ${ms(s).toFixed(1)}ms proc=${s.resource['wasmts.process']} pid=${s.resource['process.pid']} status=${s.status.code}`,
+        `  ${s.name} trace=${s.traceId.slice(0, 8)} span=${s.spanId} parent=${s.parentSpanId || '-'} ${ms(s).toFixed(1)}ms proc=${String(s.resource['wasmts.process'])} pid=${String(s.resource['process.pid'])} status=${s.status.code}`,
     )
     .join('\n');
 }
@@ -245,7 +245,7 @@ export function checkLifecycleTrace(all: ReceivedSpan[], id: string, x: Lifecycl
     ok(typeof s.attributes['rpc.status_code'] === 'string', `${s.name} has rpc.status_code`);
     ok(
       String(s.attributes['server.address']).startsWith('/'),
-      `${s.name} server.address is the socket (${s.attributes['server.address']})`,
+      `${s.name} server.address is the socket (${String(s.attributes['server.address'])})`,
     );
     eq(s.attributes['network.transport'], 'unix', `${s.name} network.transport`);
     eq(s.attributes['container.id'], id, `${s.name} container.id`);
@@ -283,7 +283,7 @@ export function checkLifecycleTrace(all: ReceivedSpan[], id: string, x: Lifecycl
   const childPid = Number(create.attributes['wasmts.task.pid']);
   ok(
     Number.isInteger(childPid) && childPid > 0,
-    `Create has wasmts.task.pid (${create.attributes['wasmts.task.pid']})`,
+    `Create has wasmts.task.pid (${String(create.attributes['wasmts.task.pid'])})`,
   );
   eq(Number(root.attributes['wasmts.task.pid']), childPid, 'root wasmts.task.pid');
   const shimPid = Number(root.resource['process.pid']);

@@ -110,7 +110,11 @@ test(
     const others = rx.spans().filter((s) => s.name === 'wasmts.container' && s.attributes['container.id'] !== id);
     assert.ok(others.length > 0 || env.ids.length === 1, 'an earlier container left a trace');
     for (const o of others)
-      assert.notEqual(o.traceId, t.root.traceId, `container ${o.attributes['container.id']} shares a trace with ${id}`);
+      assert.notEqual(
+        o.traceId,
+        t.root.traceId,
+        `container ${String(o.attributes['container.id'])} shares a trace with ${id}`,
+      );
   }),
 );
 
@@ -136,7 +140,7 @@ test(
     const ev = create.events.find((e) => e.name === 'exception');
     assert.ok(
       ev,
-      `Create has an exception event: ${JSON.stringify(create.events, (_, v) => (typeof v === 'bigint' ? String(v) : v))}`,
+      `Create has an exception event: ${JSON.stringify(create.events, (_, v: unknown) => (typeof v === 'bigint' ? String(v) : v))}`,
     );
     assert.match(
       String(ev.attributes['exception.message']),
@@ -154,7 +158,7 @@ test(
     assert.equal(del.attributes['rpc.status_code'], 'NOT_FOUND', ctx);
     assert.equal(del.attributes['error.type'], undefined, ctx);
     for (const s of spans.filter((s) => s.name.startsWith('containerd.task.') && s.name !== create.name)) {
-      assert.equal(s.status.code, 0, `${s.name} ${s.attributes['rpc.status_code']} is not an error\n${ctx}`);
+      assert.equal(s.status.code, 0, `${s.name} ${String(s.attributes['rpc.status_code'])} is not an error\n${ctx}`);
     }
     assert.equal(spans.filter((s) => s.name === 'wasm.run').length, 0, ctx);
     assert.equal(rpcs(spans, 'Start').length, 0, ctx);

@@ -28,7 +28,7 @@ export async function startServer(setup?: (s: TtrpcServer) => void): Promise<{
   const tmp = tempSocketPath();
   const errors: ServerError[] = [];
   const server = new TtrpcServer({ onError: (e) => errors.push(e) });
-  server.register(ECHO.service, ECHO.method, async (p) => p);
+  server.register(ECHO.service, ECHO.method, (p) => Promise.resolve(p));
   setup?.(server);
   await server.listen({ path: tmp.path });
   return {

@@ -156,7 +156,7 @@ describe('wasmts traces (tracesMain)', () => {
       },
     );
     let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d));
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     const exited = new Promise<number | null>((res) => child.on('exit', (c) => res(c)));
     const deadline = Date.now() + 15000;
     while (!/Ctrl-C to stop/.test(out) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 50));
