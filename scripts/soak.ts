@@ -19,6 +19,7 @@ import {
   daemonStateDirs,
   listProcesses,
   processAlive,
+  settled,
   setupSuite,
   shimDaemons,
   sleep,
@@ -166,9 +167,17 @@ async function main(): Promise<number> {
     const addressRe = addressArgPattern(s.c.address);
     const ctrd = s.c.pid;
     process.kill(ctrd, 'SIGTERM');
-    for (let i = 0; i < 150 && processAlive(ctrd); i++) await sleep(100);
-    for (let i = 0; i < 100 && listProcesses(addressRe).length > 0; i++) await sleep(100);
-    for (const proc of listProcesses(addressRe))
+    await settled(
+      () => processAlive(ctrd),
+      (alive) => !alive,
+      15_000,
+    );
+    const shims = await settled(
+      () => listProcesses(addressRe),
+      (left) => left.length === 0,
+      10_000,
+    );
+    for (const proc of shims)
       endLeaks.push(`shim process still running 10 s after containerd stopped: ${proc.pid} ${proc.cmdline}`);
     for (const dir of stateDirs)
       if (fs.existsSync(dir))

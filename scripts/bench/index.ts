@@ -15,16 +15,17 @@ import * as path from 'node:path';
 import { packImage } from '../../src/image/oci.js';
 import { startOtlpReceiver } from '../../src/otlp/receiver.js';
 import {
+  type Containerd,
   DIST,
   escapeRegExp,
   listProcesses,
   MODULES,
   REPO,
+  settled,
   SHIM_BIN,
   SHIM_NAME,
   sleep,
   startContainerd,
-  type Containerd,
 } from '../../test/harness/index.js';
 import { daemonTrees, processTree, runcShimTrees, treeMemory, type TreeMemory } from './memory.js';
 import { measureFrontEnd } from './start.js';
@@ -387,9 +388,12 @@ async function main(): Promise<void> {
     fs.rmSync(tmp, { recursive: true, force: true });
     // Daemons leave once their containerd's socket is gone (checked every 2 s).
     const addresses = [off?.address, on?.address].filter(Boolean) as string[];
-    const deadline = Date.now() + 8_000;
-    while (addresses.some((a) => daemonTrees(a).length) && Date.now() < deadline) await sleep(200);
-    const stuck = addresses.flatMap((a) => daemonTrees(a));
+    const stuck = await settled(
+      () => addresses.flatMap((a) => daemonTrees(a)),
+      (d) => d.length === 0,
+      8_000,
+      200,
+    );
     if (stuck.length)
       console.error(`bench: shim daemons still running after their containerd stopped: ${stuck.join(' ')}`);
   }

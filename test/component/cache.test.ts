@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, test } from 'node:test';
-import { isObject, parseJsonAs, type JsonObject } from '../harness/index.js';
+import { isObject, type JsonObject, parseJsonAs, sleep } from '../harness/index.js';
 import {
   componentCacheConfig,
   DEFAULT_CACHE_DIR,
@@ -34,7 +34,7 @@ const component = (n: number, size = 100) => new Uint8Array(size).fill(n);
 /** Output whose files depend on the input, so a wrong entry would show. */
 async function fakeTranspile(bytes: Uint8Array): Promise<TranspileOutput> {
   calls++;
-  await new Promise((r) => setTimeout(r, 20)); // long enough for concurrent callers to overlap
+  await sleep(20); // long enough for concurrent callers to overlap
   return {
     files: { 'component.mjs': Buffer.from(`export const n = ${bytes[0]};`), 'component.core.wasm': bytes.slice() },
     imports: ['wasi:cli/environment'],
@@ -94,7 +94,7 @@ test('a lock left by a dead Create is taken over; a live one is waited for, not 
     settled = true;
     return r;
   });
-  await new Promise((r) => setTimeout(r, 300));
+  await sleep(300);
   assert.equal(settled, false, 'waits while the owner lives');
   const before = calls;
   fs.rmSync(live); // the owner gives up without storing

@@ -261,15 +261,7 @@ describe('what the component sees', () => {
   });
 });
 
-/** Polls `ctr task ls` until id shows status. */
-async function untilStatus(id: string, status: string): Promise<void> {
-  const deadline = Date.now() + 15_000;
-  const re = new RegExp(`^${id}\\s+\\d+\\s+${status}`, 'm');
-  while (!re.test((await env.c.ctr(['task', 'ls'])).stdout)) {
-    if (Date.now() > deadline) throw new Error(`task ${id} did not reach ${status}`);
-    await new Promise((res) => setTimeout(res, 100));
-  }
-}
+const untilStatus = (id: string, status: string) => env.waitStatus(id, status);
 
 describe('exit statuses', () => {
   test('exit 0 is 0; any other exit is 1 (wasi:cli/exit@0.2 carries ok or err only)', T, async () => {

@@ -13,6 +13,7 @@ import { ForwardRequestSchema } from '../../src/gen/containerd/services/events/t
 import { TaskStartSchema, TaskExitSchema } from '../../src/gen/containerd/events/task_pb.js';
 import { EventPublisher } from '../../src/daemon/events.js';
 import type { Logger } from '../../src/daemon/log.js';
+import { sleep } from '../harness/index.js';
 
 function tmpSocket(): string {
   return path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'wasmts-events-')), 'events.sock');
@@ -82,7 +83,7 @@ test('an events socket that comes back gets the queued events', async () => {
   const lines: string[] = [];
   const pub = new EventPublisher({ address: socket, namespace: 'n', log: recordingLog(lines) });
   pub.publish('/tasks/start', TaskStartSchema, create(TaskStartSchema, { containerId: 'late' }));
-  await new Promise((r) => setTimeout(r, 400)); // a few failed attempts
+  await sleep(400); // a few failed attempts
   const got: string[] = [];
   const server = new TtrpcServer();
   server.register('containerd.services.events.ttrpc.v1.Events', 'Forward', (payload) => {

@@ -6,7 +6,7 @@ import { readdirOrEmpty, socketPathFor, taskStateDir } from './bundles.js';
 import type { Containerd } from './containerd.js';
 import { busyDaemonProblems, shimProcesses, wasmChildrenUnder } from './daemons.js';
 import { listMounts } from './mounts.js';
-import { sleep } from './wait.js';
+import { settled } from './wait.js';
 
 export interface Census {
   /** `start` or `delete` processes still running (they exit at once). */
@@ -60,10 +60,9 @@ export async function settledProblems(
   timeoutMs = 10_000,
 ): Promise<string[]> {
   const list = [...groupings];
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const problems = censusProblems(census(c, list));
-    if (problems.length === 0 || Date.now() > deadline) return problems;
-    await sleep(100);
-  }
+  return settled(
+    () => censusProblems(census(c, list)),
+    (p) => p.length === 0,
+    timeoutMs,
+  );
 }

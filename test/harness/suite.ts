@@ -16,6 +16,7 @@ import * as path from 'node:path';
 import { after, before } from 'node:test';
 import { daemonPaths } from '../../src/handoff/handoff.js';
 import { BIN_DIR, PLATFORM, REPO, RUNTIME, SHIM_BIN, SHIM_NAME, SUITE_SETUP_TIMEOUT } from './constants.js';
+import { ensureBuilt } from './build.js';
 import { startContainerd, type Containerd } from './containerd.js';
 import { ctrLines, ctrOutcome, type CtrOptions, type CtrResult } from './ctr.js';
 import { daemonKey, shimDaemons } from './daemons.js';
@@ -159,6 +160,7 @@ function logLinesFor(log: string, ids: string[]): string {
 }
 
 export async function setupSuite(name: string, o: SuiteOptions = {}): Promise<Suite> {
+  await ensureBuilt();
   const shim = prepareShimDir(name, o);
   let c: Containerd;
   try {

@@ -29,3 +29,22 @@ export function collect(stream: NodeJS.ReadableStream | null | undefined): { tex
   stream?.on('data', (b: Buffer) => chunks.push(b));
   return { text: () => Buffer.concat(chunks).toString('utf8') };
 }
+
+/**
+ * Polls fn until done(value) holds or timeoutMs passed, and resolves with the
+ * last value: for checks that then report whatever is left.
+ */
+export async function settled<T>(
+  fn: () => T | Promise<T>,
+  done: (v: T) => boolean,
+  timeoutMs: number,
+  everyMs = 100,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let v = await fn();
+  while (!done(v) && Date.now() < deadline) {
+    await sleep(everyMs);
+    v = await fn();
+  }
+  return v;
+}

@@ -19,6 +19,7 @@ import {
   median,
   rssKb,
   SANDBOX_ID_ANNOTATION,
+  settled,
   settledProblems,
   shimProcesses,
   sleep,
@@ -52,13 +53,12 @@ function daemonPids(samples: { daemon: number }[]): number[] {
 
 /** containerd's fd count, once it stops moving (up to timeoutMs). */
 async function settledFds(c: Containerd, atMost: number, timeoutMs = 10_000): Promise<number> {
-  const deadline = Date.now() + timeoutMs;
-  let n = fdCount(c.pid);
-  while (n > atMost && Date.now() < deadline) {
-    await sleep(200);
-    n = fdCount(c.pid);
-  }
-  return n;
+  return settled(
+    () => fdCount(c.pid),
+    (n) => n <= atMost,
+    timeoutMs,
+    200,
+  );
 }
 
 /** The leak census after a phase: what the ids left, and containerd's fds against its baseline. */

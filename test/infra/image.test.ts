@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { imageMain } from '../../src/cli/image.js';
-import { isObject, isStringArray, isStringRecord, parseJsonAs } from '../harness/index.js';
+import { isObject, isStringArray, isStringRecord, parseJsonAs, sleep } from '../harness/index.js';
 import {
   ImageError,
   packImage,
@@ -285,7 +285,7 @@ describe('packImage', () => {
     const a = path.join(dir, 'det-a.tar');
     const b = path.join(dir, 'det-b.tar');
     await packImage({ module: wasm, ref: 'det:1', output: a });
-    await new Promise((r) => setTimeout(r, 20));
+    await sleep(20);
     await packImage({ module: wasm, ref: 'det:1', output: b });
     assert.deepEqual(readFileSync(a), readFileSync(b));
   });

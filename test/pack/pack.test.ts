@@ -25,8 +25,8 @@ import {
   MODULES,
   REPO,
   RUNTIME,
+  settled,
   shimDaemons,
-  sleep,
   socketPathFor,
   startContainerd,
 } from '../harness/index.js';
@@ -192,13 +192,12 @@ test('npm pack, npm install -g: the installed shim runs Wasm containers', { time
   // Nothing left: no task or container, no socket, a daemon holding nothing of the containers.
   assert.equal((await c.ctrOk(['task', 'ls', '-q'])).stdout.trim(), '');
   assert.equal((await c.ctrOk(['container', 'ls', '-q'])).stdout.trim(), '');
-  let busy = busyDaemonProblems(c.address, c.tmp);
-  for (
-    let deadline = Date.now() + 8_000;
-    busy.length && Date.now() < deadline;
-    busy = busyDaemonProblems(c.address, c.tmp)
-  )
-    await sleep(100);
+  const { address, tmp: ctrdTmp } = c;
+  const busy = await settled(
+    () => busyDaemonProblems(address, ctrdTmp),
+    (b) => b.length === 0,
+    8_000,
+  );
   assert.deepEqual(busy, []);
   for (const id of ids) assert.ok(!fs.existsSync(socketPathFor(c.address, c.namespace, id)), `socket of ${id} removed`);
   const containerdTmp = c.tmp;

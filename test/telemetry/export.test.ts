@@ -6,7 +6,7 @@ import { startTelemetry, newTraceId, type Telemetry, type SpanRecord } from '../
 import { SpanRecorder } from '../../src/telemetry/recorder.js';
 import { parseTraceparent } from '../../src/telemetry/traceparent.js';
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../../src/otlp/receiver.js';
-import { startBadEndpoints, until, type BadEndpoints } from '../harness/index.js';
+import { type BadEndpoints, sleep, startBadEndpoints, until } from '../harness/index.js';
 import { collectLogs, startCaptureServer } from './helpers.js';
 
 let rcv: OtlpReceiver;
@@ -172,7 +172,7 @@ test('autoStart: the first span loads the worker in the background; spans record
     s.end();
     assert.equal(t.state, 'idle', 'the worker is not spawned synchronously');
     await new Promise((r) => setImmediate(r));
-    await new Promise((r) => setTimeout(r, 5));
+    await sleep(5);
     assert.equal(t.state, 'starting');
     const more = t.recorder.startSpan('while-loading', { parent: s.context });
     more.end();
@@ -454,7 +454,7 @@ test('the buffer before the worker is ready is bounded: oldest dropped, a warnin
       assert.match(dropLines()[0].msg, new RegExp(`to ${rcv.httpUrl}/v1/traces .*; 1 span dropped`));
       await t.flush(15000);
       await rcv.waitFor(() => tracesOf(root.context.traceId).length >= 5, 10000);
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
       assert.deepEqual(
         tracesOf(root.context.traceId)
           .map((s) => s.name)
@@ -503,7 +503,7 @@ test('the worker survives uncaught exceptions and unhandled rejections inside it
     t.warmUp();
     await until('worker ready', () => t.state === 'ready', 15000, 20);
     t._selfTestThrow!();
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
     assert.equal(t.state, 'ready');
     const s = t.recorder.startSpan('still-alive');
     s.end();

@@ -224,13 +224,7 @@ test(
     await env.c.ctrOk(['task', 'ls']); // State of the running task
     await env.c.ctrOk(['task', 'kill', '-s', 'SIGKILL', id]);
     // wait for STOPPED, then delete task and container (Delete, then Shutdown)
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      const ls = await env.c.ctr(['task', 'ls']);
-      if (ls.stdout.split('\n').some((l) => l.startsWith(id) && /STOPPED/.test(l))) break;
-      if (Date.now() > deadline) assert.fail(`task ${id} not STOPPED after SIGKILL: ${ls.stdout}`);
-      await sleep(50);
-    }
+    await env.waitStatus(id, 'STOPPED', 10_000);
     await env.c.ctrOk(['task', 'delete', id]);
     await env.c.ctrOk(['container', 'delete', id]);
     const { spans } = await waitForContainerTrace(
@@ -276,16 +270,7 @@ test(
   }),
 );
 
-/** Polls `ctr task ls` until id has status. */
-async function waitStatus(id: string, status: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const ls = await env.c.ctr(['task', 'ls']);
-    if (ls.stdout.split('\n').some((l) => l.startsWith(`${id} `) && l.includes(status))) return;
-    if (Date.now() > deadline) assert.fail(`task ${id} not ${status}: ${ls.stdout}`);
-    await sleep(50);
-  }
-}
+const waitStatus = (id: string, status: string) => env.waitStatus(id, status, 10_000);
 
 test(
   "a pod: its sandbox and two containers started at once in one daemon keep their own traces, exit codes and errors; container.image.name from CRI's annotation",
