@@ -16,6 +16,7 @@ import { TtrpcClient, createClient } from '../../src/ttrpc/client.js';
 import { mountsUnder } from '../../src/host/cleanup.js';
 import {
   type Containerd,
+  CRI_NAMESPACE,
   MODULES,
   processAlive,
   runShim,
@@ -27,7 +28,7 @@ import {
 import { acceptReply, startCall, type ContainerdVersion } from '../harness/index.js';
 
 const HELLO = path.join(MODULES, 'hello.wasm');
-const NS = 'k8s.io';
+const NS = CRI_NAMESPACE;
 const V3 = TASK_SERVICE_V3;
 
 let ctd: Containerd;

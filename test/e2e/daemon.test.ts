@@ -7,25 +7,12 @@
 // daemon is in robustness.test.ts.)
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { test } from 'node:test';
-import {
-  e2e,
-  leftoversLogged,
-  processAlive,
-  shimDaemons,
-  subscribeEvents,
-  type Suite,
-  until,
-  useSuite,
-} from '../harness/index.js';
+import { e2e, leftoversLogged, processAlive, shimDaemons, subscribeEvents, until, useSuite } from '../harness/index.js';
 
 const S = useSuite('edmn');
 const T = { timeout: 120_000 };
 const N = 5;
-
-const bundleOf = (s: Suite, id: string) => path.join(s.c.state, 'io.containerd.runtime.v2.task', s.c.namespace, id);
-const daemonOf = (s: Suite, id: string) => Number(fs.readFileSync(path.join(bundleOf(s, id), 'shim.pid'), 'utf8'));
 
 interface ExitEvent {
   id: string;
@@ -61,7 +48,7 @@ test(
       const tasks = await s.tasks();
       for (const id of ids) assert.equal(tasks.get(id)?.status, 'RUNNING', `${id} not running`);
       const children = ids.map((id) => tasks.get(id)!.pid);
-      const daemons = new Set(ids.map((id) => daemonOf(s, id)));
+      const daemons = new Set(ids.map((id) => s.shimPid(id)));
       assert.equal(daemons.size, 1, `all ${N} containers on one daemon: ${[...daemons].join(', ')}`);
       const [daemon] = [...daemons] as [number];
       assert.deepEqual(
@@ -124,7 +111,7 @@ test(
       // nothing of them is left: children, sockets, bundles (leftovers() checks processes, mounts, sockets)
       await until('the Wasm children to be gone', () => children.every((pid) => !processAlive(pid)), 10_000);
       for (const p of sockets) assert.equal(fs.existsSync(p), false, `socket left: ${p}`);
-      for (const id of ids) assert.equal(fs.existsSync(bundleOf(s, id)), false, `bundle left: ${bundleOf(s, id)}`);
+      for (const id of ids) assert.equal(fs.existsSync(s.c.bundleDir(id)), false, `bundle left: ${s.c.bundleDir(id)}`);
       assert.deepEqual(
         shimDaemons(s.c.address).map((p) => p.pid),
         [],

@@ -3,8 +3,6 @@
 // killed from outside. (kill -9 of the daemon itself: daemon.test.ts.)
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import {
   collect,
   e2e,
@@ -15,7 +13,6 @@ import {
   shimDaemons,
   sleep,
   subscribeEvents,
-  type Suite,
   until,
   useSuite,
 } from '../harness/index.js';
@@ -24,10 +21,6 @@ const S = useSuite('robust');
 const T = { timeout: 90_000 };
 
 const N = 10;
-
-/** The daemon serving a container (it writes its pid into the bundle at Create). */
-const daemonOf = (s: Suite, id: string) =>
-  Number(fs.readFileSync(path.join(s.c.state, 'io.containerd.runtime.v2.task', s.c.namespace, id, 'shim.pid'), 'utf8'));
 
 // Each module blocks on stdin until every container runs, then prints what it
 // read. Why hold them: ctr itself can drop the output of a module that exits
@@ -111,7 +104,7 @@ test(
     for (const id of ids) await s.runDetached(['/probe.wasm', 'daemon', '100'], { id });
     const was = await s.tasks();
     for (const id of ids) assert.equal(was.get(id)?.status, 'RUNNING', id);
-    const daemons = new Set(ids.map((id) => daemonOf(s, id)));
+    const daemons = new Set(ids.map((id) => s.shimPid(id)));
     assert.equal(daemons.size, 1, `one daemon serves all three: ${[...daemons].join(', ')}`);
     const [daemon] = [...daemons] as [number];
     const oldPid = s.c.pid;

@@ -20,6 +20,8 @@ export const TASK_SERVICE_V3 = 'containerd.task.v3.Task';
 /** The CRI annotation that groups a pod's containers onto one shim socket. */
 export const SANDBOX_ID_ANNOTATION = 'io.kubernetes.cri.sandbox-id';
 export const DEFAULT_NAMESPACE = 'default';
+/** The namespace containerd's CRI plugin (a kubelet) works in. */
+export const CRI_NAMESPACE = 'k8s.io';
 /** Every ctr call's default timeout; on expiry ctr is killed and the call rejects. */
 export const CTR_TIMEOUT_MS = 30_000;
 /** Test timeout of one end-to-end test, and of a suite's set-up (a containerd and an image import). */

@@ -42,12 +42,16 @@ export function e2e<S extends Suite>(
 }
 
 /** `ctr events` in the background, subscribed before it resolves; killed by stop() or after the test. */
-export async function subscribeEvents(t: TestContext, s: Suite): Promise<{ text(): string; stop(): void }> {
+export async function subscribeEvents(
+  t: TestContext,
+  s: Suite,
+): Promise<{ text(): string; errors(): string; stop(): void }> {
   const ev = s.c.ctrSpawn(['events'], { stdio: ['ignore', 'pipe', 'pipe'] });
   t.after(() => {
     ev.kill('SIGKILL');
   });
   const out = collect(ev.stdout);
+  const err = collect(ev.stderr);
   await until(
     'ctr events to subscribe',
     async () => {
@@ -58,7 +62,7 @@ export async function subscribeEvents(t: TestContext, s: Suite): Promise<{ text(
     10_000,
     200,
   );
-  return { text: () => out.text(), stop: () => ev.kill('SIGKILL') };
+  return { text: () => out.text(), errors: () => err.text(), stop: () => ev.kill('SIGKILL') };
 }
 
 /** The suite's leftovers(), with the containerd log lines of its ids printed when there are any. */

@@ -28,6 +28,8 @@ import {
   PLANTED_INSIDE,
   PLANTED_LAST_LINKS,
   PLANTED_OPEN_ARGS,
+  PLATFORM,
+  RUNTIME,
   settledProblems,
   setupSuite,
   sleep,
@@ -288,7 +290,7 @@ describe('who the module runs as', () => {
         root: planted,
         user: { uid: NOBODY, gid: NOBODY, additionalGids: [4242, 4343] },
       });
-      const run = h.c.ctrSpawn(['run', '--rm', '--runtime', 'io.containerd.wasmts.v1', '--config', cfg, id], {
+      const run = h.c.ctrSpawn(['run', '--rm', '--runtime', RUNTIME, '--config', cfg, id], {
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       try {
@@ -327,9 +329,9 @@ describe('who the module runs as', () => {
         '-d',
         '--null-io',
         '--runtime',
-        'io.containerd.wasmts.v1',
+        RUNTIME,
         '--platform',
-        'wasip1/wasm',
+        PLATFORM,
         h.image,
         id,
         '/probe.wasm',
@@ -356,7 +358,7 @@ describe('who the module runs as', () => {
     T,
     withCleanup(['execuser'], async ([id]) => {
       const cfg = specFile('execuser', { args: ['/probe.wasm', 'daemon', '500'], root: planted });
-      const run = h.c.ctrSpawn(['run', '--rm', '--runtime', 'io.containerd.wasmts.v1', '--config', cfg, id], {
+      const run = h.c.ctrSpawn(['run', '--rm', '--runtime', RUNTIME, '--config', cfg, id], {
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       try {
@@ -410,7 +412,7 @@ describe("the shim's socket and files", () => {
     T,
     withCleanup(['files'], async ([id]) => {
       const cfg = specFile('files', { args: ['/probe.wasm', 'daemon', '500'], root: planted });
-      const run = h.c.ctrSpawn(['run', '--rm', '--runtime', 'io.containerd.wasmts.v1', '--config', cfg, id], {
+      const run = h.c.ctrSpawn(['run', '--rm', '--runtime', RUNTIME, '--config', cfg, id], {
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       try {
@@ -503,7 +505,7 @@ describe('the environment the module sees', () => {
         'container',
         'create',
         '--runtime',
-        'io.containerd.wasmts.v1',
+        RUNTIME,
         '--config',
         specFile('env', { args: ['/probe.wasm', 'env'], env: SPEC_ENV, cwd: '/d', root: planted }),
         a,
@@ -519,7 +521,7 @@ describe('the environment the module sees', () => {
         'container',
         'create',
         '--runtime',
-        'io.containerd.wasmts.v1',
+        RUNTIME,
         '--config',
         specFile('envpwd', { args: ['/probe.wasm', 'env'], env: withPwd, cwd: '/d', root: planted }),
         b,
