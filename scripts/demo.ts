@@ -21,24 +21,26 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../src/otlp/receiver.js';
 import { packImage } from '../src/image/oci.js';
 import { renderWaterfall } from '../src/viewer/waterfall.js';
 import {
-  descendants,
-  listMounts,
-  listProcesses,
+  BIN_DIR,
+  CARRIERS,
+  killTree,
   processAlive,
+  processesUnder,
+  REPO,
+  RUNTIME,
+  SHIM_NAME,
+  sleep,
   startContainerd,
+  unmountAll,
   type Containerd,
-} from '../test/helpers/containerd.js';
+} from '../test/harness/index.js';
 
-const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const RUNTIME = 'io.containerd.wasmts.v1';
-const SHIM_NAME = 'containerd-shim-wasmts-v1';
 const IMAGE_REF = 'docker.io/library/wasmts-demo:latest';
 const MODULE_DEST = '/demo.wasm';
 const DEMO_SRC = path.join(REPO, 'demo', 'demo.c');
@@ -138,7 +140,7 @@ function parseOptions(argv: string[]): Options | 'help' {
     grpcPortGiven: values['grpc-port'] !== undefined,
     host: values.host ?? '127.0.0.1',
     skipSetup,
-    shimDir: path.resolve(values['shim-dir'] ?? (skipSetup ? path.join(REPO, 'bin') : '/usr/local/bin')),
+    shimDir: path.resolve(values['shim-dir'] ?? (skipSetup ? BIN_DIR : '/usr/local/bin')),
     color: values['no-color'] ? false : values.color ? true : tty && !process.env.NO_COLOR,
     width: process.stdout.columns && process.stdout.columns > 0 ? process.stdout.columns : 120,
     moduleArgs: positionals.length ? positionals : DEFAULT_ARGS,
@@ -337,7 +339,7 @@ async function startReceiver(opts: Options): Promise<OtlpReceiver> {
           grpcPort = 0;
           continue;
         }
-        throw new Error(`${e.message} (pass 0, or leave the flag out, for a free port)`);
+        throw new Error(`${e.message} (pass 0, or leave the flag out, for a free port)`, { cause: err });
       }
       throw err;
     }
@@ -376,10 +378,6 @@ async function waitForTrace(rx: OtlpReceiver, id: string, wantRun: boolean): Pro
   return traceId;
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
 // ---------------------------------------------------------------------------
 // state and cleanup
 
@@ -395,28 +393,14 @@ let keepStopped = false;
 let terminalSignal = false;
 const timers = new Set<NodeJS.Timeout>();
 
-function escapeRe(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
-
 /** Last resort on any exit: kill what refers to our dir, unmount it, remove it. Synchronous. */
 function syncCleanup(): void {
   if (!workDir || !fs.existsSync(workDir)) return;
   const dir = workDir;
   try {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-    const pids = descendants(listProcesses(new RegExp(escapeRe(dir) + '/')).map((p) => p.pid));
-    for (const pid of pids) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
-    }
-    for (const m of listMounts(dir).sort((a, b) => b.mountPoint.length - a.mountPoint.length)) {
-      if (spawnSync('umount', [m.mountPoint], { stdio: 'ignore' }).status !== 0)
-        spawnSync('umount', ['-l', m.mountPoint], { stdio: 'ignore' });
-    }
+    killTree(processesUnder(dir).map((p) => p.pid));
+    unmountAll(dir);
     fs.rmSync(dir, { recursive: true, force: true });
   } catch {
     /* best effort */
@@ -452,7 +436,7 @@ function cleanup(): Promise<void> {
     ]);
     clearTimeout(timer);
     if (workDir && fs.existsSync(workDir)) {
-      const left = listProcesses(new RegExp(escapeRe(workDir) + '/'));
+      const left = processesUnder(workDir);
       if (left.length) did.push(`killed ${left.length} leftover process(es)`);
       syncCleanup();
       did.push(`${workDir} removed`);
@@ -567,7 +551,7 @@ async function main(argv: string[]): Promise<number> {
     );
   if (
     opts.skipSetup &&
-    fs.realpathSync(opts.shimDir) === fs.realpathSync(path.join(REPO, 'bin')) &&
+    fs.realpathSync(opts.shimDir) === fs.realpathSync(BIN_DIR) &&
     !fs.existsSync(path.join(REPO, 'dist', 'shim.cjs'))
   ) {
     throw new Error('dist/shim.cjs is missing: run make build first');
@@ -589,23 +573,17 @@ async function main(argv: string[]): Promise<number> {
   const baseTmp = tmpdir();
   workDir = fs.mkdtempSync(path.join(baseTmp, 'wasmts-demo-'));
   // The tracing env reaches the shims through containerd's environment, as in a real install.
-  const ignored = Object.keys(process.env).filter(
-    (k) => k.startsWith('OTEL_') || ['TRACECONTEXT', 'TRACEPARENT', 'TRACESTATE', 'BAGGAGE'].includes(k),
-  );
+  const ignored = Object.keys(process.env).filter((k) => k.startsWith('OTEL_') || CARRIERS.includes(k));
   for (const k of ignored) delete process.env[k];
   if (ignored.length) detail(dim(`(not passing your ${ignored.join(', ')} to it)`));
   const otelEnv = { OTEL_EXPORTER_OTLP_ENDPOINT: rx.httpUrl, OTEL_BSP_SCHEDULE_DELAY: '200' };
-  // startContainerd makes its temp dir under os.tmpdir(): nest it in ours, so one dir holds everything.
-  const savedTmp = process.env.TMPDIR;
-  process.env.TMPDIR = workDir;
-  const starting = startContainerd({
+  // Nested in our dir, so one dir holds everything.
+  ctd = await startContainerd({
     name: 'demo',
     shimDir: opts.shimDir,
-    env: { ...otelEnv, TMPDIR: savedTmp ?? baseTmp },
+    parentDir: workDir,
+    env: { ...otelEnv, TMPDIR: process.env.TMPDIR ?? baseTmp },
   });
-  if (savedTmp === undefined) delete process.env.TMPDIR;
-  else process.env.TMPDIR = savedTmp;
-  ctd = await starting;
   detail(`dir ${workDir}`);
   detail(`socket ${ctd.address} · pid ${ctd.pid} · snapshotter ${ctd.snapshotter}`);
   detail(

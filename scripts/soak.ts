@@ -14,8 +14,19 @@
 //
 //   node --import tsx scripts/soak.ts [--lifecycles 1000] [--pod 300] [--parallel 50] [--no-oom] [--max-growth-mib 16]
 import * as fs from 'node:fs';
-import { daemonKey, listProcesses, processAlive, shimDaemons } from '../test/helpers/containerd.js';
-import { setupSuite, SOCKET_DIR, type Suite } from '../test/e2e/helpers.js';
+import {
+  addressArgPattern,
+  daemonStateDirs,
+  listProcesses,
+  processAlive,
+  settled,
+  setupSuite,
+  shimDaemons,
+  sleep,
+  SOCKET_DIR,
+  statusKb,
+  type Suite,
+} from '../test/harness/index.js';
 import {
   formatResult,
   lifecycles,
@@ -24,8 +35,6 @@ import {
   podDaemon,
   type PhaseResult,
 } from '../test/hostile/soak-lib.js';
-import { sleep } from '../test/hostile/helpers.js';
-import { daemonPaths } from '../src/handoff/handoff.js';
 
 /**
  * How much the daemon's RSS floor may rise: the least RSS over the pod phase
@@ -60,12 +69,8 @@ function rssWatcher(address: string): {
   const samples: { at: number; pid: number; kb: number }[] = [];
   const timer = setInterval(() => {
     for (const d of shimDaemons(address)) {
-      try {
-        const m = /^VmRSS:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${d.pid}/status`, 'utf8'));
-        if (m) samples.push({ at: Date.now(), pid: d.pid, kb: Number(m[1]) });
-      } catch {
-        // gone meanwhile
-      }
+      const kb = statusKb(d.pid, 'VmRSS');
+      if (kb > 0) samples.push({ at: Date.now(), pid: d.pid, kb });
     }
   }, 500);
   return {
@@ -156,18 +161,23 @@ async function main(): Promise<number> {
     const daemons = shimDaemons(s.c.address);
     if (daemons.length !== 1)
       endLeaks.push(`${daemons.length} daemons at the end, one expected: ${daemons.map((d) => d.pid).join(', ')}`);
-    const stateDirs = daemons
-      .map((d) => daemonKey(d.pid))
-      .filter((k): k is string => !!k)
-      .map((k) => daemonPaths(k).dir);
+    const stateDirs = daemonStateDirs(s.c.address);
     // Stop containerd the way an operator would: the daemon notices (it checks
     // every 2 s) and leaves by itself, taking its state dir along.
-    const addressRe = new RegExp(`-address ${s.c.address.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}( |$)`);
+    const addressRe = addressArgPattern(s.c.address);
     const ctrd = s.c.pid;
     process.kill(ctrd, 'SIGTERM');
-    for (let i = 0; i < 150 && processAlive(ctrd); i++) await sleep(100);
-    for (let i = 0; i < 100 && listProcesses(addressRe).length > 0; i++) await sleep(100);
-    for (const proc of listProcesses(addressRe))
+    await settled(
+      () => processAlive(ctrd),
+      (alive) => !alive,
+      15_000,
+    );
+    const shims = await settled(
+      () => listProcesses(addressRe),
+      (left) => left.length === 0,
+      10_000,
+    );
+    for (const proc of shims)
       endLeaks.push(`shim process still running 10 s after containerd stopped: ${proc.pid} ${proc.cmdline}`);
     for (const dir of stateDirs)
       if (fs.existsSync(dir))

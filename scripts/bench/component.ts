@@ -14,12 +14,9 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { packImage } from '../../src/image/oci.js';
 import { sha256 } from '../../src/child/component-cache.js';
-import { startContainerd, type Containerd } from '../../test/helpers/containerd.js';
+import { startContainerd, type Containerd, BIN_DIR, MODULES, PLATFORM, RUNTIME } from '../../test/harness/index.js';
 import { median, percentile } from './stats.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const MODULES = path.join(ROOT, 'build', 'modules');
-const RUNTIME = 'io.containerd.wasmts.v1';
 const IMAGE = 'docker.io/wasmts-bench/component-hello:v1';
 
 export interface Series {
@@ -42,7 +39,7 @@ let seq = 0;
 async function timedRun(ctd: Containerd, entry: string, want: string): Promise<number> {
   const id = `cbench-${process.pid}-${seq++}`;
   const t0 = process.hrtime.bigint();
-  const r = await ctd.ctr(['run', '--rm', '--runtime', RUNTIME, '--platform', 'wasip1/wasm', IMAGE, id, entry], {
+  const r = await ctd.ctr(['run', '--rm', '--runtime', RUNTIME, '--platform', PLATFORM, IMAGE, id, entry], {
     timeoutMs: 120_000,
   });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
@@ -95,7 +92,7 @@ export async function componentStart(
 
 async function main(): Promise<void> {
   const rounds = Number(process.argv[2] ?? 5);
-  const shimDir = path.join(ROOT, 'bin');
+  const shimDir = BIN_DIR;
   const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'wasmts-cbench-cache-'));
   const blankOtel: Record<string, string> = {};
   for (const k of Object.keys(process.env)) if (k.startsWith('OTEL_')) blankOtel[k] = '';

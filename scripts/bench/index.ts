@@ -12,17 +12,27 @@ import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { packImage } from '../../src/image/oci.js';
 import { startOtlpReceiver } from '../../src/otlp/receiver.js';
-import { listProcesses, startContainerd, type Containerd } from '../../test/helpers/containerd.js';
+import {
+  type Containerd,
+  DIST,
+  escapeRegExp,
+  listProcesses,
+  MODULES,
+  REPO,
+  settled,
+  SHIM_BIN,
+  SHIM_NAME,
+  sleep,
+  startContainerd,
+} from '../../test/harness/index.js';
 import { daemonTrees, processTree, runcShimTrees, treeMemory, type TreeMemory } from './memory.js';
 import { measureFrontEnd } from './start.js';
 import { timeline, type TimelineRow } from './timeline.js';
 import { componentStart } from './component.js';
 import { median, summarizePairs, type PairSummary } from './stats.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const WASM = 'io.containerd.wasmts.v1';
 const RUNC = 'io.containerd.runc.v2';
 const PAIRS = Number(process.env.BENCH_PAIRS ?? 17);
@@ -115,7 +125,7 @@ interface MemoryFigures {
 async function bareNodePss(): Promise<number> {
   const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1e9)'], { stdio: 'ignore' });
   try {
-    await new Promise((r) => setTimeout(r, 1000));
+    await sleep(1000);
     return treeMemory(child.pid!).pssMiB;
   } finally {
     child.kill('SIGKILL');
@@ -135,7 +145,7 @@ async function memory(ctd: Containerd, wasmImage: string, nativeImage: string, c
   try {
     await runDetached(WASM, wasmImage, 'memw', ['/probe.wasm', 'daemon', '200']);
     await runDetached(RUNC, nativeImage, 'memn', ['/probe.native', 'daemon', '200']);
-    await new Promise((r) => setTimeout(r, 1500));
+    await sleep(1500);
     const wasmts = treeMemory(...daemonTrees(ctd.address));
     const runc = treeMemory(...runcShimTrees(ctd.address));
     const bareNodePssMiB = await bareNodePss();
@@ -147,7 +157,7 @@ async function memory(ctd: Containerd, wasmImage: string, nativeImage: string, c
     };
   } finally {
     for (const id of ids) await ctd.ctr(['task', 'kill', '-s', 'SIGKILL', id]).catch(() => undefined);
-    await new Promise((r) => setTimeout(r, 300));
+    await sleep(300);
     for (const id of ids) {
       await ctd.ctr(['task', 'delete', id]).catch(() => undefined);
       await ctd.ctr(['container', 'delete', id]).catch(() => undefined);
@@ -158,13 +168,13 @@ async function memory(ctd: Containerd, wasmImage: string, nativeImage: string, c
 async function main(): Promise<void> {
   const started = Date.now();
   say('building shim and modules');
-  execFileSync('node', ['scripts/build.mjs'], { cwd: ROOT, stdio: 'inherit' });
-  execFileSync('bash', ['scripts/build-modules.sh'], { cwd: ROOT, stdio: 'inherit' });
+  execFileSync('node', ['scripts/build.mjs'], { cwd: REPO, stdio: 'inherit' });
+  execFileSync('bash', ['scripts/build-modules.sh'], { cwd: REPO, stdio: 'inherit' });
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wasmts-bench-'));
   const shimDir = path.join(tmp, 'bin');
   fs.mkdirSync(shimDir);
-  fs.symlinkSync(path.join(ROOT, 'bin/containerd-shim-wasmts-v1'), path.join(shimDir, 'containerd-shim-wasmts-v1'));
-  const mod = (name: string) => path.join(ROOT, 'build/modules', name);
+  fs.symlinkSync(SHIM_BIN, path.join(shimDir, SHIM_NAME));
+  const mod = (name: string) => path.join(MODULES, name);
   const images = [
     { ref: 'bench/hello-wasm:1', module: mod('hello.wasm') },
     { ref: 'bench/fib-wasm:1', module: mod('fib.wasm') },
@@ -271,7 +281,7 @@ async function main(): Promise<void> {
     const daemonPids = new Set(
       [...daemonTrees(off.address), ...daemonTrees(on.address)].flatMap((pid) => processTree(pid)),
     );
-    const ours = new RegExp(`${ROOT.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/dist/(shim|wasm-child)\\.cjs`);
+    const ours = new RegExp(`${escapeRegExp(DIST)}/(shim|wasm-child)\\.cjs`);
     const leftovers = listProcesses(ours).filter((p) => !daemonPids.has(p.pid));
     const rows: [string, string, string, string, boolean][] = [
       [
@@ -368,8 +378,8 @@ async function main(): Promise<void> {
       medianP1WasmMs: median([p1.ours.median]),
       leftovers: leftovers.length,
     };
-    fs.mkdirSync(path.join(ROOT, 'build'), { recursive: true });
-    fs.writeFileSync(path.join(ROOT, 'build/bench.json'), JSON.stringify(json, null, 2));
+    fs.mkdirSync(path.join(REPO, 'build'), { recursive: true });
+    fs.writeFileSync(path.join(REPO, 'build/bench.json'), JSON.stringify(json, null, 2));
     console.log(JSON.stringify(json));
   } finally {
     await off?.stop();
@@ -378,10 +388,12 @@ async function main(): Promise<void> {
     fs.rmSync(tmp, { recursive: true, force: true });
     // Daemons leave once their containerd's socket is gone (checked every 2 s).
     const addresses = [off?.address, on?.address].filter(Boolean) as string[];
-    const deadline = Date.now() + 8_000;
-    while (addresses.some((a) => daemonTrees(a).length) && Date.now() < deadline)
-      await new Promise((r) => setTimeout(r, 200));
-    const stuck = addresses.flatMap((a) => daemonTrees(a));
+    const stuck = await settled(
+      () => addresses.flatMap((a) => daemonTrees(a)),
+      (d) => d.length === 0,
+      8_000,
+      200,
+    );
     if (stuck.length)
       console.error(`bench: shim daemons still running after their containerd stopped: ${stuck.join(' ')}`);
   }

@@ -5,19 +5,17 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Task } from '../../src/gen/containerd/task/v2/shim_pb.js';
 import { TtrpcClient, createClient } from '../../src/ttrpc/client.js';
 import { DELETE_RESPONSE_FILE, encodeDeleteResponse } from '../../src/bundle/files.js';
 import { ms, summarizePairs, type PairSummary } from './stats.js';
-
-const SHIM = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/containerd-shim-wasmts-v1');
+import { SHIM_BIN as SHIM, sleep } from '../../test/harness/index.js';
 
 function timeRun(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv): { ms: number; stdout: Buffer } {
   const t0 = process.hrtime.bigint();
   const r = spawnSync(cmd, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
   const elapsed = ms(process.hrtime.bigint() - t0);
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr}`);
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr.toString()}`);
   return { ms: elapsed, stdout: r.stdout };
 }
 
@@ -95,7 +93,7 @@ export async function measureFrontEnd(
       const n2 = timeRun(process.execPath, ['-e', '0'], bundle, env);
       if (!d.stdout.equals(Buffer.from(response)))
         throw new Error('delete printed something else than the DeleteResponse left for it');
-      await new Promise((r) => setTimeout(r, 50)); // the daemon binds its next ready socket, as between containers
+      await sleep(50); // the daemon binds its next ready socket, as between containers
       if (i >= 0) {
         starts.push(s.ms);
         nodeForStart.push(n1.ms);

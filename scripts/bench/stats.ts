@@ -1,16 +1,8 @@
 // Small statistics for benchmark reports: medians and per-pair ratios, so
 // noise on a shared machine hits both sides of a comparison alike.
-export function median(values: number[]): number {
-  if (values.length === 0) return NaN;
-  const s = [...values].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-}
+import { median, percentile } from '../../test/harness/index.js';
 
-export function percentile(values: number[], p: number): number {
-  const s = [...values].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
-}
+export { median, percentile };
 
 export interface PairSummary {
   ours: { median: number; p90: number };

@@ -2,7 +2,7 @@
 // read off containerd's debug log (and the shim's lines in it), as offsets
 // from the moment ctr was started; medians over a few runs.
 import * as fs from 'node:fs';
-import type { Containerd } from '../../test/helpers/containerd.js';
+import { sleep, type Containerd } from '../../test/harness/index.js';
 import { median } from './stats.js';
 
 interface Milestone {
@@ -52,7 +52,7 @@ export async function timeline(
     const r = await ctd.ctr(runArgs(id), { timeoutMs: 60_000 });
     const end = Date.now();
     if (r.code !== 0) throw new Error(`timeline run failed: ${r.stderr}`);
-    await new Promise((res) => setTimeout(res, 300)); // containerd's last lines
+    await sleep(300); // containerd's last lines
     const fd = fs.openSync(ctd.logPath, 'r');
     const buf = Buffer.alloc(fs.fstatSync(fd).size - before);
     fs.readSync(fd, buf, 0, buf.length, before);

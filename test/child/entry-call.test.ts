@@ -6,11 +6,10 @@ import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { WASI } from 'node:wasi';
 import { callEntry, entryProblem, interceptProcExit } from '../../src/child/entry-call.js';
+import { MODULES } from '../harness/index.js';
 
-const MODULES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../build/modules');
 let dir: string;
 
 before(() => {

@@ -5,8 +5,13 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
-import { parseToChild, ProtocolError, SETUP_EXIT_STATUS, type ChildJob } from '../../src/child/protocol.js';
-import { parseFromChild } from '../../src/child/protocol.js';
+import {
+  parseToChild,
+  ProtocolError,
+  SETUP_EXIT_STATUS,
+  type ChildJob,
+  parseFromChild,
+} from '../../src/child/protocol.js';
 
 const job: ChildJob = {
   containerId: 'c1',

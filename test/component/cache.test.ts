@@ -8,6 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, test } from 'node:test';
 import { componentCacheConfig, DEFAULT_CACHE_DIR } from '../../src/child/cache-config.js';
+import { isObject, type JsonObject, parseJsonAs, sleep } from '../harness/index.js';
 import {
   evict,
   loadOrTranspile,
@@ -32,7 +33,7 @@ const component = (n: number, size = 100) => new Uint8Array(size).fill(n);
 /** Output whose files depend on the input, so a wrong entry would show. */
 async function fakeTranspile(bytes: Uint8Array): Promise<TranspileOutput> {
   calls++;
-  await new Promise((r) => setTimeout(r, 20)); // long enough for concurrent callers to overlap
+  await sleep(20); // long enough for concurrent callers to overlap
   return {
     files: { 'component.mjs': Buffer.from(`export const n = ${bytes[0]};`), 'component.core.wasm': bytes.slice() },
     imports: ['wasi:cli/environment'],
@@ -92,7 +93,7 @@ test('a lock left by a dead Create is taken over; a live one is waited for, not 
     settled = true;
     return r;
   });
-  await new Promise((r) => setTimeout(r, 300));
+  await sleep(300);
   assert.equal(settled, false, 'waits while the owner lives');
   const before = calls;
   fs.rmSync(live); // the owner gives up without storing
@@ -120,7 +121,8 @@ test('a corrupted file, a broken manifest or a missing file is rebuilt, never us
   assert.deepEqual([...r.files['component.core.wasm']], [...component(4)]);
 
   // a manifest naming a file outside the entry is refused
-  const manifest = JSON.parse(fs.readFileSync(path.join(entry, 'manifest.json'), 'utf8'));
+  const hasFiles = (v: unknown): v is { files: JsonObject } => isObject(v) && isObject(v.files);
+  const manifest = parseJsonAs(fs.readFileSync(path.join(entry, 'manifest.json'), 'utf8'), hasFiles, 'manifest.json');
   manifest.files['../../escape'] = { size: 1, sha256: 'x' };
   fs.writeFileSync(path.join(entry, 'manifest.json'), JSON.stringify(manifest));
   assert.equal((await loadOrTranspile(component(4), opts, fakeTranspile)).cache, 'miss');
@@ -167,7 +169,7 @@ test('past maxBytes the least recently used entries go, the newest stays', async
   const left = fs.readdirSync(opts.dir).sort();
   assert.ok(left.includes(c.digest), 'the entry just added stays');
   assert.ok(left.includes(a.digest), 'the recently used entry stays');
-  assert.ok(!left.includes(b.digest), `the least recently used entry goes: ${left}`);
+  assert.ok(!left.includes(b.digest), `the least recently used entry goes: ${left.join(', ')}`);
   // a bound smaller than one entry still keeps that one
   evict({ ...small, maxBytes: 1 }, c.digest);
   assert.deepEqual(fs.readdirSync(opts.dir), [c.digest]);
@@ -187,11 +189,12 @@ test('temp dirs of dead transpiles are cleared, fresh ones are left to their own
 });
 
 test('a transpiler output with a path in a file name is refused', async () => {
-  const bad = async (): Promise<TranspileOutput> => ({
-    files: { '../x.mjs': new Uint8Array(1) },
-    imports: [],
-    exports: [],
-  });
+  const bad = (): Promise<TranspileOutput> =>
+    Promise.resolve({
+      files: { '../x.mjs': new Uint8Array(1) },
+      imports: [],
+      exports: [],
+    });
   await assert.rejects(loadOrTranspile(component(14), opts, bad), /unexpected file name/);
 });
 

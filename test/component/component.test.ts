@@ -14,20 +14,27 @@ import { after, before, describe, test } from 'node:test';
 import { startOtlpReceiver, type OtlpReceiver } from '../../src/otlp/receiver.js';
 import {
   ensureBuilt,
+  makePlantedRootfs,
   MODULES,
+  openLine,
+  PLANTED_ABSOLUTE_INSIDE,
+  PLANTED_ESCAPES,
+  PLANTED_INSIDE,
+  PLANTED_LAST_LINKS,
+  PLANTED_OPEN_ARGS,
+  PLATFORM,
   REPO,
   RUNTIME,
-  startTracedContainerd,
-  waitForContainerTrace,
+  type Suite,
   type TestImage,
-  type TracedContainerd,
-} from '../tracing/helpers.js';
+} from '../harness/index.js';
+import { settledLeftovers, startTracedContainerd, waitForContainerTrace } from '../tracing/helpers.js';
 
 const T = { timeout: 90_000 };
 const GREETING = 'greetings from a component image';
 
 let rx: OtlpReceiver;
-let env: TracedContainerd;
+let env: Suite;
 let img: TestImage;
 let cacheDir: string;
 /** Host files no container may read or touch. */
@@ -96,35 +103,20 @@ before(
     secretDir = path.join(dir, 'host-secret');
     fs.mkdirSync(secretDir);
     fs.writeFileSync(path.join(secretDir, 'secret.txt'), 'host secret\n');
-    planted = makePlantedRootfs(path.join(dir, 'planted-rootfs'));
+    planted = makePlantedRootfs(
+      path.join(dir, 'planted-rootfs'),
+      path.join(MODULES, 'probe.component.wasm'),
+      secretDir,
+    );
   },
   { timeout: 180_000 },
 );
 
 after(async () => {
-  await env?.stop();
+  await env?.teardown();
   await rx?.close();
   img?.dispose();
 });
-
-/** The same planted rootfs as test/hostile/sandbox.test.ts, with the component as /probe.wasm. */
-function makePlantedRootfs(root: string): string {
-  fs.mkdirSync(path.join(root, 'd', 'sub'), { recursive: true });
-  fs.mkdirSync(path.join(root, 'scratch'));
-  fs.copyFileSync(path.join(MODULES, 'probe.component.wasm'), path.join(root, 'probe.wasm'));
-  fs.writeFileSync(path.join(root, 'd', 'sub', 'inside.txt'), 'inside\n');
-  fs.mkdirSync(path.join(root, secretDir), { recursive: true });
-  fs.writeFileSync(path.join(root, secretDir, 'secret.txt'), 'rerooted inside\n');
-  const up = '../'.repeat(12);
-  fs.symlinkSync(secretDir, path.join(root, 'abs'));
-  fs.symlinkSync(path.join(secretDir, 'secret.txt'), path.join(root, 'abs-file'));
-  fs.symlinkSync('/etc', path.join(root, 'etc-link'));
-  fs.symlinkSync(up + secretDir.slice(1), path.join(root, 'd', 'rel'));
-  fs.symlinkSync(up + secretDir.slice(1) + '/secret.txt', path.join(root, 'd', 'rel-file'));
-  fs.symlinkSync('sub', path.join(root, 'd', 'ok'));
-  fs.symlinkSync('/d/sub', path.join(root, 'absin'));
-  return root;
-}
 
 const P = '/probe.component.wasm';
 
@@ -216,7 +208,7 @@ describe('what the component sees', () => {
         '--runtime',
         RUNTIME,
         '--platform',
-        'wasip1/wasm',
+        PLATFORM,
         '--env',
         'FOO=bar baz',
         img.ref,
@@ -270,15 +262,7 @@ describe('what the component sees', () => {
   });
 });
 
-/** Polls `ctr task ls` until id shows status. */
-async function untilStatus(id: string, status: string): Promise<void> {
-  const deadline = Date.now() + 15_000;
-  const re = new RegExp(`^${id}\\s+\\d+\\s+${status}`, 'm');
-  while (!re.test((await env.c.ctr(['task', 'ls'])).stdout)) {
-    if (Date.now() > deadline) throw new Error(`task ${id} did not reach ${status}`);
-    await new Promise((res) => setTimeout(res, 100));
-  }
-}
+const untilStatus = (id: string, status: string) => env.waitStatus(id, status);
 
 describe('exit statuses', () => {
   test('exit 0 is 0; any other exit is 1 (wasi:cli/exit@0.2 carries ok or err only)', T, async () => {
@@ -319,8 +303,7 @@ describe('exit statuses', () => {
 });
 
 /** ctr run --rm --rootfs <planted>: the planted rootfs is a host directory, not an image. */
-const runIn = (id: string, args: string[]) =>
-  env.c.ctr(['run', '--rm', '--runtime', RUNTIME, '--rootfs', planted, id, ...args], { timeoutMs: 30_000 });
+const runIn = (id: string, args: string[]) => env.run(args, { id, rootfs: planted });
 
 describe('the sandbox', () => {
   test(
@@ -337,7 +320,7 @@ describe('the sandbox', () => {
         '--runtime',
         RUNTIME,
         '--platform',
-        'wasip1/wasm',
+        PLATFORM,
         img.ref,
         id,
         P,
@@ -365,39 +348,16 @@ describe('the sandbox', () => {
   );
 
   test('symlinks planted in the rootfs (absolute, relative, in any component) never lead out', T, async () => {
-    const r = await runIn(env.id('links'), [
-      '/probe.wasm',
-      'open',
-      '/abs/secret.txt',
-      '/abs-file',
-      '/etc-link/hostname',
-      '/etc-link/passwd',
-      '/d/rel/secret.txt',
-      '/d/rel-file',
-      'd/rel/secret.txt',
-      '/d/ok/inside.txt',
-      '/absin/inside.txt',
-      '/d/ok/../sub/inside.txt',
-    ]);
+    const r = await runIn(env.id('links'), PLANTED_OPEN_ARGS);
     assert.equal(r.code, 0, r.stderr);
     assert.doesNotMatch(r.stdout, /host secret/);
     assert.doesNotMatch(r.stdout, /root:x:0:0/);
-    const line = (p: string) => r.stdout.split('\n').find((l) => l.startsWith(`open ${p}: `)) ?? `(no line for ${p})`;
-    for (const p of [
-      '/abs/secret.txt',
-      '/abs-file',
-      '/etc-link/hostname',
-      '/etc-link/passwd',
-      '/d/rel/secret.txt',
-      '/d/rel-file',
-      'd/rel/secret.txt',
-    ]) {
+    const line = (p: string) => openLine(r.stdout, p);
+    for (const p of [...PLANTED_ESCAPES, ...PLANTED_LAST_LINKS])
       assert.match(line(p), /: fail /, `${p} must not open: ${line(p)}`);
-    }
-    for (const p of ['/d/ok/inside.txt', '/d/ok/../sub/inside.txt'])
-      assert.match(line(p), /: ok inside$/, `${p} must open: ${line(p)}`);
+    for (const p of PLANTED_INSIDE) assert.match(line(p), /: ok inside$/, `${p} must open: ${line(p)}`);
     // preview2-shim refuses every absolute link, even one meant inside the image: safe, if stricter than runc
-    assert.match(line('/absin/inside.txt'), /: (ok inside|fail .+)$/);
+    assert.match(line(PLANTED_ABSOLUTE_INSIDE), /: (ok inside|fail .+)$/);
   });
 
   test('writes through planted links or ".." never land outside', T, async () => {
@@ -473,11 +433,5 @@ describe('components wasmts cannot run', () => {
 });
 
 test('nothing is left behind', T, async () => {
-  const deadline = Date.now() + 8_000;
-  let left = env.leftovers();
-  while (left.length && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 200));
-    left = env.leftovers();
-  }
-  assert.deepEqual(left, []);
+  assert.deepEqual(await settledLeftovers([env], 8_000), []);
 });

@@ -4,24 +4,21 @@
 // in any component). preview2-shim resolves every path inside the preopen;
 // these tests hold it to the guarantees the shim gives preview 1 modules.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { NodeEngine } from '../../src/daemon/engine/node-engine.js';
+import { DIST, ensureBuilt, MODULES } from '../harness/index.js';
 
-const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const CHILD = path.join(REPO, 'dist', 'wasm-child.cjs');
+const CHILD = path.join(DIST, 'wasm-child.cjs');
 let tmp: string;
 let root: string;
 let outside: string;
 let engine: NodeEngine;
 
-before(() => {
-  execFileSync('bash', ['scripts/build-modules.sh'], { cwd: REPO, stdio: 'ignore' });
-  if (!fs.existsSync(CHILD)) execFileSync(process.execPath, ['scripts/build.mjs'], { cwd: REPO, stdio: 'ignore' });
+before(async () => {
+  await ensureBuilt();
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wasmts-cconfine-'));
   root = path.join(tmp, 'rootfs');
   outside = path.join(tmp, 'host-secret');
@@ -29,7 +26,7 @@ before(() => {
   fs.mkdirSync(outside);
   fs.writeFileSync(path.join(outside, 'secret.txt'), 'host secret\n');
   fs.writeFileSync(path.join(root, 'd/sub/inside.txt'), 'inside\n');
-  fs.copyFileSync(path.join(REPO, 'build/modules/probe.component.wasm'), path.join(root, 'probe.wasm'));
+  fs.copyFileSync(path.join(MODULES, 'probe.component.wasm'), path.join(root, 'probe.wasm'));
   fs.symlinkSync(outside, path.join(root, 'abs')); // absolute link to a host dir
   fs.symlinkSync('../../../../../../../../' + outside.slice(1), path.join(root, 'd/rel')); // relative, climbing out
   fs.symlinkSync('sub', path.join(root, 'd/ok')); // relative, staying inside

@@ -8,16 +8,13 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { NodeEngine } from '../../src/daemon/engine/node-engine.js';
+import { ensureBuilt, REPO } from '../harness/index.js';
 
-const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 let prefix: string;
 
-before(() => {
-  execFileSync('bash', ['scripts/build-modules.sh'], { cwd: REPO, stdio: 'ignore' });
-  if (!fs.existsSync(path.join(REPO, 'dist', 'wasm-child.cjs')))
-    execFileSync(process.execPath, ['scripts/build.mjs'], { cwd: REPO, stdio: 'ignore' });
+before(async () => {
+  await ensureBuilt();
   prefix = fs.mkdtempSync(path.join(os.tmpdir(), 'wasmts-install-'));
 });
 

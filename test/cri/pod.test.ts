@@ -18,9 +18,8 @@ import {
   type ContainerConfigSchema,
   type PodSandboxConfig,
 } from '../../src/gen/cri/runtime/v1/api_pb.js';
-import { busyDaemonProblems, listMounts, listProcesses, processAlive } from '../helpers/containerd.js';
+import { busyDaemonProblems, listMounts, listProcesses, processAlive, socketPathFor, until } from '../harness/index.js';
 import { isShimDaemon } from '../../src/handoff/handoff.js';
-import { socketPathFor, until } from '../e2e/helpers.js';
 import { CRI_NAMESPACE, HANDLER, PAUSE_IMAGE, PROBE_IMAGE, RUNTIME_TYPE, startCriNode, type CriNode } from './setup.js';
 
 const T = { timeout: 60_000 };

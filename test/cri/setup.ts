@@ -10,15 +10,22 @@ import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { startContainerd, type Containerd } from '../helpers/containerd.js';
-import { ensureBuilt, MODULES, REPO } from '../e2e/helpers.js';
+import {
+  type Containerd,
+  CRI_NAMESPACE,
+  ensureBuilt,
+  MODULES,
+  REPO,
+  RUNTIME,
+  startContainerd,
+} from '../harness/index.js';
 import { connectCri, type CriClient } from './client.js';
 
 const run = promisify(execFile);
 
 export const HANDLER = 'wasmts';
-export const RUNTIME_TYPE = 'io.containerd.wasmts.v1';
-export const CRI_NAMESPACE = 'k8s.io';
+export const RUNTIME_TYPE = RUNTIME;
+export { CRI_NAMESPACE };
 export const PAUSE_IMAGE = 'docker.io/wasmts-test/pause:cri';
 export const PROBE_IMAGE = 'docker.io/wasmts-test/probe:cri';
 
@@ -35,6 +42,7 @@ async function wasmtsImage(args: string[]): Promise<void> {
   } catch (err) {
     throw new Error(
       `wasmts image ${args.join(' ')} failed: ${String((err as { stderr?: string }).stderr ?? (err as Error).message).trim()}`,
+      { cause: err },
     );
   }
 }

@@ -15,8 +15,19 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { AnySchema, anyPack } from '@bufbuild/protobuf/wkt';
-import { daemonKey, processAlive, shimDaemons, startContainerd, type Containerd } from '../helpers/containerd.js';
-import { ensureBuilt, MODULES, REPO, SHIM_BIN, sleep, until } from '../e2e/helpers.js';
+import {
+  type Containerd,
+  daemonKey,
+  ensureBuilt,
+  MODULES,
+  processAlive,
+  REPO,
+  SHIM_BIN,
+  shimDaemons,
+  sleep,
+  startContainerd,
+  until,
+} from '../harness/index.js';
 import { TtrpcClient, createClient } from '../../src/ttrpc/client.js';
 import { Task, DeleteResponseSchema } from '../../src/gen/containerd/task/v2/shim_pb.js';
 import { OptionsSchema } from '../../src/gen/runtimeoptions/v1/api_pb.js';

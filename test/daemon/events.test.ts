@@ -13,6 +13,7 @@ import { ForwardRequestSchema } from '../../src/gen/containerd/services/events/t
 import { TaskStartSchema, TaskExitSchema } from '../../src/gen/containerd/events/task_pb.js';
 import { EventPublisher } from '../../src/daemon/events.js';
 import type { Logger } from '../../src/daemon/log.js';
+import { sleep } from '../harness/index.js';
 
 function tmpSocket(): string {
   return path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'wasmts-events-')), 'events.sock');
@@ -28,12 +29,12 @@ test('events arrive in order with bare type URLs, after the server recovers from
   const seen: { topic: string; typeUrl: string; ns: string; ts: bigint }[] = [];
   let failuresLeft = 3;
   const server = new TtrpcServer();
-  server.register('containerd.services.events.ttrpc.v1.Events', 'Forward', async (payload) => {
-    if (failuresLeft-- > 0) throw new TtrpcError(Code.Unavailable, 'not yet');
+  server.register('containerd.services.events.ttrpc.v1.Events', 'Forward', (payload) => {
+    if (failuresLeft-- > 0) return Promise.reject(new TtrpcError(Code.Unavailable, 'not yet'));
     const req = fromBinary(ForwardRequestSchema, payload);
     const env = req.envelope!;
     seen.push({ topic: env.topic, typeUrl: env.event!.typeUrl, ns: env.namespace, ts: env.timestamp!.seconds });
-    return toBinary(EmptySchema, create(EmptySchema));
+    return Promise.resolve(toBinary(EmptySchema, create(EmptySchema)));
   });
   await server.listen({ path: socket });
   const lines: string[] = [];
@@ -82,12 +83,12 @@ test('an events socket that comes back gets the queued events', async () => {
   const lines: string[] = [];
   const pub = new EventPublisher({ address: socket, namespace: 'n', log: recordingLog(lines) });
   pub.publish('/tasks/start', TaskStartSchema, create(TaskStartSchema, { containerId: 'late' }));
-  await new Promise((r) => setTimeout(r, 400)); // a few failed attempts
+  await sleep(400); // a few failed attempts
   const got: string[] = [];
   const server = new TtrpcServer();
-  server.register('containerd.services.events.ttrpc.v1.Events', 'Forward', async (payload) => {
+  server.register('containerd.services.events.ttrpc.v1.Events', 'Forward', (payload) => {
     got.push(fromBinary(ForwardRequestSchema, payload).envelope!.topic);
-    return new Uint8Array();
+    return Promise.resolve(new Uint8Array());
   });
   await server.listen({ path: socket });
   await pub.drain(5_000);

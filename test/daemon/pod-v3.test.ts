@@ -6,7 +6,6 @@
 // exec, so the Delete RPC alone must leave nothing behind.
 import { DELETE_RESPONSE_FILE, SHIM_PID_FILE } from '../../src/bundle/files.js';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -15,13 +14,24 @@ import { Task } from '../../src/gen/containerd/task/v2/shim_pb.js';
 import { BootstrapResultSchema } from '../../src/gen/containerd/runtime/bootstrap/v1/bootstrap_pb.js';
 import { TtrpcClient, createClient } from '../../src/ttrpc/client.js';
 import { mountsUnder } from '../../src/host/cleanup.js';
-import { startContainerd, type Containerd } from '../helpers/containerd.js';
-import { acceptReply, startCall, type ContainerdVersion } from '../helpers/containerd-bootstrap.js';
+import {
+  type Containerd,
+  CRI_NAMESPACE,
+  MODULES,
+  processAlive,
+  runShim,
+  startContainerd,
+  TASK_SERVICE_V3,
+  until,
+  writeHandBundle,
+  acceptReply,
+  startCall,
+  type ContainerdVersion,
+} from '../harness/index.js';
 
-const SHIM = path.resolve('bin/containerd-shim-wasmts-v1');
-const HELLO = path.resolve('build/modules/hello.wasm');
-const NS = 'k8s.io';
-const V3 = 'containerd.task.v3.Task';
+const HELLO = path.join(MODULES, 'hello.wasm');
+const NS = CRI_NAMESPACE;
+const V3 = TASK_SERVICE_V3;
 
 let ctd: Containerd;
 
@@ -33,13 +43,7 @@ after(async () => {
 });
 
 function bundleFor(id: string, annotations: Record<string, string>, args = ['/x.wasm']): string {
-  const dir = path.join(ctd.state, 'io.containerd.runtime.v2.task', NS, id);
-  fs.mkdirSync(path.join(dir, 'rootfs'), { recursive: true });
-  fs.writeFileSync(
-    path.join(dir, 'config.json'),
-    JSON.stringify({ ociVersion: '1.0.2', process: { args, cwd: '/' }, root: { path: 'rootfs' }, annotations }),
-  );
-  return dir;
+  return writeHandBundle(ctd, id, { namespace: NS, annotations, args, rootfs: true });
 }
 
 /** `<shim> -namespace NS -address A -publish-binary P -id ID start` with the env and stdin containerd `version` gives it. */
@@ -54,62 +58,23 @@ function start(version: ContainerdVersion, id: string, bundle: string, env: Reco
   });
   const base = { ...process.env };
   for (const k of ['MAX_SHIM_VERSION', 'WASMTS_SHIM_VERSION', 'GRPC_ADDRESS', 'NAMESPACE']) delete base[k];
-  const r = spawnSync(
-    SHIM,
-    ['-namespace', NS, '-address', ctd.address, '-publish-binary', '/usr/bin/containerd', '-id', id, 'start'],
-    {
-      cwd: bundle,
-      input: callInputs.stdin,
-      env: { ...base, WASMTS_SPARE: '0', ...callInputs.env },
-      timeout: 20_000,
-    },
-  );
-  assert.equal(r.status, 0, r.stderr.toString());
+  const r = runShim(ctd, ['-id', id, 'start'], {
+    namespace: NS,
+    cwd: bundle,
+    input: callInputs.stdin,
+    env: { ...base, WASMTS_SPARE: '0', ...callInputs.env },
+  });
+  assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stderr.length, 0, 'nothing on stderr: containerd reads stdout and stderr combined');
-  return { raw: new Uint8Array(r.stdout), accepted: acceptReply(version, r.stdout) };
+  return { raw: new Uint8Array(r.raw), accepted: acceptReply(version, r.raw) };
 }
 
 function runDelete(id: string, bundle: string): void {
-  const r = spawnSync(
-    SHIM,
-    [
-      '-namespace',
-      NS,
-      '-address',
-      ctd.address,
-      '-publish-binary',
-      '/usr/bin/containerd',
-      '-id',
-      id,
-      '-bundle',
-      bundle,
-      'delete',
-    ],
-    {
-      cwd: bundle,
-      env: { ...process.env, TTRPC_ADDRESS: ctd.ttrpcAddress },
-      timeout: 20_000,
-    },
-  );
-  assert.equal(r.status, 0, r.stderr.toString());
+  const r = runShim(ctd, ['-id', id, '-bundle', bundle, 'delete'], { cwd: bundle, namespace: NS });
+  assert.equal(r.code, 0, r.stderr);
 }
 
-function alive(pid: number): boolean {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
-async function until(what: string, fn: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!fn()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+const alive = processAlive;
 
 async function taskClient(address: string, service: string) {
   const conn = await TtrpcClient.connect(address);

@@ -10,8 +10,7 @@ import { AnySchema, anyUnpack } from '@bufbuild/protobuf/wkt';
 import { MetricsSchema } from '../../src/gen/cgroups/v1/metrics_pb.js';
 import { Status } from '../../src/gen/containerd/types/task/task_pb.js';
 import { Code } from '../../src/ttrpc/status.js';
-import { DELETE_RESPONSE_FILE, SHIM_PID_FILE } from '../../src/bundle/files.js';
-import { INIT_PID_FILE as PID_FILE } from '../../src/bundle/files.js';
+import { DELETE_RESPONSE_FILE, SHIM_PID_FILE, INIT_PID_FILE as PID_FILE } from '../../src/bundle/files.js';
 import { VERSION } from '../../src/version.js';
 import { harness, makeBundle, rejectsWith, settle, v2Call, type Harness } from './in-process.js';
 

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { create, toBinary } from '@bufbuild/protobuf';
+import { create, toBinary, fromBinary } from '@bufbuild/protobuf';
 import { parseShimFlags, FlagError } from '../../src/frontend/flags.js';
 import { groupingFor, socketPathFor } from '../../src/handoff/socket-address.js';
 import { parseStartInput } from '../../src/frontend/bootstrap.js';
@@ -26,7 +26,6 @@ import { BootstrapParamsSchema } from '../../src/gen/containerd/runtime/bootstra
 import { Status } from '../../src/gen/containerd/types/task/task_pb.js';
 import { Code } from '../../src/ttrpc/status.js';
 import { toTtrpcError } from '../../src/daemon/errors.js';
-import { fromBinary } from '@bufbuild/protobuf';
 import type { WasmInstance } from '../../src/daemon/engine/engine.js';
 
 describe('flags', () => {

@@ -8,10 +8,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { fileURLToPath } from 'node:url';
-import { descendants, listMounts, listProcesses, processAlive } from '../helpers/containerd.js';
+import { descendants, listMounts, processAlive, processesUnder, REPO, sleep } from '../harness/index.js';
 
-const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const DEMO = path.join(REPO, 'scripts', 'demo.ts');
 const BASE_FLAGS = ['--skip-setup', '--no-keep', '--http-port', '0', '--grpc-port', '0'];
 const notRoot = process.getuid?.() !== 0 ? 'needs root (runs a private containerd)' : false;
@@ -75,10 +73,6 @@ function startDemo(args: string[]): Demo {
   };
 }
 
-function escapeRe(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
-
 /** The demo's temp dir and containerd pid, from its progress lines. */
 function parseRun(out: string): { dir: string; containerdPid: number } {
   const dir = /^\s+dir (\S+)$/m.exec(out)?.[1];
@@ -89,10 +83,10 @@ function parseRun(out: string): { dir: string; containerdPid: number } {
 
 async function assertNothingLeft(dir: string, pids: number[], out: string): Promise<void> {
   // Exit hooks run synchronously before the process ends; give the kernel a moment to reap.
-  for (let i = 0; i < 40 && pids.some(processAlive); i++) await new Promise((r) => setTimeout(r, 50));
+  for (let i = 0; i < 40 && pids.some(processAlive); i++) await sleep(50);
   assert.deepEqual(pids.filter(processAlive), [], `processes of the demo still alive\n${out}`);
   assert.deepEqual(
-    listProcesses(new RegExp(escapeRe(dir) + '/')).map((p) => p.cmdline),
+    processesUnder(dir).map((p) => p.cmdline),
     [],
     'processes still referring to the temp dir',
   );
@@ -148,7 +142,7 @@ describe('make demo (scripts/demo.ts)', { timeout: 55_000 }, () => {
       const out = d.output();
       const { dir, containerdPid } = parseRun(out);
       // containerd, the shim daemon and its Wasm child: all of them must go
-      const mine = listProcesses(new RegExp(escapeRe(dir) + '/')).map((p) => p.pid);
+      const mine = processesUnder(dir).map((p) => p.pid);
       assert.ok(
         mine.some((pid) => /containerd-shim|shim\.cjs/.test(fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8'))),
         'no shim process found while the container runs',

@@ -7,29 +7,12 @@
 // daemon is in robustness.test.ts.)
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { after, before, test } from 'node:test';
-import { processAlive, shimDaemons } from '../helpers/containerd.js';
-import { collect, e2e, setupSuite, until, type Suite } from './helpers.js';
+import { test } from 'node:test';
+import { e2e, leftoversLogged, processAlive, shimDaemons, subscribeEvents, until, useSuite } from '../harness/index.js';
 
-let s: Suite;
-const S = () => s;
+const S = useSuite('edmn');
 const T = { timeout: 120_000 };
 const N = 5;
-
-before(
-  async () => {
-    s = await setupSuite('edmn');
-  },
-  { timeout: 120_000 },
-);
-
-after(async () => {
-  await s?.teardown();
-});
-
-const bundleOf = (s: Suite, id: string) => path.join(s.c.state, 'io.containerd.runtime.v2.task', s.c.namespace, id);
-const daemonOf = (s: Suite, id: string) => Number(fs.readFileSync(path.join(bundleOf(s, id), 'shim.pid'), 'utf8'));
 
 interface ExitEvent {
   id: string;
@@ -59,26 +42,13 @@ test(
     S,
     Array.from({ length: N }, (_, i) => `k${i}`),
     async (t, s, ids) => {
-      const ev = s.c.ctrSpawn(['events'], { stdio: ['ignore', 'pipe', 'pipe'] });
-      t.after(() => {
-        ev.kill('SIGKILL');
-      });
-      const events = collect(ev.stdout);
-      await until(
-        'ctr events to subscribe',
-        async () => {
-          await s.ctrOk(['namespaces', 'label', s.c.namespace, `e2e.sync=${Date.now()}`]);
-          return events.text().includes('/namespaces/update');
-        },
-        10_000,
-        200,
-      );
+      const events = await subscribeEvents(t, s);
 
       for (const id of ids) await s.runDetached(['/probe.wasm', 'daemon', '100'], { id });
       const tasks = await s.tasks();
       for (const id of ids) assert.equal(tasks.get(id)?.status, 'RUNNING', `${id} not running`);
       const children = ids.map((id) => tasks.get(id)!.pid);
-      const daemons = new Set(ids.map((id) => daemonOf(s, id)));
+      const daemons = new Set(ids.map((id) => s.shimPid(id)));
       assert.equal(daemons.size, 1, `all ${N} containers on one daemon: ${[...daemons].join(', ')}`);
       const [daemon] = [...daemons] as [number];
       assert.deepEqual(
@@ -120,7 +90,7 @@ test(
           `${id}: exit statuses ${statuses.join(', ')}, want non-zero`,
         );
       }
-      ev.kill('SIGKILL'); // (leftovers() would count it: it runs with -address)
+      events.stop(); // (leftovers() would count it: it runs with -address)
       // containerd forgot the dead shim's tasks (or lists them stopped; then delete reports non-zero)
       await until(
         "containerd to drop the dead daemon's tasks",
@@ -141,7 +111,7 @@ test(
       // nothing of them is left: children, sockets, bundles (leftovers() checks processes, mounts, sockets)
       await until('the Wasm children to be gone', () => children.every((pid) => !processAlive(pid)), 10_000);
       for (const p of sockets) assert.equal(fs.existsSync(p), false, `socket left: ${p}`);
-      for (const id of ids) assert.equal(fs.existsSync(bundleOf(s, id)), false, `bundle left: ${bundleOf(s, id)}`);
+      for (const id of ids) assert.equal(fs.existsSync(s.c.bundleDir(id)), false, `bundle left: ${s.c.bundleDir(id)}`);
       assert.deepEqual(
         shimDaemons(s.c.address).map((p) => p.pid),
         [],
@@ -164,7 +134,5 @@ test(
 );
 
 test('leaves no shim, wasm child, mount or socket behind', T, async () => {
-  const problems = await s.leftovers();
-  if (problems.length) process.stderr.write(`${s.logFor(...s.ids)}\n`);
-  assert.deepEqual(problems, []);
+  assert.deepEqual(await leftoversLogged(S()), []);
 });

@@ -3,23 +3,11 @@
 // exports) and on a reactor (reactor: no _start), with stdio, env and exit
 // statuses; entries that cannot run fail Create with the reason.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { e2e, GREETING, setupSuite, type Suite } from './helpers.js';
+import { test } from 'node:test';
+import { e2e, GREETING, leftoversLogged, useSuite } from '../harness/index.js';
 
-let s: Suite;
-const S = () => s;
+const S = useSuite('entry');
 const T = { timeout: 60_000 };
-
-before(
-  async () => {
-    s = await setupSuite('entry');
-  },
-  { timeout: 120_000 },
-);
-
-after(async () => {
-  await s?.teardown();
-});
 
 test(
   'a command module: an export runs instead of main, with stdio and the rootfs; exit status 0',
@@ -90,7 +78,5 @@ test(
 );
 
 test('leaves no shim, wasm child, mount or socket behind', T, async () => {
-  const problems = await s.leftovers();
-  if (problems.length) process.stderr.write(`${s.logFor(...s.ids)}\n`);
-  assert.deepEqual(problems, []);
+  assert.deepEqual(await leftoversLogged(S()), []);
 });

@@ -3,23 +3,11 @@
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { after, before, test } from 'node:test';
-import { e2e, GREETING, setupSuite, until, type Suite } from './helpers.js';
+import { test } from 'node:test';
+import { e2e, GREETING, leftoversLogged, until, useSuite } from '../harness/index.js';
 
-let s: Suite;
-const S = () => s;
+const S = useSuite('exec');
 const T = { timeout: 60_000 };
-
-before(
-  async () => {
-    s = await setupSuite('exec');
-  },
-  { timeout: 120_000 },
-);
-
-after(async () => {
-  await s?.teardown();
-});
 
 test(
   'ctr task exec runs another module with its own output and exit code',
@@ -109,7 +97,7 @@ test(
       },
       10_000,
     );
-    assert.ok(pids.includes(initPid), `init pid ${initPid} not in ${pids}`);
+    assert.ok(pids.includes(initPid), `init pid ${initPid} not in ${pids.join(', ')}`);
     const execPid = pids.find((p) => p !== initPid)!;
     s.childPids.add(execPid);
     assert.match(fs.readFileSync(`/proc/${execPid}/cmdline`, 'utf8'), /wasm-child/);
@@ -137,7 +125,5 @@ test(
 );
 
 test('leaves no shim, wasm child, mount or socket behind', T, async () => {
-  const problems = await s.leftovers();
-  if (problems.length) process.stderr.write(`${s.logFor(...s.ids)}\n`);
-  assert.deepEqual(problems, []);
+  assert.deepEqual(await leftoversLogged(S()), []);
 });

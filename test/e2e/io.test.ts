@@ -1,23 +1,11 @@
 // End to end under a private containerd: the container's stdio through the
 // FIFOs ctr hands to the shim.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { e2e, setupSuite, type Suite } from './helpers.js';
+import { test } from 'node:test';
+import { e2e, leftoversLogged, useSuite } from '../harness/index.js';
 
-let s: Suite;
-const S = () => s;
+const S = useSuite('io');
 const T = { timeout: 60_000 };
-
-before(
-  async () => {
-    s = await setupSuite('io');
-  },
-  { timeout: 120_000 },
-);
-
-after(async () => {
-  await s?.teardown();
-});
 
 test(
   'stdout and stderr arrive separately',
@@ -72,7 +60,5 @@ test(
 );
 
 test('leaves no shim, wasm child, mount or socket behind', T, async () => {
-  const problems = await s.leftovers();
-  if (problems.length) process.stderr.write(`${s.logFor(...s.ids)}\n`);
-  assert.deepEqual(problems, []);
+  assert.deepEqual(await leftoversLogged(S()), []);
 });

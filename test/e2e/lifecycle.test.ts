@@ -4,23 +4,20 @@
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { after, before, test } from 'node:test';
-import { collect, e2e, GREETING, IMAGE_ENV, SHIM_BIN, setupSuite, until, type Suite } from './helpers.js';
+import { test } from 'node:test';
+import {
+  e2e,
+  GREETING,
+  IMAGE_ENV,
+  leftoversLogged,
+  SHIM_BIN,
+  subscribeEvents,
+  until,
+  useSuite,
+} from '../harness/index.js';
 
-let s: Suite;
-const S = () => s;
+const S = useSuite('life');
 const T = { timeout: 60_000 };
-
-before(
-  async () => {
-    s = await setupSuite('life');
-  },
-  { timeout: 120_000 },
-);
-
-after(async () => {
-  await s?.teardown();
-});
 
 test(
   'args reach the module, argv[0] is the module path',
@@ -254,22 +251,7 @@ test(
   'ctr events shows /tasks/create, /tasks/start, /tasks/exit, /tasks/delete in order',
   T,
   e2e(S, ['events'], async (t, s, [id]) => {
-    const ev = s.c.ctrSpawn(['events'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    t.after(() => {
-      ev.kill('SIGKILL');
-    });
-    const out = collect(ev.stdout);
-    const errOut = collect(ev.stderr);
-    // wait until the subscription is live: a namespace label update is an event too
-    await until(
-      'ctr events to subscribe',
-      async () => {
-        await s.ctrOk(['namespaces', 'label', s.c.namespace, `e2e.sync=${Date.now()}`]);
-        return out.text().includes('/namespaces/update');
-      },
-      10_000,
-      200,
-    );
+    const out = await subscribeEvents(t, s);
 
     const r = await s.run(['/probe.wasm', 'exit', '7'], { id: id });
     assert.equal(r.code, 7, r.stderr);
@@ -289,7 +271,7 @@ test(
       () => mine().some((e) => e.topic === '/tasks/delete') && mine(),
       10_000,
     ).catch((err: Error) => {
-      throw new Error(`${err.message}\nctr events stdout:\n${out.text()}\nstderr:\n${errOut.text()}`);
+      throw new Error(`${err.message}\nctr events stdout:\n${out.text()}\nstderr:\n${out.errors()}`);
     });
     assert.deepEqual(
       got.map((e) => e.topic),
@@ -302,7 +284,5 @@ test(
 );
 
 test('leaves no shim, wasm child, mount or socket behind', T, async () => {
-  const problems = await s.leftovers();
-  if (problems.length) process.stderr.write(`${s.logFor(...s.ids)}\n`);
-  assert.deepEqual(problems, []);
+  assert.deepEqual(await leftoversLogged(S()), []);
 });

@@ -4,26 +4,13 @@
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { after, before, test } from 'node:test';
-import { e2e, setupSuite, type Suite } from './helpers.js';
+import { test } from 'node:test';
+import { e2e, leftoversLogged, useSuite } from '../harness/index.js';
 
-let s: Suite;
-const S = () => s;
+const S = useSuite('pod');
 const T = { timeout: 60_000 };
 
-before(
-  async () => {
-    s = await setupSuite('pod');
-  },
-  { timeout: 120_000 },
-);
-
-after(async () => {
-  await s?.teardown();
-});
-
-const shimPid = (id: string) =>
-  Number(fs.readFileSync(path.join(s.c.state, 'io.containerd.runtime.v2.task', s.c.namespace, id, 'shim.pid'), 'utf8'));
+const shimPid = (id: string) => S().shimPid(id);
 
 test(
   'pause sandbox plus two Wasm containers in one pod daemon',
@@ -71,7 +58,5 @@ test(
 );
 
 test('leaves no shim, wasm child, mount or socket behind', T, async () => {
-  const problems = await s.leftovers();
-  if (problems.length) process.stderr.write(`${s.logFor(...s.ids)}\n`);
-  assert.deepEqual(problems, []);
+  assert.deepEqual(await leftoversLogged(S()), []);
 });

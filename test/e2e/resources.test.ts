@@ -3,50 +3,25 @@
 // come from the cgroup, and the cgroup is gone after delete.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import { after, before, test } from 'node:test';
-import { collect, e2e, setupSuite, until, type Suite } from './helpers.js';
+import { test } from 'node:test';
+import { e2e, leftoversLogged, subscribeEvents, until, useSuite } from '../harness/index.js';
 
-let s: Suite;
-const S = () => s;
+const S = useSuite('res');
 const T = { timeout: 60_000 };
 const MEMCG = '/sys/fs/cgroup/memory';
 const cgroupsUsable = fs.existsSync(MEMCG) || fs.existsSync('/sys/fs/cgroup/cgroup.controllers');
 
-before(
-  async () => {
-    s = await setupSuite('res');
-  },
-  { timeout: 120_000 },
-);
-
-after(async () => {
-  await s?.teardown();
-});
-
 function cgroupDir(id: string): string {
   return fs.existsSync('/sys/fs/cgroup/cgroup.controllers')
-    ? `/sys/fs/cgroup/${s.c.namespace}/${id}`
-    : `${MEMCG}/${s.c.namespace}/${id}`;
+    ? `/sys/fs/cgroup/${S().c.namespace}/${id}`
+    : `${MEMCG}/${S().c.namespace}/${id}`;
 }
 
 test(
   'a module past its memory limit is OOM-killed: 137 and a /tasks/oom event',
   { ...T, skip: !cgroupsUsable && 'no cgroups here' },
   e2e(S, ['oom'], async (t, s, [id]) => {
-    const ev = s.c.ctrSpawn(['events'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    t.after(() => {
-      ev.kill('SIGKILL');
-    });
-    const out = collect(ev.stdout);
-    await until(
-      'ctr events to subscribe',
-      async () => {
-        await s.ctrOk(['namespaces', 'label', s.c.namespace, `e2e.sync=${Date.now()}`]);
-        return out.text().includes('/namespaces/update');
-      },
-      10_000,
-      200,
-    );
+    const out = await subscribeEvents(t, s);
     const r = await s.run(['/probe.wasm', 'oom', '4'], { id: id, flags: ['--memory-limit', String(160 << 20)] });
     assert.equal(r.code, 137, `${r.stdout}${r.stderr}`);
     assert.doesNotMatch(r.stdout, /oom: allocated/, 'killed before malloc failed');
@@ -82,7 +57,5 @@ test(
 );
 
 test('leaves no shim, wasm child, mount or socket behind', T, async () => {
-  const problems = await s.leftovers();
-  if (problems.length) process.stderr.write(`${s.logFor(...s.ids)}\n`);
-  assert.deepEqual(problems, []);
+  assert.deepEqual(await leftoversLogged(S()), []);
 });

@@ -2,32 +2,25 @@
 // containerd restart under containers running on the shared daemon, a child
 // killed from outside. (kill -9 of the daemon itself: daemon.test.ts.)
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { processAlive, shimDaemons } from '../helpers/containerd.js';
-import { collect, e2e, PLATFORM, RUNTIME, setupSuite, sleep, spawnRun, until, type Suite } from './helpers.js';
+import { test } from 'node:test';
+import {
+  collect,
+  e2e,
+  leftoversLogged,
+  PLATFORM,
+  processAlive,
+  RUNTIME,
+  shimDaemons,
+  sleep,
+  subscribeEvents,
+  until,
+  useSuite,
+} from '../harness/index.js';
 
-let s: Suite;
-const S = () => s;
+const S = useSuite('robust');
 const T = { timeout: 90_000 };
 
-before(
-  async () => {
-    s = await setupSuite('robust');
-  },
-  { timeout: 120_000 },
-);
-
-after(async () => {
-  await s?.teardown();
-});
-
 const N = 10;
-
-/** The daemon serving a container (it writes its pid into the bundle at Create). */
-const daemonOf = (s: Suite, id: string) =>
-  Number(fs.readFileSync(path.join(s.c.state, 'io.containerd.runtime.v2.task', s.c.namespace, id, 'shim.pid'), 'utf8'));
 
 // Each module blocks on stdin until every container runs, then prints what it
 // read. Why hold them: ctr itself can drop the output of a module that exits
@@ -48,7 +41,7 @@ test(
     Array.from({ length: N }, (_, i) => `par${i}`),
     async (t, s, ids) => {
       const runs = ids.map((id, i) =>
-        spawnRun(s, ['/probe.wasm', 'stdin', `container ${i} read: `], {
+        s.spawnRun(['/probe.wasm', 'stdin', `container ${i} read: `], {
           id,
           flags: ['--env', `INDEX=${i}`],
           timeoutMs: 60_000,
@@ -111,7 +104,7 @@ test(
     for (const id of ids) await s.runDetached(['/probe.wasm', 'daemon', '100'], { id });
     const was = await s.tasks();
     for (const id of ids) assert.equal(was.get(id)?.status, 'RUNNING', id);
-    const daemons = new Set(ids.map((id) => daemonOf(s, id)));
+    const daemons = new Set(ids.map((id) => s.shimPid(id)));
     assert.equal(daemons.size, 1, `one daemon serves all three: ${[...daemons].join(', ')}`);
     const [daemon] = [...daemons] as [number];
     const oldPid = s.c.pid;
@@ -129,20 +122,7 @@ test(
     }
     assert.ok(processAlive(daemon), 'the daemon lived through the restart');
 
-    const ev = s.c.ctrSpawn(['events'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    t.after(() => {
-      ev.kill('SIGKILL');
-    });
-    const out = collect(ev.stdout);
-    await until(
-      'ctr events to subscribe',
-      async () => {
-        await s.ctrOk(['namespaces', 'label', s.c.namespace, `e2e.sync=${Date.now()}`]);
-        return out.text().includes('/namespaces/update');
-      },
-      10_000,
-      200,
-    );
+    const out = await subscribeEvents(t, s);
 
     // a new container after the restart works, on the same daemon (no other was started)
     const fresh = s.id('restart-new');
@@ -221,7 +201,5 @@ test(
 );
 
 test('leaves no shim, wasm child, mount or socket behind', T, async () => {
-  const problems = await s.leftovers();
-  if (problems.length) process.stderr.write(`${s.logFor(...s.ids)}\n`);
-  assert.deepEqual(problems, []);
+  assert.deepEqual(await leftoversLogged(S()), []);
 });

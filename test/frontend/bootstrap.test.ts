@@ -20,7 +20,7 @@ import {
   VERSIONS,
   type ContainerdVersion,
   type StartCallOptions,
-} from '../helpers/containerd-bootstrap.js';
+} from '../harness/index.js';
 
 const ADDRESS = 'unix:///run/containerd/s/8c2f9e1c6bd0f5a4d1e0b7a3c9d2e4f60718293a4b5c6d7e8f90a1b2c3d4e5f6';
 const V2 = 'containerd.task.v2.Task';

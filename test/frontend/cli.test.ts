@@ -7,12 +7,21 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { anyPack } from '@bufbuild/protobuf/wkt';
-import { startContainerd, type Containerd } from '../helpers/containerd.js';
+import {
+  processAlive,
+  runShim as runShimAs,
+  SHIM_BIN as SHIM,
+  sleep,
+  socketPathFor,
+  startContainerd,
+  until,
+  writeHandBundle,
+  type Containerd,
+} from '../harness/index.js';
 import { TtrpcClient, createClient } from '../../src/ttrpc/client.js';
 import { Task, DeleteResponseSchema } from '../../src/gen/containerd/task/v2/shim_pb.js';
 import {
@@ -21,7 +30,6 @@ import {
 } from '../../src/gen/containerd/runtime/bootstrap/v1/bootstrap_pb.js';
 import { OptionsSchema } from '../../src/gen/runtimeoptions/v1/api_pb.js';
 
-const SHIM = path.resolve('bin/containerd-shim-wasmts-v1');
 const NS = 'default';
 
 let ctd: Containerd;
@@ -33,61 +41,32 @@ after(async () => {
   await ctd?.stop();
 });
 
+/** A bundle where containerd 1.6 puts it: <state>/io.containerd.runtime.v2.task/<ns>/<id>. */
 function bundleFor(id: string, annotations: Record<string, string> = {}): string {
-  // The same place containerd 1.6 puts it: <state>/io.containerd.runtime.v2.task/<ns>/<id>
-  const dir = path.join(ctd.state, 'io.containerd.runtime.v2.task', NS, id);
-  fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(
-    path.join(dir, 'config.json'),
-    JSON.stringify({ ociVersion: '1.0.2', process: { args: ['/x.wasm'] }, annotations }),
-  );
-  return dir;
+  return writeHandBundle(ctd, id, { annotations });
 }
 
 function runShim(args: string[], cwd: string, input?: Uint8Array) {
-  const r = spawnSync(
-    SHIM,
-    ['-namespace', NS, '-address', ctd.address, '-publish-binary', '/usr/bin/containerd', ...args],
-    {
-      cwd,
-      input: input ?? Buffer.alloc(0),
-      env: { ...process.env, TTRPC_ADDRESS: ctd.ttrpcAddress },
-      timeout: 20_000,
-    },
-  );
-  return { code: r.status, stdout: r.stdout.toString(), stderr: r.stderr.toString(), raw: r.stdout };
+  return runShimAs(ctd, args, { cwd, input });
 }
 
 function expectedAddress(grouping: string): string {
-  const hex = createHash('sha256')
-    .update(path.join(ctd.address, NS, grouping))
-    .digest('hex');
-  return `unix:///run/containerd/s/${hex}`;
+  return `unix://${socketPathFor(ctd.address, NS, grouping)}`;
 }
 
-/** Running, not a zombie waiting for init to reap it. */
-function alive(pid: number): boolean {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
+const alive = processAlive;
 
 async function waitGone(pid: number, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (alive(pid) && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+  await until(`daemon ${pid} to leave`, () => !alive(pid), ms, 20).catch(() => undefined);
   assert.equal(alive(pid), false, `daemon ${pid} still running`);
 }
 
 /** Shutdown of a socket with no container closes it at once: its file is gone, the daemon stays. */
 async function assertSocketClosed(address: string, daemonPid: number): Promise<void> {
   const socketPath = address.slice('unix://'.length);
-  const end = Date.now() + 2_000;
-  while (fs.existsSync(socketPath) && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+  await until(`${socketPath} to go`, () => !fs.existsSync(socketPath), 2_000, 20).catch(() => undefined);
   assert.equal(fs.existsSync(socketPath), false, `socket ${socketPath} still there after Shutdown`);
-  await new Promise((r) => setTimeout(r, 200));
+  await sleep(200);
   assert.ok(alive(daemonPid), `the long-lived daemon ${daemonPid} left after one socket's Shutdown`);
 }
 

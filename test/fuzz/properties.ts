@@ -25,8 +25,7 @@ import { FlagError, parseShimFlags } from '../../src/frontend/flags.js';
 export interface FuzzTarget {
   name: string;
   /** Builds the property (called once per run; may set up fixtures, see teardown). */
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  property(): fc.IRawProperty<any>;
+  property(): fc.IRawProperty<unknown>;
   teardown?(): void;
 }
 
@@ -611,8 +610,7 @@ export function bundleTargets(): FuzzTarget[] {
 export async function runFor(target: FuzzTarget, ms: number, seed?: number): Promise<{ runs: number; seed: number }> {
   const s = seed ?? (Date.now() ^ (Math.random() * 0x7fffffff)) >>> 0;
   let runs = 0;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  const params: fc.Parameters<any> = {
+  const params: fc.Parameters<unknown> = {
     seed: s,
     numRuns: 1_000_000_000,
     interruptAfterTimeLimit: ms,

@@ -11,24 +11,28 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { listMounts } from '../helpers/containerd.js';
-import { collect, e2e, MODULES, PLATFORM, REPO, RUNTIME, setupSuite, type Suite } from '../e2e/helpers.js';
-import { packImage } from '../../src/image/oci.js';
-import { Code, codeName, TtrpcError } from '../../src/ttrpc/status.js';
 import { Status } from '../../src/gen/containerd/types/task/task_pb.js';
 import {
-  bundleDir,
   census,
   censusProblems,
+  collect,
+  e2e,
   fdCount,
+  listMounts,
+  MODULES,
+  PLATFORM,
+  REPO,
+  RUNTIME,
   settledProblems,
+  setupSuite,
   sleep,
-  startHandDaemon,
-  tinyWasm,
+  type Suite,
   until,
-  wasmChildren,
-  type HandDaemon,
-} from './helpers.js';
+  wasmChildrenUnder,
+} from '../harness/index.js';
+import { packImage } from '../../src/image/oci.js';
+import { startHandDaemon, tinyWasm, type HandDaemon } from './helpers.js';
+import { Code, codeName, TtrpcError } from '../../src/ttrpc/status.js';
 
 const T = { timeout: 60_000 };
 const PROBE = path.join(MODULES, 'probe.wasm');
@@ -112,9 +116,9 @@ describe('config.json that no ctr would write (Create over ttrpc)', () => {
   });
 
   /** A bundle with a rootfs holding probe.wasm, and config.json written as given (string: raw bytes; undefined: none). */
-  function bundle(config: unknown | undefined, raw?: string | Buffer): { id: string; dir: string } {
+  function bundle(config: unknown, raw?: string | Buffer): { id: string; dir: string } {
     const id = `hb-case-${++n}`;
-    const dir = bundleDir(s.c, id);
+    const dir = s.c.bundleDir(id);
     fs.mkdirSync(path.join(dir, 'rootfs'), { recursive: true });
     fs.copyFileSync(PROBE, path.join(dir, 'rootfs', 'probe.wasm'));
     if (raw !== undefined) fs.writeFileSync(path.join(dir, 'config.json'), raw);
@@ -328,7 +332,7 @@ describe('config.json that no ctr would write (Create over ttrpc)', () => {
     const info = await d.task.connect({ id: d.id });
     assert.equal(info.shimPid, d.pid);
     assert.equal(await runs(bundle(proc({ args: ['/probe.wasm', 'args', 'still', 'here'] })), 0), 'still\nhere\n');
-    assert.deepEqual(wasmChildren(s.c), []);
+    assert.deepEqual(wasmChildrenUnder(s.c.tmp), []);
     assert.deepEqual(listMounts(s.c.tmp), []);
     assert.ok(fdCount(d.pid) < 64, `daemon holds ${fdCount(d.pid)} fds`);
   });
@@ -512,7 +516,7 @@ describe('modules that misbehave (ctr run)', () => {
       ...T,
       todo: "BUG (Node 20.20.2 / V8 11.3, not the shim): SIGSEGV in Factory::NewCatchContext when proc_exit unwinds with returnOnExit:true after memory.grow failed; the OOM case then exits 139, not the module's status",
     },
-    async () => {
+    () => {
       const script = path.join(stage, 'oom-returnonexit.cjs');
       fs.writeFileSync(
         script,

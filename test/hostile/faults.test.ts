@@ -7,50 +7,33 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { after, before, test } from 'node:test';
-import { collect, e2e, setupSuite, type Suite } from '../e2e/helpers.js';
-import { listMounts, processAlive } from '../helpers/containerd.js';
+import { test } from 'node:test';
+import {
+  e2e,
+  listMounts,
+  processAlive,
+  settledProblems,
+  setupSuite,
+  sleep,
+  subscribeEvents,
+  until,
+  useSuite,
+} from '../harness/index.js';
 import { TtrpcClient, createClient } from '../../src/ttrpc/client.js';
 import { Task } from '../../src/gen/containerd/task/v2/shim_pb.js';
 import { Status } from '../../src/gen/containerd/types/task/task_pb.js';
 import { startOtlpReceiver, type OtlpReceiver } from '../../src/otlp/receiver.js';
 import { canConnect } from '../../src/handoff/socket-address.js';
-import { bundleDir, settledProblems, shimPidOf, sleep, startEnvContainerd, until } from './helpers.js';
 
 const T = { timeout: 90_000 };
 
-let s: Suite;
-const S = () => s;
-
-before(
-  async () => {
-    s = await setupSuite('hfault');
-  },
-  { timeout: 120_000 },
-);
-
-after(async () => {
-  await s?.teardown();
-});
+const S = useSuite('hfault');
 
 /** `ctr events` in the background, subscribed before it returns. */
 async function events(
   t: import('node:test').TestContext,
 ): Promise<{ text(): string; lines(topic: string, id: string): string[] }> {
-  const ev = s.c.ctrSpawn(['events'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  t.after(() => {
-    ev.kill('SIGKILL');
-  });
-  const out = collect(ev.stdout);
-  await until(
-    'ctr events to subscribe',
-    async () => {
-      await s.ctrOk(['namespaces', 'label', s.c.namespace, `hostile.sync=${Date.now()}`]);
-      return out.text().includes('/namespaces/update');
-    },
-    10_000,
-    200,
-  );
+  const out = await subscribeEvents(t, S());
   return {
     text: () => out.text(),
     lines: (topic, id) =>
@@ -89,7 +72,7 @@ async function runningPid(id: string): Promise<number> {
   return until(
     `${id} to run`,
     async () => {
-      const t = (await s.tasks()).get(id);
+      const t = (await S().tasks()).get(id);
       return t?.status === 'RUNNING' && t.pid;
     },
     15_000,
@@ -103,7 +86,7 @@ test(
     const ev = await events(t);
     await s.runDetached(['/probe.wasm', 'daemon', '100'], { id: id, flags: ['--null-io'] });
     const pid = await runningPid(id);
-    const daemon = shimPidOf(s.c, id);
+    const daemon = s.shimPid(id);
     process.kill(pid, 'SIGKILL');
     await s.waitStatus(id, 'STOPPED');
     assert.ok(processAlive(daemon), 'the daemon must outlive its child');
@@ -128,9 +111,9 @@ test(
     const ev = await events(t);
     await s.runDetached(['/probe.wasm', 'daemon', '100'], { id: id, flags: ['--null-io'] });
     const child = await runningPid(id);
-    const daemon = shimPidOf(s.c, id);
+    const daemon = s.shimPid(id);
     const socket = s.socketFor(id);
-    const rootfs = `${bundleDir(s.c, id)}/rootfs`;
+    const rootfs = `${s.c.bundleDir(id)}/rootfs`;
     assert.ok(fs.existsSync(socket));
     assert.ok(listMounts(rootfs).length > 0 || s.c.snapshotter !== 'overlayfs', 'the rootfs is mounted');
     const logOffset = s.c.log().length;
@@ -160,7 +143,7 @@ test(
     await s.runDetached(['/probe.wasm', 'sleep', '3'], { id: sleeps, flags: ['--null-io'] });
     const before = await s.tasks();
     const diesPid = before.get(dies)!.pid;
-    const daemons = [stays, dies, sleeps].map((id) => shimPidOf(s.c, id));
+    const daemons = [stays, dies, sleeps].map((id) => s.shimPid(id));
 
     // containerd goes away, and with it the events service the shims publish to
     const oldPid = s.c.pid;
@@ -275,14 +258,14 @@ test(
     });
     await new Promise<void>((r) => slow.listen(0, '127.0.0.1', () => r()));
     const port = (slow.address() as AddressInfo).port;
-    const h = await startEnvContainerd('hslow', {
-      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`,
-      OTEL_BSP_SCHEDULE_DELAY: '100',
+    const h = await setupSuite('hslow', {
+      env: { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`, OTEL_BSP_SCHEDULE_DELAY: '100' },
+      imageOptions: { files: () => [], env: ['PATH=/'] },
     });
     try {
       const id = h.id('run');
       const t0 = Date.now();
-      const r = await h.run({ id, args: ['/probe.wasm', 'exit', '42'] });
+      const r = await h.run(['/probe.wasm', 'exit', '42'], { id });
       const ms = Date.now() - t0;
       assert.equal(r.code, 42, r.stderr);
       assert.ok(ms < 5_000, `ctr run --rm took ${ms} ms`);
@@ -295,7 +278,7 @@ test(
       assert.deepEqual(await settledProblems(h.c, [id], 10_000), []);
       assert.doesNotMatch(h.c.log(), /uncaught exception|unhandled rejection/i);
     } finally {
-      await h.stop();
+      await h.teardown();
       await new Promise<void>((r) => slow.close(() => r()));
       slow.closeAllConnections();
       await rx.close();
@@ -304,5 +287,5 @@ test(
 );
 
 test('nothing of this suite is left', T, async () => {
-  assert.deepEqual(await s.leftovers(), []);
+  assert.deepEqual(await S().leftovers(), []);
 });

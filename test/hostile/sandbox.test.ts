@@ -16,26 +16,34 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { daemonKey, listMounts } from '../helpers/containerd.js';
-import { daemonPaths, isReadySocketName } from '../../src/handoff/handoff.js';
-import { MODULES } from '../e2e/helpers.js';
 import {
-  bundleDir,
-  ids,
+  credentials,
+  daemonKey,
+  listMounts,
+  makePlantedRootfs,
+  MODULES,
+  openLine,
+  PLANTED_ABSOLUTE_INSIDE,
+  PLANTED_ESCAPES,
+  PLANTED_INSIDE,
+  PLANTED_LAST_LINKS,
+  PLANTED_OPEN_ARGS,
+  PLATFORM,
+  RUNTIME,
   settledProblems,
-  shimPidOf,
+  setupSuite,
   sleep,
-  startEnvContainerd,
+  type Suite,
   until,
-  type EnvContainerd,
-} from './helpers.js';
+} from '../harness/index.js';
+import { daemonPaths, isReadySocketName } from '../../src/handoff/handoff.js';
 
 const T = { timeout: 60_000 };
 const CANARY = 'WASMTS_CONTAINERD_CANARY';
 const CANARY_VALUE = 'containerd-env-must-not-reach-modules';
 const NOBODY = 65534;
 
-let h: EnvContainerd;
+let h: Suite;
 /** Host files the module must never see or touch. */
 let secretDir: string;
 /** A rootfs with links planted in it. */
@@ -49,50 +57,28 @@ before(
     fs.chmodSync(path.join(imageFiles, 'scratch'), 0o777);
     fs.writeFileSync(path.join(imageFiles, 'data', 'greeting.txt'), 'greetings from the hostile image\n');
     try {
-      h = await startEnvContainerd('hsand', { [CANARY]: CANARY_VALUE }, [
+      const files = [
         { src: path.join(imageFiles, 'data'), dest: 'data' },
         { src: path.join(imageFiles, 'scratch'), dest: 'scratch' },
-      ]);
+      ];
+      h = await setupSuite('hsand', {
+        env: { [CANARY]: CANARY_VALUE },
+        imageOptions: { files: () => files, env: ['PATH=/'] },
+      });
     } finally {
       fs.rmSync(imageFiles, { recursive: true, force: true });
     }
     secretDir = path.join(h.c.tmp, 'host-secret');
     fs.mkdirSync(secretDir);
     fs.writeFileSync(path.join(secretDir, 'secret.txt'), 'host secret\n');
-    planted = makePlantedRootfs(path.join(h.c.tmp, 'planted-rootfs'));
+    planted = makePlantedRootfs(path.join(h.c.tmp, 'planted-rootfs'), path.join(MODULES, 'probe.wasm'), secretDir);
   },
   { timeout: 120_000 },
 );
 
 after(async () => {
-  await h?.stop();
+  await h?.teardown();
 });
-
-/**
- * probe.wasm plus, inside: /d/sub/inside.txt, /d/ok -> sub, /absin -> /d/sub;
- * pointing out: /abs -> <secretDir>, /abs-file -> <secretDir>/secret.txt,
- * /etc-link -> /etc, /d/rel and /d/rel-file climbing out with "..".
- * <secretDir>/secret.txt also exists inside the rootfs ("rerooted"), so a link
- * that resolves inside reads that instead of the host's.
- */
-function makePlantedRootfs(root: string): string {
-  fs.mkdirSync(path.join(root, 'd', 'sub'), { recursive: true });
-  fs.mkdirSync(path.join(root, 'scratch'), { mode: 0o777 });
-  fs.chmodSync(path.join(root, 'scratch'), 0o777);
-  fs.copyFileSync(path.join(MODULES, 'probe.wasm'), path.join(root, 'probe.wasm'));
-  fs.writeFileSync(path.join(root, 'd', 'sub', 'inside.txt'), 'inside\n');
-  fs.mkdirSync(path.join(root, secretDir), { recursive: true });
-  fs.writeFileSync(path.join(root, secretDir, 'secret.txt'), 'rerooted inside\n');
-  const up = '../'.repeat(12);
-  fs.symlinkSync(secretDir, path.join(root, 'abs'));
-  fs.symlinkSync(path.join(secretDir, 'secret.txt'), path.join(root, 'abs-file'));
-  fs.symlinkSync('/etc', path.join(root, 'etc-link'));
-  fs.symlinkSync(up + secretDir.slice(1), path.join(root, 'd', 'rel'));
-  fs.symlinkSync(up + secretDir.slice(1) + '/secret.txt', path.join(root, 'd', 'rel-file'));
-  fs.symlinkSync('sub', path.join(root, 'd', 'ok'));
-  fs.symlinkSync('/d/sub', path.join(root, 'absin'));
-  return root;
-}
 
 /** A spec file for `ctr run --config`: only what the shim reads, plus what ctr needs. */
 function specFile(
@@ -139,45 +125,18 @@ describe('files outside the rootfs', () => {
     'symlinks planted in the rootfs (absolute, relative, in any component) never lead out',
     T,
     withCleanup(['links'], async ([id]) => {
-      const r = await h.run({
-        id: id,
-        rootfs: planted,
-        args: [
-          '/probe.wasm',
-          'open',
-          '/abs/secret.txt',
-          '/abs-file',
-          '/etc-link/hostname',
-          '/etc-link/passwd',
-          '/d/rel/secret.txt',
-          '/d/rel-file',
-          'd/rel/secret.txt',
-          '/d/ok/inside.txt',
-          '/absin/inside.txt',
-          '/d/ok/../sub/inside.txt',
-        ],
-      });
+      const r = await h.run(PLANTED_OPEN_ARGS, { id, rootfs: planted });
       assert.equal(r.code, 0, r.stderr);
       assert.doesNotMatch(r.stdout, /host secret/);
       assert.doesNotMatch(r.stdout, /root:x:0:0/);
-      const line = (p: string) => r.stdout.split('\n').find((l) => l.startsWith(`open ${p}: `)) ?? `(no line for ${p})`;
-      for (const p of [
-        '/abs/secret.txt',
-        '/etc-link/hostname',
-        '/etc-link/passwd',
-        '/d/rel/secret.txt',
-        'd/rel/secret.txt',
-      ]) {
-        assert.match(line(p), /: fail /, `${p} must not open: ${line(p)}`);
-      }
+      const line = (p: string) => openLine(r.stdout, p);
+      for (const p of PLANTED_ESCAPES) assert.match(line(p), /: fail /, `${p} must not open: ${line(p)}`);
       // a link in the last component is resolved inside the rootfs ("/" re-rooted, ".." clamped there)
-      assert.match(line('/abs-file'), /: (fail |ok rerooted inside$)/);
-      assert.match(line('/d/rel-file'), /: (fail |ok rerooted inside$)/);
-      for (const p of ['/d/ok/inside.txt', '/d/ok/../sub/inside.txt'])
-        assert.match(line(p), /: ok inside$/, `${p} must open: ${line(p)}`);
+      for (const p of PLANTED_LAST_LINKS) assert.match(line(p), /: (fail |ok rerooted inside$)/);
+      for (const p of PLANTED_INSIDE) assert.match(line(p), /: ok inside$/, `${p} must open: ${line(p)}`);
       // An absolute link in an earlier component is refused outright (src/child/confine.ts),
       // even when it points inside the image (runc would follow it there): safe, if stricter.
-      assert.match(line('/absin/inside.txt'), /: (ok inside|fail Capabilities insufficient)$/);
+      assert.match(line(PLANTED_ABSOLUTE_INSIDE), /: (ok inside|fail Capabilities insufficient)$/);
     }),
   );
 
@@ -186,13 +145,12 @@ describe('files outside the rootfs', () => {
     T,
     withCleanup(['wlinks', 'wdots', 'wrel', 'wok'], async ([a, b, c, ok]) => {
       const before = fs.readdirSync(secretDir).sort();
-      const w1 = await h.run({ id: a, rootfs: planted, args: ['/probe.wasm', 'write', '/abs/planted.txt', 'x'] });
-      const w2 = await h.run({
+      const w1 = await h.run(['/probe.wasm', 'write', '/abs/planted.txt', 'x'], { id: a, rootfs: planted });
+      const w2 = await h.run(['/probe.wasm', 'write', `../../../../../../../../..${secretDir}/planted2.txt`, 'x'], {
         id: b,
         rootfs: planted,
-        args: ['/probe.wasm', 'write', `../../../../../../../../..${secretDir}/planted2.txt`, 'x'],
       });
-      const w3 = await h.run({ id: c, rootfs: planted, args: ['/probe.wasm', 'write', '/d/rel/planted3.txt', 'x'] });
+      const w3 = await h.run(['/probe.wasm', 'write', '/d/rel/planted3.txt', 'x'], { id: c, rootfs: planted });
       assert.deepEqual(
         fs.readdirSync(secretDir).sort(),
         before,
@@ -202,11 +160,7 @@ describe('files outside the rootfs', () => {
       assert.notEqual(w3.code, 0, 'writing through /d/rel must fail');
       // ".." is clamped at the module's "/": that write landed inside the rootfs (or failed)
       if (w2.code === 0) assert.ok(fs.existsSync(path.join(planted, secretDir, 'planted2.txt')));
-      const w4 = await h.run({
-        id: ok,
-        rootfs: planted,
-        args: ['/probe.wasm', 'write', '/d/ok/written.txt', 'inside'],
-      });
+      const w4 = await h.run(['/probe.wasm', 'write', '/d/ok/written.txt', 'inside'], { id: ok, rootfs: planted });
       assert.equal(w4.code, 0, w4.stderr);
       assert.equal(fs.readFileSync(path.join(planted, 'd', 'sub', 'written.txt'), 'utf8'), 'inside');
     }),
@@ -216,10 +170,10 @@ describe('files outside the rootfs', () => {
     '".." and absolute paths stay in an image rootfs too',
     T,
     withCleanup(['escape'], async ([id]) => {
-      const r = await h.run({
-        id: id,
-        args: ['/probe.wasm', 'escape', `../../../../../..${secretDir}/secret.txt`, `${secretDir}/secret.txt`],
-      });
+      const r = await h.run(
+        ['/probe.wasm', 'escape', `../../../../../..${secretDir}/secret.txt`, `${secretDir}/secret.txt`],
+        { id },
+      );
       assert.equal(r.code, 0, r.stderr);
       assert.doesNotMatch(r.stdout, /host secret|root:x:0:0/);
     }),
@@ -234,10 +188,9 @@ describe('files outside the rootfs', () => {
       fs.mkdirSync(roDir);
       fs.mkdirSync(rwDir);
       fs.writeFileSync(path.join(roDir, 'given.txt'), 'given read-only\n');
-      const r1 = await h.run({
+      const r1 = await h.run(['/probe.wasm', 'write', '/ro/new.txt', 'must not be written'], {
         id: ro,
         flags: ['--mount', `type=bind,src=${roDir},dst=/ro,options=rbind:ro`],
-        args: ['/probe.wasm', 'write', '/ro/new.txt', 'must not be written'],
       });
       assert.notEqual(r1.code, 0, `write to the ro bind succeeded: ${r1.stdout}`);
       assert.match(
@@ -245,17 +198,15 @@ describe('files outside the rootfs', () => {
         /write \/ro\/new\.txt: (Read-only file system|Permission denied|Capabilities insufficient|Operation not permitted)/,
       );
       assert.equal(fs.existsSync(path.join(roDir, 'new.txt')), false);
-      const r2 = await h.run({
+      const r2 = await h.run(['/probe.wasm', 'cat', '/ro/given.txt'], {
         id: roread,
         flags: ['--mount', `type=bind,src=${roDir},dst=/ro,options=rbind:ro`],
-        args: ['/probe.wasm', 'cat', '/ro/given.txt'],
       });
       assert.equal(r2.code, 0, r2.stderr);
       assert.equal(r2.stdout, 'given read-only\n');
-      const r3 = await h.run({
+      const r3 = await h.run(['/probe.wasm', 'write', '/rw/new.txt', 'written through the bind'], {
         id: rw,
         flags: ['--mount', `type=bind,src=${rwDir},dst=/rw,options=rbind:rw`],
-        args: ['/probe.wasm', 'write', '/rw/new.txt', 'written through the bind'],
       });
       assert.equal(r3.code, 0, r3.stderr);
       assert.equal(fs.readFileSync(path.join(rwDir, 'new.txt'), 'utf8'), 'written through the bind');
@@ -279,11 +230,10 @@ describe('files outside the rootfs', () => {
       fs.mkdirSync(src);
       fs.copyFileSync(path.join(MODULES, 'probe.wasm'), path.join(root, 'probe.wasm'));
       fs.writeFileSync(path.join(src, 'f.txt'), 'bound\n');
-      const r = await h.run({
-        id: id,
+      const r = await h.run(['/probe.wasm', 'cat', '/m/f.txt'], {
+        id,
         rootfs: root,
         flags: ['--mount', `type=bind,src=${src},dst=/m,options=rbind:ro`],
-        args: ['/probe.wasm', 'cat', '/m/f.txt'],
       });
       assert.equal(r.code, 0, r.stderr);
       assert.equal(r.stdout, 'bound\n');
@@ -307,7 +257,7 @@ describe('files outside the rootfs', () => {
       ...T,
     },
     withCleanup(['roimage'], async ([id]) => {
-      const r = await h.run({ id: id, flags: ['--read-only'], args: ['/probe.wasm', 'write', '/data/new.txt', 'x'] });
+      const r = await h.run(['/probe.wasm', 'write', '/data/new.txt', 'x'], { id, flags: ['--read-only'] });
       assert.notEqual(r.code, 0, `wrote into a read-only rootfs: ${r.stdout}`);
     }),
   );
@@ -322,7 +272,7 @@ describe('files outside the rootfs', () => {
       fs.mkdirSync(root);
       fs.copyFileSync(path.join(MODULES, 'probe.wasm'), path.join(root, 'probe.wasm'));
       const cfg = specFile('rootro', { args: ['/probe.wasm', 'write', '/new.txt', 'x'], root, readonly: true });
-      const r = await h.run({ id: id, config: cfg });
+      const r = await h.run([], { id, config: cfg });
       const wrote = fs.existsSync(path.join(root, 'new.txt'));
       assert.equal(wrote, false, `the module wrote ${root}/new.txt (exit ${r.code})`);
       assert.notEqual(r.code, 0);
@@ -340,7 +290,7 @@ describe('who the module runs as', () => {
         root: planted,
         user: { uid: NOBODY, gid: NOBODY, additionalGids: [4242, 4343] },
       });
-      const run = h.c.ctrSpawn(['run', '--rm', '--runtime', 'io.containerd.wasmts.v1', '--config', cfg, id], {
+      const run = h.c.ctrSpawn(['run', '--rm', '--runtime', RUNTIME, '--config', cfg, id], {
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       try {
@@ -349,12 +299,12 @@ describe('who the module runs as', () => {
           const m = new RegExp(`^${id}\\s+(\\d+)\\s+RUNNING`, 'm').exec(r.stdout);
           return m ? Number(m[1]) : undefined;
         });
-        const who = ids(pid);
+        const who = credentials(pid);
         assert.deepEqual(who.uid, [NOBODY, NOBODY, NOBODY, NOBODY], 'real, effective, saved, fs uid');
         assert.deepEqual(who.gid, [NOBODY, NOBODY, NOBODY, NOBODY], 'real, effective, saved, fs gid');
         assert.deepEqual(who.groups.sort(), [4242, 4343]);
         // the daemon itself stays root (it has to unmount and signal)
-        assert.equal(ids(shimPidOf(h.c, id)).uid[1], 0);
+        assert.equal(credentials(h.shimPid(id)).uid[1], 0);
       } finally {
         await h.c.ctr(['task', 'kill', '-s', 'SIGKILL', id]).catch(() => undefined);
         await new Promise((r) => run.on('close', r));
@@ -379,9 +329,9 @@ describe('who the module runs as', () => {
         '-d',
         '--null-io',
         '--runtime',
-        'io.containerd.wasmts.v1',
+        RUNTIME,
         '--platform',
-        'wasip1/wasm',
+        PLATFORM,
         h.image,
         id,
         '/probe.wasm',
@@ -395,7 +345,7 @@ describe('who the module runs as', () => {
       assert.equal(read.stdout, 'greetings from the hostile image\n');
       const write = await exec('write', ['write', '/scratch/mine.txt', 'mine']);
       assert.equal(write.code, 0, write.stderr);
-      const st = fs.statSync(path.join(bundleDir(h.c, id), 'rootfs', 'scratch', 'mine.txt'));
+      const st = fs.statSync(path.join(h.c.bundleDir(id), 'rootfs', 'scratch', 'mine.txt'));
       assert.deepEqual([st.uid, st.gid], [NOBODY, NOBODY]);
       const deny = await exec('deny', ['write', '/data/greeting.txt', 'overwritten']);
       assert.notEqual(deny.code, 0);
@@ -408,7 +358,7 @@ describe('who the module runs as', () => {
     T,
     withCleanup(['execuser'], async ([id]) => {
       const cfg = specFile('execuser', { args: ['/probe.wasm', 'daemon', '500'], root: planted });
-      const run = h.c.ctrSpawn(['run', '--rm', '--runtime', 'io.containerd.wasmts.v1', '--config', cfg, id], {
+      const run = h.c.ctrSpawn(['run', '--rm', '--runtime', RUNTIME, '--config', cfg, id], {
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       try {
@@ -439,7 +389,7 @@ describe('who the module runs as', () => {
               .filter((p) => p > 0);
             return pids.find((p) => {
               try {
-                return ids(p).uid[0] === NOBODY;
+                return credentials(p).uid[0] === NOBODY;
               } catch {
                 return false;
               }
@@ -447,7 +397,7 @@ describe('who the module runs as', () => {
           },
           10_000,
         );
-        assert.deepEqual(ids(pid).uid, [NOBODY, NOBODY, NOBODY, NOBODY]);
+        assert.deepEqual(credentials(pid).uid, [NOBODY, NOBODY, NOBODY, NOBODY]);
       } finally {
         await h.c.ctr(['task', 'kill', '-a', '-s', 'SIGKILL', id]).catch(() => undefined);
         await new Promise((r) => run.on('close', r));
@@ -462,7 +412,7 @@ describe("the shim's socket and files", () => {
     T,
     withCleanup(['files'], async ([id]) => {
       const cfg = specFile('files', { args: ['/probe.wasm', 'daemon', '500'], root: planted });
-      const run = h.c.ctrSpawn(['run', '--rm', '--runtime', 'io.containerd.wasmts.v1', '--config', cfg, id], {
+      const run = h.c.ctrSpawn(['run', '--rm', '--runtime', RUNTIME, '--config', cfg, id], {
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       try {
@@ -470,7 +420,7 @@ describe("the shim's socket and files", () => {
           new RegExp(`^${id}\\s+\\d+\\s+RUNNING`, 'm').test((await h.c.ctr(['task', 'ls'])).stdout),
         );
         await h.c.ctrOk(['task', 'exec', '-d', '--exec-id', 'e1', id, '/probe.wasm', 'daemon', '500']);
-        const bundle = bundleDir(h.c, id);
+        const bundle = h.c.bundleDir(id);
         const socket = fs.readFileSync(path.join(bundle, 'address'), 'utf8').replace(/^unix:\/\//, '');
         await until('the exec pid file', () => fs.existsSync(path.join(bundle, 'exec-e1.pid')), 5_000);
         const ours = [socket, ...['address', 'shim.pid', 'init.pid', 'exec-e1.pid'].map((f) => path.join(bundle, f))];
@@ -505,7 +455,7 @@ describe("the shim's socket and files", () => {
         for (const [what, result] of Object.entries(seen))
           assert.match(result, /^E(ACCES|PERM)$/, `${what} as uid ${NOBODY}: ${result}`);
         // and the daemon's state dir, its ready sockets (which become container sockets) and control socket are owner-only too
-        const key = daemonKey(shimPidOf(h.c, id));
+        const key = daemonKey(h.shimPid(id));
         assert.ok(key, 'the daemon serves a key');
         const { dir, control } = daemonPaths(key);
         assert.equal(
@@ -555,7 +505,7 @@ describe('the environment the module sees', () => {
         'container',
         'create',
         '--runtime',
-        'io.containerd.wasmts.v1',
+        RUNTIME,
         '--config',
         specFile('env', { args: ['/probe.wasm', 'env'], env: SPEC_ENV, cwd: '/d', root: planted }),
         a,
@@ -571,7 +521,7 @@ describe('the environment the module sees', () => {
         'container',
         'create',
         '--runtime',
-        'io.containerd.wasmts.v1',
+        RUNTIME,
         '--config',
         specFile('envpwd', { args: ['/probe.wasm', 'env'], env: withPwd, cwd: '/d', root: planted }),
         b,
@@ -585,7 +535,7 @@ describe('the environment the module sees', () => {
     'the image route: the module env is the spec ctr built (image env + --env) plus PWD',
     T,
     withCleanup(['imgenv'], async ([id]) => {
-      const r = await h.run({ id: id, flags: ['--env', 'FROM_CTR=1'], args: ['/probe.wasm', 'env'] });
+      const r = await h.run(['/probe.wasm', 'env'], { id, flags: ['--env', 'FROM_CTR=1'] });
       assert.equal(r.code, 0, r.stderr);
       const lines = r.stdout.split('\n').filter(Boolean);
       assert.ok(lines.includes('FROM_CTR=1') && lines.includes('PATH=/'), r.stdout);
@@ -607,10 +557,13 @@ describe('the environment the module sees', () => {
       await new Promise<void>((r) => dead.listen(0, '127.0.0.1', () => r()));
       const port = (dead.address() as net.AddressInfo).port;
       await new Promise<void>((r) => dead.close(() => r()));
-      const traced = await startEnvContainerd('hsandtr', {
-        [CANARY]: CANARY_VALUE,
-        OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`,
-        OTEL_SERVICE_NAME: 'canary-service',
+      const traced = await setupSuite('hsandtr', {
+        env: {
+          [CANARY]: CANARY_VALUE,
+          OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`,
+          OTEL_SERVICE_NAME: 'canary-service',
+        },
+        imageOptions: { files: () => [], env: ['PATH=/'] },
       });
       try {
         const root = path.join(traced.c.tmp, 'rootfs');
@@ -627,7 +580,7 @@ describe('the environment the module sees', () => {
           }),
         );
         const id = traced.id('env');
-        const r = await traced.run({ id, config: cfg });
+        const r = await traced.run([], { id, config: cfg });
         assert.equal(r.code, 0, r.stderr);
         const lines = r.stdout.split('\n').filter(Boolean);
         // The trace context, in both carriers the module may read (the spec's TRACEPARENT, runwasi's TRACECONTEXT).
@@ -642,7 +595,7 @@ describe('the environment the module sees', () => {
         assert.doesNotMatch(r.stdout, /OTEL_|canary/i);
         assert.deepEqual(await settledProblems(traced.c, [id]), []);
       } finally {
-        await traced.stop();
+        await traced.teardown();
       }
     },
   );

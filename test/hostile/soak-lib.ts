@@ -12,9 +12,21 @@
 // children, mounts, bundle dirs, sockets) and containerd's fd count.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Containerd } from '../helpers/containerd.js';
-import { spawnRun, type Suite } from '../e2e/helpers.js';
-import { bundleDir, census, censusProblems, fdCount, rssKb, shimProcesses, sleep, until } from './helpers.js';
+import {
+  type Containerd,
+  ctrLines,
+  fdCount,
+  median,
+  rssKb,
+  SANDBOX_ID_ANNOTATION,
+  settled,
+  settledProblems,
+  shimProcesses,
+  sleep,
+  statusKb,
+  type Suite,
+  until,
+} from '../harness/index.js';
 
 export interface Leak {
   phase: string;
@@ -39,32 +51,14 @@ function daemonPids(samples: { daemon: number }[]): number[] {
   return [...new Set(samples.map((x) => x.daemon))];
 }
 
-const SANDBOX_ANNOTATION = 'io.kubernetes.cri.sandbox-id';
-
-function median(xs: number[]): number {
-  if (xs.length === 0) return 0;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
-
-function statusKb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
-  try {
-    const m = new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) : 0;
-  } catch {
-    return 0;
-  }
-}
-
 /** containerd's fd count, once it stops moving (up to timeoutMs). */
 async function settledFds(c: Containerd, atMost: number, timeoutMs = 10_000): Promise<number> {
-  const deadline = Date.now() + timeoutMs;
-  let n = fdCount(c.pid);
-  while (n > atMost && Date.now() < deadline) {
-    await sleep(200);
-    n = fdCount(c.pid);
-  }
-  return n;
+  return settled(
+    () => fdCount(c.pid),
+    (n) => n <= atMost,
+    timeoutMs,
+    200,
+  );
 }
 
 /** The leak census after a phase: what the ids left, and containerd's fds against its baseline. */
@@ -74,26 +68,10 @@ async function leaksAfter(
   groupings: string[],
   ctrdFdsBefore: number,
 ): Promise<{ leaks: Leak[]; ctrdFds: number }> {
-  const leaks: Leak[] = [];
   // start/delete exit at once; the daemon lets go of a finished container's files within moments
-  const deadline = Date.now() + 12_000;
-  let problems = censusProblems(census(s.c, groupings));
-  while (problems.length && Date.now() < deadline) {
-    await sleep(200);
-    problems = censusProblems(census(s.c, groupings));
-  }
-  for (const p of problems) leaks.push({ phase, what: p });
-  const tl = await s.ctr(['task', 'ls', '-q']);
-  for (const id of tl.stdout
-    .split('\n')
-    .map((x) => x.trim())
-    .filter(Boolean))
-    leaks.push({ phase, what: `task still listed: ${id}` });
-  const cl = await s.ctr(['container', 'ls', '-q']);
-  for (const id of cl.stdout
-    .split('\n')
-    .map((x) => x.trim())
-    .filter(Boolean))
+  const leaks: Leak[] = (await settledProblems(s.c, groupings, 12_000)).map((what) => ({ phase, what }));
+  for (const id of ctrLines(await s.ctr(['task', 'ls', '-q']))) leaks.push({ phase, what: `task still listed: ${id}` });
+  for (const id of ctrLines(await s.ctr(['container', 'ls', '-q'])))
     leaks.push({ phase, what: `container still listed: ${id}` });
   const ctrdFds = await settledFds(s.c, ctrdFdsBefore);
   if (ctrdFds > ctrdFdsBefore) leaks.push({ phase, what: `containerd holds ${ctrdFds} fds, ${ctrdFdsBefore} before` });
@@ -138,14 +116,14 @@ export async function lifecycles(
     let watcher: NodeJS.Timeout | undefined;
     if (sample) {
       // read the daemon's memory while the module sleeps
-      const pidFile = path.join(bundleDir(s.c, id), 'shim.pid');
+      const pidFile = path.join(s.c.bundleDir(id), 'shim.pid');
       let done = false;
       watcher = setInterval(() => {
         if (done) return;
         try {
           const pid = Number(fs.readFileSync(pidFile, 'utf8'));
           const rss = statusKb(pid, 'VmRSS');
-          const tasks = fs.existsSync(path.join(bundleDir(s.c, id), 'init.pid'));
+          const tasks = fs.existsSync(path.join(s.c.bundleDir(id), 'init.pid'));
           if (rss > 0 && tasks) {
             done = true;
             setTimeout(
@@ -226,14 +204,14 @@ export async function podDaemon(
   const failures: string[] = [];
   const leaks: Leak[] = [];
   const sandbox = `${s.name}-pod-${Date.now().toString(36)}`;
-  const annotation = ['--annotation', `${SANDBOX_ANNOTATION}=${sandbox}`];
+  const annotation = ['--annotation', `${SANDBOX_ID_ANNOTATION}=${sandbox}`];
   const holder = s.id('podholder');
   const ids = [holder];
   const ctrdFds0 = fdCount(s.c.pid);
   const warmup = Math.min(o.warmup ?? 20, Math.floor(m / 3));
   const t0 = Date.now();
   await s.runDetached(['/probe.wasm', 'daemon', '1000'], { id: holder, flags: [...annotation, '--null-io'] });
-  const daemon = Number(fs.readFileSync(path.join(bundleDir(s.c, holder), 'shim.pid'), 'utf8'));
+  const daemon = Number(fs.readFileSync(path.join(s.c.bundleDir(holder), 'shim.pid'), 'utf8'));
   const samples: { i: number; rssKb: number; fds: number }[] = [];
   const sample = (i: number) => samples.push({ i, rssKb: statusKb(daemon, 'VmRSS'), fds: fdCount(daemon) });
   let start: { rssKb: number; fds: number } | undefined;
@@ -249,7 +227,7 @@ export async function podDaemon(
       failures.push(`${id}: ${(err as Error).message}`);
       await s.cleanup(id);
     }
-    const shimNow = Number(fs.readFileSync(path.join(bundleDir(s.c, holder), 'shim.pid'), 'utf8'));
+    const shimNow = Number(fs.readFileSync(path.join(s.c.bundleDir(holder), 'shim.pid'), 'utf8'));
     if (shimNow !== daemon) failures.push(`${id}: the pod's daemon changed (${daemon} → ${shimNow})`);
     if (i + 1 === warmup) {
       await sleep(300);
@@ -320,12 +298,12 @@ export async function parallel(s: Suite, p: number, o: SoakOptions = {}): Promis
   const t0 = Date.now();
   const ids = Array.from({ length: p }, (_, i) => s.id(`par${i}`));
   const runs = ids.map((id, i) =>
-    spawnRun(s, ['/probe.wasm', 'stdin', `container ${i} read: `], { id, timeoutMs: 60_000 + p * 2_000 }),
+    s.spawnRun(['/probe.wasm', 'stdin', `container ${i} read: `], { id, timeoutMs: 60_000 + p * 2_000 }),
   );
   let peakShims = 0;
   let peakDaemons = 0;
   const sampleShims = () => {
-    const all = shimProcesses(s.c);
+    const all = shimProcesses(s.c.address, s.c.pid);
     peakShims = Math.max(peakShims, all.length);
     peakDaemons = Math.max(peakDaemons, all.filter((x) => x.daemon).length);
   };

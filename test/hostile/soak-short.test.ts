@@ -4,8 +4,7 @@
 // output or exit status and that nothing leaked.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { setupSuite, type Suite } from '../e2e/helpers.js';
-import { shimDaemons } from '../helpers/containerd.js';
+import { setupSuite, shimDaemons, type Suite } from '../harness/index.js';
 import { formatResult, lifecycles, parallel, podDaemon, type Leak, type PhaseResult } from './soak-lib.js';
 
 let s: Suite;

@@ -14,7 +14,18 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
-import { collect, PLATFORM, RUNTIME, setupSuite, type Suite } from '../e2e/helpers.js';
+import {
+  collect,
+  fdCount,
+  fdTargets,
+  PLATFORM,
+  RUNTIME,
+  settledProblems,
+  setupSuite,
+  sleep,
+  type Suite,
+  until,
+} from '../harness/index.js';
 import type { ChildProcess } from 'node:child_process';
 import { RawConn, rawHeader, requestFrame, rng } from '../ttrpc/helpers.js';
 import { encodeFrame, FrameType, MAX_PAYLOAD } from '../../src/ttrpc/frame.js';
@@ -29,7 +40,6 @@ import {
 } from '../../src/gen/containerd/task/v2/shim_pb.js';
 import { Status } from '../../src/gen/containerd/types/task/task_pb.js';
 import { AnySchema } from '@bufbuild/protobuf/wkt';
-import { bundleDir, fdCount, fdTargets, settledProblems, shimPidOf, sleep, until } from './helpers.js';
 
 const TASK = 'containerd.task.v2.Task';
 const T = { timeout: 60_000 };
@@ -50,7 +60,7 @@ before(
     await s.runDetached(['/probe.wasm', 'daemon', '200'], { id, flags: ['--null-io'] });
     await s.waitStatus(id, 'RUNNING');
     socket = s.socketFor(id);
-    shimPid = shimPidOf(s.c, id);
+    shimPid = s.shimPid(id);
     const other = s.id('bystander');
     const run = s.c.ctrSpawn(
       ['run', '--rm', '--runtime', RUNTIME, '--platform', PLATFORM, s.image, other, '/probe.wasm', 'daemon', '100'],
@@ -61,7 +71,7 @@ before(
     await s.waitStatus(other, 'RUNNING');
     await until("the bystander's first tick", () => out.text().includes('tick 0\n'), 10_000);
     bystander = { id: other, pid: (await s.tasks()).get(other)!.pid, run, out, exited };
-    assert.equal(shimPidOf(s.c, other), shimPid, 'both containers on the one daemon');
+    assert.equal(s.shimPid(other), shimPid, 'both containers on the one daemon');
     assert.notEqual(s.socketFor(other), socket, 'each on its own socket');
     // let the daemon settle (warm child, log FIFOs, events connection)
     await sleep(1_500);
@@ -147,6 +157,7 @@ async function fdsBackToBaseline(): Promise<void> {
   } catch (err) {
     throw new Error(
       `${(err as Error).message}: baseline ${baselineFds}, now ${fdCount(shimPid)}\n${fdTargets(shimPid).join('\n')}`,
+      { cause: err },
     );
   }
 }
@@ -343,7 +354,7 @@ test('task requests no containerd would send get errors, not crashes', T, async 
     assert.equal(await code(task.state({ id, execId: 'no-such-exec' })), 'NotFound');
     assert.equal(await code(task.create({ id: '', bundle: '/nonexistent' })), 'InvalidArgument');
     assert.equal(await code(task.create({ id: 'a/b', bundle: '/nonexistent' })), 'InvalidArgument');
-    assert.equal(await code(task.create({ id, bundle: bundleDir(s.c, id) })), 'AlreadyExists');
+    assert.equal(await code(task.create({ id, bundle: s.c.bundleDir(id) })), 'AlreadyExists');
     assert.equal(await code(task.create({ id: 'hostile-nobundle', bundle: '/nonexistent/bundle' })), 'InvalidArgument');
     assert.equal(await code(task.delete({ id })), 'FailedPrecondition', 'delete of a running task');
     assert.equal(await code(task.start({ id })), 'FailedPrecondition', 'start of a running task');
@@ -389,7 +400,7 @@ test(
       value: Buffer.from(JSON.stringify({ args: ['/probe.wasm', 'sleep', '0.2'], cwd: '/' })),
     });
     let err: unknown;
-    let escaped = false;
+    let escaped: boolean;
     try {
       await task.exec(create(ExecProcessRequestSchema, { id, execId, spec }));
     } catch (e) {

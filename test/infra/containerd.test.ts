@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { packImage } from '../../src/image/oci.js';
-import { listMounts, listProcesses, startContainerd, type Containerd } from '../helpers/containerd.js';
+import { type Containerd, listMounts, listProcesses, startContainerd } from '../harness/index.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const modules = path.join(repo, 'build/modules');

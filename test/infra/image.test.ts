@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { imageMain } from '../../src/cli/image.js';
+import { isObject, isStringArray, isStringRecord, parseJsonAs, sleep } from '../harness/index.js';
 import {
   ImageError,
   packImage,
@@ -36,11 +37,69 @@ function sha(b: Buffer): string {
   return 'sha256:' + createHash('sha256').update(b).digest('hex');
 }
 
+interface Descriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
+  platform?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
+interface OciIndex {
+  schemaVersion: number;
+  manifests: Descriptor[];
+}
+interface OciManifest {
+  schemaVersion: number;
+  config: Descriptor;
+  layers: Descriptor[];
+  annotations?: Record<string, string>;
+}
+interface OciConfig {
+  os: string;
+  architecture: string;
+  config: { Entrypoint?: string[]; Cmd?: string[]; Env?: string[]; Labels?: Record<string, string> };
+  rootfs: { type: string; diff_ids: string[] };
+}
+
+const optional = (v: unknown, check: (x: unknown) => boolean): boolean => v === undefined || check(v);
+
+function isDescriptor(v: unknown): v is Descriptor {
+  return (
+    isObject(v) &&
+    typeof v.mediaType === 'string' &&
+    typeof v.digest === 'string' &&
+    typeof v.size === 'number' &&
+    optional(v.platform, isStringRecord) &&
+    optional(v.annotations, isStringRecord)
+  );
+}
+const isIndex = (v: unknown): v is OciIndex =>
+  isObject(v) && typeof v.schemaVersion === 'number' && Array.isArray(v.manifests) && v.manifests.every(isDescriptor);
+const isManifest = (v: unknown): v is OciManifest =>
+  isObject(v) &&
+  typeof v.schemaVersion === 'number' &&
+  isDescriptor(v.config) &&
+  Array.isArray(v.layers) &&
+  v.layers.every(isDescriptor) &&
+  optional(v.annotations, isStringRecord);
+function isConfig(v: unknown): v is OciConfig {
+  if (!isObject(v) || !isObject(v.config) || !isObject(v.rootfs)) return false;
+  const c = v.config;
+  return (
+    typeof v.os === 'string' &&
+    typeof v.architecture === 'string' &&
+    [c.Entrypoint, c.Cmd, c.Env].every((x) => optional(x, isStringArray)) &&
+    optional(c.Labels, isStringRecord) &&
+    typeof v.rootfs.type === 'string' &&
+    isStringArray(v.rootfs.diff_ids)
+  );
+}
+
 interface Unpacked {
   files: Map<string, TarEntry>;
-  index: any;
-  manifest: any;
-  config: any;
+  index: OciIndex;
+  manifest: OciManifest;
+  config: OciConfig;
   layer: Map<string, TarEntry>;
   blob(digest: string): Buffer;
 }
@@ -53,9 +112,9 @@ function unpack(tarPath: string): Unpacked {
     assert.equal(sha(e.data), d, 'blob content matches its digest');
     return e.data;
   };
-  const index = JSON.parse(files.get('index.json')!.data!.toString());
-  const manifest = JSON.parse(blob(index.manifests[0].digest).toString());
-  const config = JSON.parse(blob(manifest.config.digest).toString());
+  const index = parseJsonAs(files.get('index.json')!.data!.toString(), isIndex, 'index.json');
+  const manifest = parseJsonAs(blob(index.manifests[0].digest).toString(), isManifest, 'the manifest');
+  const config = parseJsonAs(blob(manifest.config.digest).toString(), isConfig, 'the image config');
   const layer = new Map(readTar(blob(manifest.layers[0].digest)).map((e) => [e.name, e]));
   return { files, index, manifest, config, layer, blob };
 }
@@ -226,7 +285,7 @@ describe('packImage', () => {
     const a = path.join(dir, 'det-a.tar');
     const b = path.join(dir, 'det-b.tar');
     await packImage({ module: wasm, ref: 'det:1', output: a });
-    await new Promise((r) => setTimeout(r, 20));
+    await sleep(20);
     await packImage({ module: wasm, ref: 'det:1', output: b });
     assert.deepEqual(readFileSync(a), readFileSync(b));
   });
@@ -247,7 +306,7 @@ describe('packImage', () => {
     });
     const u = unpack(out);
     assert.deepEqual(u.index.manifests[0].platform, { architecture: 'amd64', os: 'linux' });
-    assert.equal(u.index.manifests[0].annotations['io.containerd.image.name'], 'registry.local:5000/x/tool:2');
+    assert.equal(u.index.manifests[0].annotations?.['io.containerd.image.name'], 'registry.local:5000/x/tool:2');
     assert.deepEqual(u.config.config.Entrypoint, ['/usr/bin/tool', 'run']);
     assert.deepEqual(u.config.config.Labels, { l: '1' });
     assert.equal(u.manifest.annotations, undefined);

@@ -12,6 +12,7 @@ import {
 } from '../../src/gen/opentelemetry/proto/collector/trace/v1/trace_service_pb.js';
 import { StatusSchema } from '../../src/gen/google/rpc/status_pb.js';
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../../src/otlp/receiver.js';
+import { isObject } from '../harness/index.js';
 import { buildRequest, encode, IDS, postTraces, syntheticTrace, T0, toOtlpJson, TRACE_ID, MS } from './fixtures.js';
 
 const traceIdFor = (n: number): string => n.toString(16).padStart(32, '0').replace(/^0/, 'c');
@@ -225,7 +226,8 @@ describe('OTLP receiver', () => {
         const st = fromBinary(StatusSchema, res.body);
         assert.ok(st.message.length > 0);
       } else if (headers['content-type'] === 'application/json') {
-        assert.equal(typeof JSON.parse(res.body.toString()).message, 'string');
+        const parsed: unknown = JSON.parse(res.body.toString());
+        assert.ok(isObject(parsed) && typeof parsed.message === 'string', res.body.toString());
       }
     }
     // Not HTTP at all, and a request cut off mid-body.

@@ -16,14 +16,20 @@ import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import {
   busyDaemonProblems,
+  type Containerd,
   descendants,
+  ensureBuilt,
+  escapeRegExp,
   listMounts,
   listProcesses,
+  MODULES,
+  REPO,
+  RUNTIME,
+  settled,
   shimDaemons,
+  socketPathFor,
   startContainerd,
-  type Containerd,
-} from '../helpers/containerd.js';
-import { ensureBuilt, MODULES, REPO, RUNTIME, socketPathFor } from '../e2e/helpers.js';
+} from '../harness/index.js';
 
 const PACKAGE = 'wasmts';
 const IMAGE = 'docker.io/wasmts-pack/hello:v1';
@@ -48,14 +54,6 @@ let tmp: string;
 let prefix: string;
 let installed: string;
 let c: Containerd | undefined;
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-function escapeRe(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
 
 function run(cmd: string, args: string[], cwd: string, timeoutMs: number): string {
   const r = spawnSync(cmd, args, {
@@ -194,20 +192,19 @@ test('npm pack, npm install -g: the installed shim runs Wasm containers', { time
   // Nothing left: no task or container, no socket, a daemon holding nothing of the containers.
   assert.equal((await c.ctrOk(['task', 'ls', '-q'])).stdout.trim(), '');
   assert.equal((await c.ctrOk(['container', 'ls', '-q'])).stdout.trim(), '');
-  let busy = busyDaemonProblems(c.address, c.tmp);
-  for (
-    let deadline = Date.now() + 8_000;
-    busy.length && Date.now() < deadline;
-    busy = busyDaemonProblems(c.address, c.tmp)
-  )
-    await sleep(100);
+  const { address, tmp: ctrdTmp } = c;
+  const busy = await settled(
+    () => busyDaemonProblems(address, ctrdTmp),
+    (b) => b.length === 0,
+    8_000,
+  );
   assert.deepEqual(busy, []);
   for (const id of ids) assert.ok(!fs.existsSync(socketPathFor(c.address, c.namespace, id)), `socket of ${id} removed`);
   const containerdTmp = c.tmp;
   await c.stop();
   c = undefined;
   assert.deepEqual(
-    listProcesses(new RegExp(escapeRe(prefix))).map((p) => p.cmdline),
+    listProcesses(new RegExp(escapeRegExp(prefix))).map((p) => p.cmdline),
     [],
     'no process of the installed package',
   );

@@ -1,9 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { baseEnv, runFixture } from './helpers.js';
+import { envWithoutOtel } from '../harness/index.js';
+import { runFixture } from './helpers.js';
 
 test('disabled tracing never loads @opentelemetry (no worker, no SDK import)', async () => {
-  const r = await runFixture('disabled-run.ts', [], baseEnv());
+  const r = await runFixture('disabled-run.ts', [], envWithoutOtel());
   assert.equal(r.code, 0, r.stderr);
   const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as {
     states: string[];

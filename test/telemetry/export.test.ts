@@ -6,7 +6,8 @@ import { startTelemetry, newTraceId, type Telemetry, type SpanRecord } from '../
 import { SpanRecorder } from '../../src/telemetry/recorder.js';
 import { parseTraceparent } from '../../src/telemetry/traceparent.js';
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../../src/otlp/receiver.js';
-import { startCaptureServer, startBadEndpoints, collectLogs, waitUntil, type BadEndpoints } from './helpers.js';
+import { type BadEndpoints, sleep, startBadEndpoints, until } from '../harness/index.js';
+import { collectLogs, startCaptureServer } from './helpers.js';
 
 let rcv: OtlpReceiver;
 let bad: BadEndpoints;
@@ -36,7 +37,7 @@ async function withTelemetry<T>(
 }
 
 /** A daemon-like trace: root (remote parent) -> create RPC -> child process spans relayed via records. */
-async function exerciseTrace(t: Telemetry, env: Record<string, string>): Promise<{ traceId: string; names: string[] }> {
+function exerciseTrace(t: Telemetry): { traceId: string; names: string[] } {
   const remote = { traceId: newTraceId(), spanId: '0123456789abcdef', traceFlags: 1, isRemote: true };
   const root = t.recorder.startSpan('container', { parent: remote, attributes: { 'container.id': 'c1' } });
   const create = t.recorder.startSpan('containerd.task.v2.Task/Create', {
@@ -124,7 +125,7 @@ for (const [protocol, via] of [
     };
     await withTelemetry(env, async (t, { logs }) => {
       assert.equal(t.enabled, true);
-      const { traceId, names } = await exerciseTrace(t, env);
+      const { traceId, names } = exerciseTrace(t);
       await t.flush(15000);
       const spans = await rcv.waitFor(() => tracesOf(traceId).length >= names.length, 10000);
       checkTrace(
@@ -171,7 +172,7 @@ test('autoStart: the first span loads the worker in the background; spans record
     s.end();
     assert.equal(t.state, 'idle', 'the worker is not spawned synchronously');
     await new Promise((r) => setImmediate(r));
-    await new Promise((r) => setTimeout(r, 5));
+    await sleep(5);
     assert.equal(t.state, 'starting');
     const more = t.recorder.startSpan('while-loading', { parent: s.context });
     more.end();
@@ -311,11 +312,11 @@ test('OTEL_BSP_MAX_EXPORT_BATCH_SIZE splits batches; OTEL_BSP_SCHEDULE_DELAY exp
     };
     await withTelemetry(env, async (t) => {
       t.warmUp();
-      await waitUntil(() => t.state === 'ready', 15000, 'worker ready');
+      await until('worker ready', () => t.state === 'ready', 15000, 20);
       const t0 = Date.now();
       for (let i = 0; i < 5; i++) t.recorder.startSpan(`b${i}`).end();
       // 5 spans, batches of 2 -> 3 requests, all without calling flush (default delay would be 5 s).
-      await waitUntil(() => cap.requests.length >= 3, 4500, '3 export requests');
+      await until('3 export requests', () => cap.requests.length >= 3, 4500, 20);
       assert.ok(Date.now() - t0 < 4900, 'exported on the 100 ms schedule, not the 5 s default');
       assert.equal(cap.requests.length, 3);
     });
@@ -330,9 +331,9 @@ test('flush waits for an export already in flight', async () => {
     const env = { OTEL_EXPORTER_OTLP_ENDPOINT: cap.url, OTEL_BSP_SCHEDULE_DELAY: '1' };
     await withTelemetry(env, async (t) => {
       t.warmUp();
-      await waitUntil(() => t.state === 'ready', 15000, 'worker ready');
+      await until('worker ready', () => t.state === 'ready', 15000, 20);
       t.recorder.startSpan('in-flight').end();
-      await waitUntil(() => cap.requests.length === 1, 10000, 'the timer export to start');
+      await until('the timer export to start', () => cap.requests.length === 1, 10000, 20);
       await t.flush(10000);
       assert.equal((await t.stats(5000))?.exported, 1, 'flush resolved before the in-flight export finished');
     });
@@ -345,7 +346,7 @@ test('OTEL_EXPORTER_OTLP_TIMEOUT bounds an export to an endpoint that never answ
   const env = { OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${bad.hangPort}`, OTEL_EXPORTER_OTLP_TIMEOUT: '300' };
   await withTelemetry(env, async (t, { logs }) => {
     t.warmUp();
-    await waitUntil(() => t.state === 'ready', 15000, 'worker ready');
+    await until('worker ready', () => t.state === 'ready', 15000, 20);
     t.recorder.startSpan('hang').end();
     const t0 = performance.now();
     await t.flush(9000);
@@ -367,7 +368,7 @@ test('OTEL_BSP_EXPORT_TIMEOUT bounds a batch even when the exporter timeout is l
   };
   await withTelemetry(env, async (t) => {
     t.warmUp();
-    await waitUntil(() => t.state === 'ready', 15000, 'worker ready');
+    await until('worker ready', () => t.state === 'ready', 15000, 20);
     t.recorder.startSpan('hang').end();
     const t0 = performance.now();
     await t.flush(9000);
@@ -453,7 +454,7 @@ test('the buffer before the worker is ready is bounded: oldest dropped, a warnin
       assert.match(dropLines()[0].msg, new RegExp(`to ${rcv.httpUrl}/v1/traces .*; 1 span dropped`));
       await t.flush(15000);
       await rcv.waitFor(() => tracesOf(root.context.traceId).length >= 5, 10000);
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
       assert.deepEqual(
         tracesOf(root.context.traceId)
           .map((s) => s.name)
@@ -477,7 +478,7 @@ test('a worker that dies is noticed: one log line, spans dropped, nothing throws
       async (t, { logs }) => {
         t.recorder.startSpan('doomed').end();
         await t.flush(2000);
-        await waitUntil(() => t.state === 'dead', 10000, `worker dead (${mode})`);
+        await until(`worker dead (${mode})`, () => t.state === 'dead', 10000, 20);
         const errs = logs.filter((l) => l.level === 'error');
         assert.equal(errs.length, 1, JSON.stringify(logs));
         assert.match(errs[0].msg, /export worker (crashed|exited|failed to load)/);
@@ -502,8 +503,8 @@ test('the worker survives uncaught exceptions and unhandled rejections inside it
     env,
     async (t, { logs }) => {
       t.warmUp();
-      await waitUntil(() => t.state === 'ready', 15000, 'worker ready');
-      await new Promise((r) => setTimeout(r, 100));
+      await until('worker ready', () => t.state === 'ready', 15000, 20);
+      await sleep(100);
       assert.equal(t.state, 'ready');
       const s = t.recorder.startSpan('still-alive');
       s.end();
@@ -530,7 +531,7 @@ test('a missing worker file is noticed without throwing', async () => {
     async (t, { logs }) => {
       t.recorder.startSpan('x').end();
       await t.flush(3000);
-      await waitUntil(() => t.state === 'dead', 10000, 'worker dead');
+      await until('worker dead', () => t.state === 'dead', 10000, 20);
       assert.equal(logs.filter((l) => l.level === 'error').length, 1);
     },
     { workerUrl: new URL('./fixtures/does-not-exist.mjs', import.meta.url) },
@@ -555,7 +556,7 @@ test('shutdown: idempotent, flushes, later spans are ignored', async () => {
   const now = startTelemetry({ env, log });
   now.recorder.startSpan('dropped').end();
   now.warmUp();
-  await waitUntil(() => now.state === 'ready', 15000, 'worker ready');
+  await until('worker ready', () => now.state === 'ready', 15000, 20);
   const n0 = performance.now();
   await now.shutdown(0);
   assert.ok(performance.now() - n0 < 1000);

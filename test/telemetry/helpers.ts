@@ -1,10 +1,10 @@
 // Test helpers for the telemetry suite.
 import http from 'node:http';
-import net from 'node:net';
 import zlib from 'node:zlib';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { LogLevel } from '../../src/telemetry/index.js';
+import { listenLocal } from '../harness/index.js';
 
 export interface CapturedRequest {
   method: string;
@@ -49,7 +49,7 @@ export async function startCaptureServer(opts: { delayMs?: number } = {}): Promi
       }, opts.delayMs ?? 0);
     });
   });
-  const port = await listen(srv);
+  const port = await listenLocal(srv);
   return {
     url: `http://127.0.0.1:${port}`,
     requests,
@@ -58,55 +58,6 @@ export async function startCaptureServer(opts: { delayMs?: number } = {}): Promi
         srv.close(() => r());
         srv.closeAllConnections();
       }),
-  };
-}
-
-function listen(srv: net.Server | http.Server): Promise<number> {
-  return new Promise((resolve, reject) => {
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => resolve((srv.address() as net.AddressInfo).port));
-  });
-}
-
-export interface BadEndpoints {
-  /** Nothing listens there (connection refused). */
-  deadPort: number;
-  /** Accepts, writes "garbage\r\n\r\n" and closes. */
-  garbagePort: number;
-  /** Accepts and never answers. */
-  hangPort: number;
-  close(): Promise<void>;
-}
-
-export async function startBadEndpoints(): Promise<BadEndpoints> {
-  const sockets = new Set<net.Socket>();
-  const track = (s: net.Socket): void => {
-    sockets.add(s);
-    s.on('error', () => undefined);
-    s.on('close', () => sockets.delete(s));
-  };
-  const garbage = net.createServer((s) => {
-    track(s);
-    s.end('garbage\r\n\r\n');
-  });
-  const hang = net.createServer((s) => {
-    track(s);
-    s.resume();
-  });
-  const dead = net.createServer();
-  const [garbagePort, hangPort, deadPort] = await Promise.all([listen(garbage), listen(hang), listen(dead)]);
-  await new Promise<void>((r) => dead.close(() => r()));
-  return {
-    deadPort,
-    garbagePort,
-    hangPort,
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await Promise.all([
-        new Promise<void>((r) => garbage.close(() => r())),
-        new Promise<void>((r) => hang.close(() => r())),
-      ]);
-    },
   };
 }
 
@@ -153,22 +104,4 @@ export function runFixture(
       resolve({ code, signal, stdout, stderr, wallMs: performance.now() - t0 });
     });
   });
-}
-
-/** The process environment without any OTEL_* or trace-context carrier variables. */
-export function baseEnv(): Record<string, string | undefined> {
-  const env: Record<string, string | undefined> = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (k.startsWith('OTEL_') || ['TRACECONTEXT', 'TRACEPARENT', 'TRACESTATE', 'BAGGAGE'].includes(k)) continue;
-    env[k] = v;
-  }
-  return env;
-}
-
-export async function waitUntil(pred: () => boolean, timeoutMs: number, what = 'condition'): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }

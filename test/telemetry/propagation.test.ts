@@ -12,6 +12,7 @@ import { parseTraceContextEnv, parseTracestate } from '../../src/telemetry/trace
 import { SpanRecorder, type SpanRecord } from '../../src/telemetry/recorder.js';
 import { ChildSpanRelay } from '../../src/telemetry/child-relay.js';
 import { parseFromChild } from '../../src/child/protocol.js';
+import { jsonRoundTrip } from '../harness/index.js';
 
 const TID = '0af7651916cd43dd8448eb211c80319c';
 const TP = `00-${TID}-b7ad6b7169203331-01`;
@@ -102,7 +103,7 @@ test('child IPC messages are parsed, never cast: garbage refused, invalid span r
   assert.equal(parseFromChild(null), undefined);
   assert.deepEqual(parseFromChild({ t: 'error' }), { t: 'error', message: 'the Wasm child failed' });
   const { end, open } = runSpan();
-  const good = JSON.parse(JSON.stringify(end()));
+  const good = jsonRoundTrip(end());
   const m = parseFromChild({
     t: 'spans',
     records: [good, { ...good, spanId: 'zz' }, { ...good, process: 'shim' }, { ...good, startTime: [1, 2e9] }, 7],
@@ -110,7 +111,7 @@ test('child IPC messages are parsed, never cast: garbage refused, invalid span r
   assert.equal(m?.t, 'spans');
   assert.deepEqual(m?.t === 'spans' && m.records.map((r) => r.spanId), [good.spanId]);
   assert.equal(parseFromChild({ t: 'spans', records: 'x' }), undefined);
-  const o = parseFromChild({ t: 'span-open', span: JSON.parse(JSON.stringify(open)) });
+  const o = parseFromChild({ t: 'span-open', span: jsonRoundTrip(open) });
   assert.equal(o?.t === 'span-open' && o.span.name, 'wasm.run');
   assert.equal(parseFromChild({ t: 'span-open', span: { ...open, pid: -1 } }), undefined);
   // Attributes of the wrong type are left out, not passed on.

@@ -3,15 +3,8 @@
 // by itself with code 0. Each case runs in its own process.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  baseEnv,
-  runFixture,
-  startBadEndpoints,
-  startCaptureServer,
-  type BadEndpoints,
-  type CaptureServer,
-  type RunResult,
-} from './helpers.js';
+import { envWithoutOtel, isObject, parseJsonAs, startBadEndpoints, type BadEndpoints } from '../harness/index.js';
+import { type CaptureServer, runFixture, type RunResult, startCaptureServer } from './helpers.js';
 
 let bad: BadEndpoints;
 let cap: CaptureServer;
@@ -36,17 +29,20 @@ interface RunOutput {
   logs: { level: string; msg: string }[];
 }
 
+const isRunOutput = (v: unknown): v is RunOutput =>
+  isObject(v) && typeof v.enabled === 'boolean' && typeof v.state === 'string' && Array.isArray(v.logs);
+
 async function run(env: Record<string, string>, shutdownMs = 2000): Promise<{ r: RunResult; out: RunOutput }> {
   const r = await runFixture(
     'export-run.ts',
     [JSON.stringify({ spans: 50, flushFirstMs: 300, shutdownMs })],
-    { ...baseEnv(), ...env },
+    { ...envWithoutOtel(), ...env },
     [],
     30_000,
   );
   let out: RunOutput;
   try {
-    out = JSON.parse(r.stdout.trim().split('\n').pop() ?? '');
+    out = parseJsonAs(r.stdout.trim().split('\n').pop() ?? '', isRunOutput, "the fixture's result");
   } catch {
     assert.fail(`no result from the fixture (code ${r.code}, signal ${r.signal}): ${r.stdout}\n${r.stderr}`);
   }

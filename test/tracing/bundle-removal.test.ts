@@ -22,7 +22,8 @@ import * as path from 'node:path';
 import { Task } from '../../src/gen/containerd/task/v2/shim_pb.js';
 import { TtrpcClient, createClient } from '../../src/ttrpc/client.js';
 import { startOtlpReceiver, type OtlpReceiver } from '../../src/otlp/receiver.js';
-import { MODULES, REPO, ensureBuilt, isolatedOtelEnv, sleep, waitForContainerTrace } from './helpers.js';
+import { ensureBuilt, isolatedOtelEnv, MODULES, processAlive, REPO, sleep } from '../harness/index.js';
+import { waitForContainerTrace } from './helpers.js';
 
 let rx: OtlpReceiver;
 const tmps: string[] = [];
@@ -36,14 +37,7 @@ after(async () => {
   for (const d of tmps) fs.rmSync(d, { recursive: true, force: true });
 });
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return !/^\S+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
-}
+const alive = processAlive;
 
 interface Outcome {
   id: string;

@@ -12,17 +12,20 @@
 import { after, before, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import {
+  type BadEndpoints,
+  startBadEndpoints,
+  startUntrustedTlsEndpoint,
+  type Suite,
+  type TestImage,
+  type UntrustedTlsEndpoint,
+} from '../harness/index.js';
+import {
   droppedSpanWarnings,
   prepareImage,
   settledLeftovers,
-  startBadEndpoints,
   startTracedContainerds,
+  waitShimGone,
   withContainers,
-  startUntrustedTlsEndpoint,
-  type BadEndpoints,
-  type TestImage,
-  type TracedContainerd,
-  type UntrustedTlsEndpoint,
 } from './helpers.js';
 
 /** Outlives the exporter's warm-up and load (slow on a loaded machine) and a few 200 ms batches. */
@@ -32,7 +35,7 @@ const BATCH = { OTEL_BSP_SCHEDULE_DELAY: '200' };
 let img: TestImage;
 let bad: BadEndpoints;
 let tls: UntrustedTlsEndpoint;
-const E: Record<'dead' | 'untrusted' | 'invalid', TracedContainerd> = {} as never;
+const E: Record<'dead' | 'untrusted' | 'invalid', Suite> = {} as never;
 
 before(async () => {
   img = await prepareImage('dropped');
@@ -47,12 +50,12 @@ before(async () => {
 });
 
 after(async () => {
-  await Promise.all(Object.values(E).map((e) => e.stop()));
+  await Promise.all(Object.values(E).map((e) => e.teardown()));
   await Promise.all([bad?.close(), tls?.close()]);
   img?.dispose();
 });
 
-function withLogs(e: () => TracedContainerd, body: (t: TestContext) => Promise<void>) {
+function withLogs(e: () => Suite, body: (t: TestContext) => Promise<void>) {
   return withContainers(
     e,
     (env) =>
@@ -67,11 +70,11 @@ function withLogs(e: () => TracedContainerd, body: (t: TestContext) => Promise<v
 }
 
 /** One container whose spans cannot be delivered: the log names the endpoint, the cause and how many were dropped. */
-async function dropsAreLogged(e: TracedContainerd, endpoint: string, cause: RegExp): Promise<void> {
+async function dropsAreLogged(e: Suite, endpoint: string, cause: RegExp): Promise<void> {
   const id = e.id('run');
   const r = await e.run(LONG_ENOUGH, { id });
   assert.equal(r.code, 0, r.stderr);
-  await e.waitShimGone(id, 10_000, r.endedAt);
+  await waitShimGone(e, id, 10_000, r.endedAt);
   const { lines, counts } = droppedSpanWarnings(e.c.log(), endpoint);
   assert.ok(lines.length > 0, `no dropped-span warning naming ${endpoint}`);
   assert.ok(

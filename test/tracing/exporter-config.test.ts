@@ -5,16 +5,15 @@
 import { after, before, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { startOtlpReceiver, type OtlpReceiver } from '../../src/otlp/receiver.js';
+import { type Suite, type TestImage } from '../harness/index.js';
 import {
-  LIFECYCLE,
   checkLifecycleTrace,
   expectedTraceparent,
+  LIFECYCLE,
   prepareImage,
   runTraced,
   settledLeftovers,
   startTracedContainerd,
-  type TestImage,
-  type TracedContainerd,
 } from './helpers.js';
 
 const CUSTOM_SERVICE = 'wasmts-tracing-e2e';
@@ -23,12 +22,12 @@ let rx: OtlpReceiver;
 let decoy: OtlpReceiver;
 let img: TestImage;
 /** grpc to the receiver's gRPC port, OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES set. */
-let grpc: TracedContainerd;
+let grpc: Suite;
 /** generic: http/protobuf to the decoy; per-signal: grpc to the receiver. */
-let signalGrpc: TracedContainerd;
+let signalGrpc: Suite;
 /** generic: grpc to the decoy; per-signal: http/protobuf to the receiver's full /v1/traces URL. */
-let signalHttp: TracedContainerd;
-const envs = (): TracedContainerd[] => [grpc, signalGrpc, signalHttp].filter(Boolean);
+let signalHttp: Suite;
+const envs = (): Suite[] => [grpc, signalGrpc, signalHttp].filter(Boolean);
 
 before(async () => {
   img = await prepareImage('exporter-config');
@@ -75,12 +74,12 @@ before(async () => {
 });
 
 after(async () => {
-  await Promise.all(envs().map((e) => e.stop()));
+  await Promise.all(envs().map((e) => e.teardown()));
   await Promise.all([rx?.close(), decoy?.close()]);
   img?.dispose();
 });
 
-function withLogs(env: () => TracedContainerd, body: (t: TestContext, e: TracedContainerd) => Promise<void>) {
+function withLogs(env: () => Suite, body: (t: TestContext, e: Suite) => Promise<void>) {
   return async (t: TestContext) => {
     const e = env();
     const first = e.ids.length;

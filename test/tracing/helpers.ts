@@ -1,7 +1,7 @@
-// Shared setup for the tracing suites: private containerds whose environment
-// carries OTEL_* variables (so the shims they start do), the test image, an
-// OTLP receiver, misbehaving endpoints, and helpers to pick one container's
-// trace out of what the receiver got.
+// Shared pieces of the tracing suites, built on the harness: private
+// containerds whose environment carries OTEL_* variables (so the shims they
+// start do), the tracing image, and helpers to pick one container's trace
+// out of what the receiver got and check its shape.
 //
 //   const img = await prepareImage('trace');
 //   const env = await startTracedContainerd('trace', { OTEL_EXPORTER_OTLP_ENDPOINT: rx.httpUrl }, img);
@@ -11,310 +11,70 @@
 // Every containerd gets exactly the OTEL_* / TRACECONTEXT variables given (any
 // the test runner itself carries are blanked, which the OTEL spec treats as
 // unset), so the test environment cannot leak into the shims.
-import { execFileSync } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
-import http from 'node:http';
-import https from 'node:https';
-import net from 'node:net';
-import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import zlib from 'node:zlib';
-import { fromBinary } from '@bufbuild/protobuf';
+import type { TestContext } from 'node:test';
 import {
-  busyDaemonProblems,
-  daemonKey,
-  listProcesses,
-  shimDaemons,
-  startContainerd,
-  type Containerd,
-  type CtrOptions,
-  type CtrResult,
+  e2e,
+  escapeRegExp,
+  holdsFileUnder,
+  moduleFiles,
+  packTestImage,
+  settledProblems,
+  setupSuite,
+  shimProcesses,
+  sleep,
+  TASK_SERVICE as SERVICE,
   type ProcessInfo,
-} from '../helpers/containerd.js';
-import { daemonPaths, isShimDaemon } from '../../src/handoff/handoff.js';
-import { socketPathFor } from '../../src/handoff/socket-address.js';
-import { packImage } from '../../src/image/oci.js';
-import { ExportTraceServiceRequestSchema } from '../../src/gen/opentelemetry/proto/collector/trace/v1/trace_service_pb.js';
-import { requestToSpans, type ReceivedSpan } from '../../src/otlp/convert.js';
+  type RunResult,
+  type Suite,
+  type TestImage,
+} from '../harness/index.js';
+import type { ReceivedSpan } from '../../src/otlp/convert.js';
 import type { OtlpReceiver } from '../../src/otlp/receiver.js';
-import { withLock } from '../e2e/helpers.js';
 
 export type { ReceivedSpan } from '../../src/otlp/convert.js';
 
-export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-/** Holds containerd-shim-wasmts-v1, so `io.containerd.wasmts.v1` resolves on containerd's PATH. */
-export const BIN_DIR = path.join(REPO, 'bin');
-export const RUNTIME = 'io.containerd.wasmts.v1';
-export const PLATFORM = 'wasip1/wasm';
-export const MODULES = path.join(REPO, 'build', 'modules');
-export const SERVICE = 'containerd.task.v2.Task';
 export const DEFAULT_SERVICE_NAME = 'containerd-shim-wasmts';
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
+/** The tracing image: probe.wasm, with hello.wasm and fib.wasm beside it. */
+export function prepareImage(name: string): Promise<TestImage> {
+  return packTestImage(`tracing-${name}`, { files: () => moduleFiles(['hello.wasm', 'fib.wasm']), env: ['PATH=/'] });
 }
 
-function escapeRe(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+/** A private containerd whose environment is otelEnv (ours blanked), bin/ on its PATH, `image` imported. */
+export function startTracedContainerd(name: string, otelEnv: Record<string, string>, image: TestImage): Promise<Suite> {
+  return setupSuite(`trc-${name}`, { env: otelEnv, image, binDir: true });
 }
 
-// ---------------------------------------------------------------------------
-// building
-
-/** Builds the C test modules; requires the shim bundle (`make build`) to exist. */
-export async function ensureBuilt(): Promise<void> {
-  for (const f of ['shim.cjs', 'daemon.cjs', 'wasm-child.cjs', 'telemetry-worker.cjs']) {
-    if (!fs.existsSync(path.join(REPO, 'dist', f))) throw new Error(`dist/${f} is missing: run \`make build\` first`);
-  }
-  await withLock('e2e-build', () => {
-    execFileSync('bash', [path.join(REPO, 'scripts', 'build-modules.sh')], {
-      cwd: REPO,
-      stdio: ['ignore', 'ignore', 'inherit'],
-    });
-  });
+/**
+ * Shim processes of s busy with container id: its `start` or `delete`, or the
+ * long-lived daemon while it serves the container's socket or holds a file of
+ * its bundle.
+ */
+export function shimsBusyWith(s: Suite, id: string): ProcessInfo[] {
+  const byId = new RegExp(`(^|\\s)-id ${escapeRegExp(id)}(\\s|$)`);
+  // containerd renames a bundle to .<id> before removing it
+  const bundle = s.c.bundleDir(id);
+  const dirs = [bundle, path.join(path.dirname(bundle), `.${id}`)];
+  const serving = fs.existsSync(s.socketFor(id));
+  return shimProcesses(s.c.address, s.c.pid)
+    .filter((p) => /containerd-shim-wasmts|shim\.cjs/.test(p.cmdline))
+    .filter((p) => (p.daemon ? serving || holdsFileUnder(p.pid, dirs) : byId.test(p.cmdline)));
 }
 
-export interface TestImage {
-  ref: string;
-  tar: string;
-  /** Temp dir holding the tar; removed by dispose(). */
-  dir: string;
-  /** sha256 and size of /probe.wasm, the image's module. */
-  probe: { size: number; sha256: string };
-  dispose(): void;
-}
-
-/** An image whose module is probe.wasm, with hello.wasm and fib.wasm beside it. */
-export async function prepareImage(name: string): Promise<TestImage> {
-  await ensureBuilt();
-  const dir = fs.mkdtempSync(path.join(tmpdir(), `wasmts-tracing-img-${name}-`));
-  const ref = `docker.io/wasmts-tracing/${name}:v1`;
-  const tar = path.join(dir, 'image.tar');
-  const probePath = path.join(MODULES, 'probe.wasm');
-  await packImage({
-    module: probePath,
-    files: [
-      { src: path.join(MODULES, 'hello.wasm'), dest: 'hello.wasm' },
-      { src: path.join(MODULES, 'fib.wasm'), dest: 'fib.wasm' },
-    ],
-    ref,
-    env: ['PATH=/'],
-    output: tar,
-  });
-  const bytes = fs.readFileSync(probePath);
-  return {
-    ref,
-    tar,
-    dir,
-    probe: { size: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') },
-    dispose: () => fs.rmSync(dir, { recursive: true, force: true }),
-  };
-}
-
-// ---------------------------------------------------------------------------
-// containerd with an OTEL environment
-
-/** The environment carriers of trace context the shim reads. */
-export const CARRIERS = ['TRACECONTEXT', 'TRACEPARENT', 'TRACESTATE', 'BAGGAGE'];
-
-/** `env` plus every OTEL_* / carrier variable of this process blanked (empty = unset for OTEL). */
-export function isolatedOtelEnv(env: Record<string, string>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const k of Object.keys(process.env)) if (k.startsWith('OTEL_') || CARRIERS.includes(k)) out[k] = '';
-  return { ...out, ...env };
-}
-
-export interface RunOpts extends CtrOptions {
-  id: string;
-  /** Default true (`--rm`). Ignored with detach. */
-  rm?: boolean;
-  /** `ctr run -d`. */
-  detach?: boolean;
-}
-
-export interface TimedResult extends CtrResult {
-  /** Wall time of the ctr command, ms. */
-  ms: number;
-  /** Date.now() when ctr returned. */
-  endedAt: number;
-}
-
-export interface TracedContainerd {
-  readonly name: string;
-  readonly c: Containerd;
-  readonly env: Record<string, string>;
-  /** A unique container id (unique across concurrently running test files too). */
-  id(label: string): string;
-  readonly ids: string[];
-  /** `ctr run [--rm|-d] --runtime io.containerd.wasmts.v1 --platform wasip1/wasm <image> <id> ...args`, timed. */
-  run(args: string[], o: RunOpts): Promise<TimedResult>;
-  /**
-   * Shim processes of this containerd: with id, the ones still busy with that container
-   * (its `start` or `delete`, or the long-lived daemon while it serves the container's
-   * socket or holds a file of its bundle); without, every `start` or `delete` still running.
-   */
-  shims(id?: string): ProcessInfo[];
-  /** The long-lived daemons of this containerd (one per key). */
-  daemons(): ProcessInfo[];
-  /** Polls until no shim is busy with id any more; resolves with the ms it took (or rejects after timeoutMs). */
-  waitShimGone(id: string, timeoutMs: number, since?: number): Promise<number>;
-  /** Kill + delete a task and its container, ignoring errors. */
-  cleanup(id: string): Promise<void>;
-  /** Problems: `start`/`delete` still running, a daemon holding what finished containers left, Wasm children holding a FIFO of one of our containers. */
-  leftovers(): string[];
-  /** containerd log lines (the shims log a container's lines there) mentioning id. */
-  logFor(id: string): string;
-  /** What the daemons logged outside any container (their daemon.log: start-up, telemetry), so far. */
-  daemonLog(): string;
-  stop(): Promise<void>;
-}
-
-/** True when process pid has a file open at or below one of dirs (a bundle's log FIFO, its rootfs). */
-function holdsFileUnder(pid: number, dirs: string[]): boolean {
-  let fds: string[] = [];
-  try {
-    fds = fs.readdirSync(`/proc/${pid}/fd`);
-  } catch {
-    return false;
-  }
-  for (const fd of fds) {
-    try {
-      const target = fs.readlinkSync(`/proc/${pid}/fd/${fd}`).replace(/ \(deleted\)$/, '');
-      if (dirs.some((d) => target === d || target.startsWith(`${d}/`))) return true;
-    } catch {
-      /* closed meanwhile */
-    }
-  }
-  return false;
-}
-
-let idCounter = 0;
-const runTag = randomBytes(3).toString('hex');
-
-export async function startTracedContainerd(
-  name: string,
-  otelEnv: Record<string, string>,
-  image: TestImage,
-): Promise<TracedContainerd> {
-  const env = isolatedOtelEnv(otelEnv);
-  const c = await startContainerd({ name: `trc-${name}`, shimDir: BIN_DIR, env });
-  try {
-    await c.importImage(image.tar, { timeoutMs: 30_000 });
-  } catch (err) {
-    await c.stop();
-    throw err;
-  }
-  const ids: string[] = [];
-  /** The daemon.log files of the daemons seen so far. */
-  const daemonLogs = new Set<string>();
-  const addrRe = new RegExp(`(^|\\s)-address ${escapeRe(c.address)}(\\s|$)`);
-  const shimProcs = (): ProcessInfo[] =>
-    listProcesses(addrRe).filter((p) => p.pid !== c.pid && /containerd-shim-wasmts|shim\.cjs/.test(p.cmdline));
-  const bundleDir = (id: string): string => path.join(c.state, 'io.containerd.runtime.v2.task', c.namespace, id);
-  const shims = (id?: string): ProcessInfo[] => {
-    const procs = shimProcs();
-    if (id === undefined) return procs.filter((p) => !isShimDaemon(p.argv));
-    const byId = new RegExp(`(^|\\s)-id ${escapeRe(id)}(\\s|$)`);
-    // containerd renames a bundle to .<id> before removing it
-    const dirs = [bundleDir(id), path.join(path.dirname(bundleDir(id)), `.${id}`)];
-    const serving = fs.existsSync(socketPathFor(c.address, c.namespace, id));
-    return procs.filter((p) => (isShimDaemon(p.argv) ? serving || holdsFileUnder(p.pid, dirs) : byId.test(p.cmdline)));
-  };
-
-  const cleanup = async (id: string): Promise<void> => {
-    const q = { timeoutMs: 10_000 };
-    await c.ctr(['task', 'kill', '-a', '-s', 'SIGKILL', id], q).catch(() => undefined);
-    await c.ctr(['task', 'delete', '-f', id], q).catch(() => undefined);
-    await c.ctr(['container', 'delete', id], q).catch(() => undefined);
-  };
-
-  return {
-    name,
-    c,
-    env: otelEnv,
-    ids,
-    id(label) {
-      const id = `trc-${name}-${label}-${runTag}-${++idCounter}`;
-      ids.push(id);
-      return id;
-    },
-    async run(args, o) {
-      const mode = o.detach ? ['-d'] : o.rm === false ? [] : ['--rm'];
-      const t0 = performance.now();
-      const r = await c.ctr(
-        ['run', ...mode, '--runtime', RUNTIME, '--platform', PLATFORM, image.ref, o.id, ...args],
-        o,
+/** Polls until no shim is busy with id any more; resolves with the ms it took since `since` (or rejects after timeoutMs). */
+export async function waitShimGone(s: Suite, id: string, timeoutMs: number, since = Date.now()): Promise<number> {
+  for (;;) {
+    const left = shimsBusyWith(s, id);
+    if (left.length === 0) return Date.now() - since;
+    if (Date.now() - since > timeoutMs) {
+      throw new Error(
+        `shim of ${id} still running ${Date.now() - since} ms after deletion: ${left.map((p) => `${p.pid} ${p.cmdline}`).join('; ')}`,
       );
-      return { ...r, ms: performance.now() - t0, endedAt: Date.now() };
-    },
-    shims,
-    daemons: () => shimDaemons(c.address),
-    async waitShimGone(id, timeoutMs, since = Date.now()) {
-      for (;;) {
-        const left = shims(id);
-        if (left.length === 0) return Date.now() - since;
-        if (Date.now() - since > timeoutMs) {
-          throw new Error(
-            `shim of ${id} still running ${Date.now() - since} ms after deletion: ${left.map((p) => `${p.pid} ${p.cmdline}`).join('; ')}`,
-          );
-        }
-        await sleep(25);
-      }
-    },
-    cleanup,
-    leftovers() {
-      const problems: string[] = [];
-      for (const p of shims()) problems.push(`shim still running: ${p.pid} ${p.cmdline}`);
-      // The long-lived daemon stays (one per key), holding nothing of finished containers.
-      problems.push(...busyDaemonProblems(c.address, c.tmp));
-      for (const p of listProcesses(/wasm-child/)) {
-        let fds: string[] = [];
-        try {
-          fds = fs.readdirSync(`/proc/${p.pid}/fd`);
-        } catch {
-          continue;
-        }
-        const ours = fds.some((fd) => {
-          try {
-            const link = fs.readlinkSync(`/proc/${p.pid}/fd/${fd}`);
-            return link.startsWith(c.tmp + '/') || ids.some((id) => link.includes(`/${id}-`));
-          } catch {
-            return false;
-          }
-        });
-        if (ours) problems.push(`wasm child still running: ${p.pid} ${p.cmdline}`);
-      }
-      return problems;
-    },
-    daemonLog() {
-      for (const d of shimDaemons(c.address)) {
-        const key = daemonKey(d.pid);
-        if (key) daemonLogs.add(daemonPaths(key).log);
-      }
-      return [...daemonLogs]
-        .map((f) => {
-          try {
-            return fs.readFileSync(f, 'utf8');
-          } catch {
-            return ''; // its daemon left and removed it
-          }
-        })
-        .join('');
-    },
-    logFor(id) {
-      return c
-        .log()
-        .split('\n')
-        .filter((l) => l.includes(id))
-        .slice(-60)
-        .join('\n');
-    },
-    async stop() {
-      await c.stop();
-    },
-  };
+    }
+    await sleep(25);
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -356,7 +116,7 @@ export function describeSpans(spans: ReceivedSpan[]): string {
   return spans
     .map(
       (s) =>
-        `  ${s.name} trace=${s.traceId.slice(0, 8)} span=${s.spanId} parent=${s.parentSpanId || '-'} ${ms(s).toFixed(1)}ms proc=${s.resource['wasmts.process']} pid=${s.resource['process.pid']} status=${s.status.code}`,
+        `  ${s.name} trace=${s.traceId.slice(0, 8)} span=${s.spanId} parent=${s.parentSpanId || '-'} ${ms(s).toFixed(1)}ms proc=${String(s.resource['wasmts.process'])} pid=${String(s.resource['process.pid'])} status=${s.status.code}`,
     )
     .join('\n');
 }
@@ -400,162 +160,13 @@ export const LIFECYCLE = [
   'wasm.run',
 ];
 
-// ---------------------------------------------------------------------------
-// misbehaving endpoints
-
-export interface BadEndpoints {
-  /** Nothing listens there (connection refused). */
-  deadUrl: string;
-  /** Accepts, writes junk bytes (not HTTP, not HTTP/2) and closes. */
-  garbageUrl: string;
-  /** Accepts, reads the request, never answers (keeps the connection open). */
-  hangUrl: string;
-  /** Export requests the never-answering endpoint read in full (OTLP/HTTP protobuf), decoded: the spans the shim tried to send. */
-  hungSpans(): ReceivedSpan[];
-  /** Connections each endpoint accepted. */
-  readonly connections: { garbage: number; hang: number };
-  close(): Promise<void>;
-}
-
-function listenLocal(srv: net.Server | http.Server): Promise<number> {
-  return new Promise((resolve, reject) => {
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => resolve((srv.address() as net.AddressInfo).port));
-  });
-}
-
-export async function startBadEndpoints(): Promise<BadEndpoints> {
-  const sockets = new Set<net.Socket>();
-  const connections = { garbage: 0, hang: 0 };
-  const hung: ReceivedSpan[] = [];
-  const track = (s: net.Socket): void => {
-    sockets.add(s);
-    s.on('error', () => undefined);
-    s.on('close', () => sockets.delete(s));
-  };
-  const garbage = net.createServer((s) => {
-    connections.garbage++;
-    track(s);
-    s.on('data', () => undefined);
-    s.end(Buffer.from('\x00\xffgarbage \x01\x02 not http at all\r\n\r\n\xde\xad\xbe\xef', 'latin1'));
-  });
-  // An HTTP server that reads each request and never writes a byte back.
-  const hang = http.createServer((req) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (b: Buffer) => chunks.push(b));
-    req.on('end', () => {
-      try {
-        let body = Buffer.concat(chunks);
-        if (req.headers['content-encoding'] === 'gzip') body = zlib.gunzipSync(body);
-        hung.push(...requestToSpans(fromBinary(ExportTraceServiceRequestSchema, body), 'http'));
-      } catch {
-        /* not an OTLP protobuf request: still never answered */
-      }
-    });
-  });
-  hang.on('connection', (s) => {
-    connections.hang++;
-    track(s);
-  });
-  hang.requestTimeout = 0;
-  hang.headersTimeout = 0;
-  hang.keepAliveTimeout = 0;
-  const dead = net.createServer();
-  const [garbagePort, hangPort, deadPort] = await Promise.all([
-    listenLocal(garbage),
-    listenLocal(hang),
-    listenLocal(dead),
-  ]);
-  await new Promise<void>((r) => dead.close(() => r()));
-  return {
-    deadUrl: `http://127.0.0.1:${deadPort}`,
-    garbageUrl: `http://127.0.0.1:${garbagePort}`,
-    hangUrl: `http://127.0.0.1:${hangPort}`,
-    hungSpans: () => [...hung],
-    connections,
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await Promise.all([
-        new Promise<void>((r) => garbage.close(() => r())),
-        new Promise<void>((r) => hang.close(() => r())),
-      ]);
-    },
-  };
-}
-
-export interface UntrustedTlsEndpoint {
-  /** https://127.0.0.1:<port>, served with a self-signed certificate no CA the shim knows has signed. */
-  url: string;
-  /** TCP connections accepted (TLS handshakes the exporter then refuses). */
-  readonly connections: number;
-  close(): Promise<void>;
-}
-
-/** An OTLP/HTTPS endpoint whose certificate the exporter must refuse (the wrong-CA case). */
-export async function startUntrustedTlsEndpoint(): Promise<UntrustedTlsEndpoint> {
-  const dir = fs.mkdtempSync(path.join(tmpdir(), 'wasmts-tls-'));
-  const key = path.join(dir, 'key.pem');
-  const cert = path.join(dir, 'cert.pem');
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-      '-days',
-      '1',
-      '-subj',
-      '/CN=127.0.0.1',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-    ],
-    { stdio: 'ignore' },
-  );
-  const sockets = new Set<net.Socket>();
-  let connections = 0;
-  const srv = https.createServer({ key: fs.readFileSync(key), cert: fs.readFileSync(cert) }, (req, res) => {
-    req.resume();
-    req.on('end', () => res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end());
-  });
-  srv.on('connection', (s: net.Socket) => {
-    connections++;
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-  srv.on('tlsClientError', () => undefined);
-  const port = await listenLocal(srv);
-  return {
-    url: `https://127.0.0.1:${port}`,
-    get connections() {
-      return connections;
-    },
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((r) => srv.close(() => r()));
-      fs.rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
-
 /** Counts of the shim log's dropped-span warnings naming `endpoint` (the traces URL). */
 export function droppedSpanWarnings(log: string, endpoint: string): { lines: string[]; counts: number[] } {
   const re = new RegExp(
-    `level=warn msg=".*span export to ${escapeRe(endpoint)} \\(http/protobuf\\) failed: .*; (\\d+) spans? dropped"`,
+    `level=warn msg=".*span export to ${escapeRegExp(endpoint)} \\(http/protobuf\\) failed: .*; (\\d+) spans? dropped"`,
   );
   const lines = log.split('\n').filter((l) => re.test(l));
   return { lines, counts: lines.map((l) => Number(re.exec(l)![1])) };
-}
-
-export function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 // ---------------------------------------------------------------------------
@@ -634,7 +245,7 @@ export function checkLifecycleTrace(all: ReceivedSpan[], id: string, x: Lifecycl
     ok(typeof s.attributes['rpc.status_code'] === 'string', `${s.name} has rpc.status_code`);
     ok(
       String(s.attributes['server.address']).startsWith('/'),
-      `${s.name} server.address is the socket (${s.attributes['server.address']})`,
+      `${s.name} server.address is the socket (${String(s.attributes['server.address'])})`,
     );
     eq(s.attributes['network.transport'], 'unix', `${s.name} network.transport`);
     eq(s.attributes['container.id'], id, `${s.name} container.id`);
@@ -672,7 +283,7 @@ export function checkLifecycleTrace(all: ReceivedSpan[], id: string, x: Lifecycl
   const childPid = Number(create.attributes['wasmts.task.pid']);
   ok(
     Number.isInteger(childPid) && childPid > 0,
-    `Create has wasmts.task.pid (${create.attributes['wasmts.task.pid']})`,
+    `Create has wasmts.task.pid (${String(create.attributes['wasmts.task.pid'])})`,
   );
   eq(Number(root.attributes['wasmts.task.pid']), childPid, 'root wasmts.task.pid');
   const shimPid = Number(root.resource['process.pid']);
@@ -767,7 +378,7 @@ export function expectedTraceparent(t: { root: ReceivedSpan; create: ReceivedSpa
 export const LIVES_PAST_WARMUP = ['/probe.wasm', 'sleep', '0.8'];
 
 export interface TracedRun {
-  r: TimedResult;
+  r: RunResult;
   id: string;
   spans: ReceivedSpan[];
   /** Date.now() when the wanted spans were all there. */
@@ -776,7 +387,7 @@ export interface TracedRun {
 
 /** `ctr run --rm` of args (exit code must be code), then waits for the named spans of its trace. */
 export async function runTraced(
-  e: TracedContainerd,
+  e: Suite,
   rx: OtlpReceiver,
   label: string,
   args: string[],
@@ -790,15 +401,9 @@ export async function runTraced(
   return { r, id, ...got };
 }
 
-/** leftovers() of every env, polled until empty or timeoutMs (a daemon lets go of a finished container within moments). */
-export async function settledLeftovers(envs: TracedContainerd[], timeoutMs = 5_000): Promise<string[]> {
-  const deadline = Date.now() + timeoutMs;
-  let problems = envs.flatMap((e) => e.leftovers());
-  while (problems.length && Date.now() < deadline) {
-    await sleep(100);
-    problems = envs.flatMap((e) => e.leftovers());
-  }
-  return problems;
+/** The leak census of every env, polled until clean or timeoutMs (a daemon lets go of a finished container within moments). */
+export async function settledLeftovers(envs: Suite[], timeoutMs = 5_000): Promise<string[]> {
+  return (await Promise.all(envs.map((e) => settledProblems(e.c, e.ids, timeoutMs)))).flat();
 }
 
 /**
@@ -810,7 +415,7 @@ export async function startTracedContainerds<K extends string>(
   prefix: string,
   envs: [K, Record<string, string>][],
   image: TestImage,
-  into: Partial<Record<K, TracedContainerd>>,
+  into: Partial<Record<K, Suite>>,
 ): Promise<void> {
   const started = await Promise.allSettled(
     envs.map(([name, env]) => startTracedContainerd(`${prefix}-${name}`, env, image)),
@@ -827,21 +432,9 @@ export async function startTracedContainerds<K extends string>(
  * after it, and when it fails, `dump(env, ids)` is printed first.
  */
 export function withContainers(
-  e: () => TracedContainerd,
-  dump: (env: TracedContainerd, ids: string[]) => string,
-  body: (t: import('node:test').TestContext) => Promise<void>,
-): (t: import('node:test').TestContext) => Promise<void> {
-  return async (t) => {
-    const env = e();
-    const first = env.ids.length;
-    t.after(async () => {
-      await Promise.all(env.ids.slice(first).map((id) => env.cleanup(id)));
-    });
-    try {
-      await body(t);
-    } catch (err) {
-      process.stderr.write(dump(env, env.ids.slice(first)));
-      throw err;
-    }
-  };
+  e: () => Suite,
+  dump: (env: Suite, ids: string[]) => string,
+  body: (t: TestContext) => Promise<void>,
+): (t: TestContext) => Promise<void> {
+  return e2e(e, [], (t) => body(t), { dump });
 }

@@ -5,34 +5,31 @@
 import { after, before, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { startOtlpReceiver, type OtlpReceiver } from '../../src/otlp/receiver.js';
+import { PLATFORM, RUNTIME, sleep, type Suite, type TestImage } from '../harness/index.js';
 import {
-  DEFAULT_SERVICE_NAME,
-  LIFECYCLE,
-  PLATFORM,
-  RUNTIME,
   checkLifecycleTrace,
   containerTrace,
+  DEFAULT_SERVICE_NAME,
   describeSpans,
   endMs,
   expectedTraceparent,
+  LIFECYCLE,
   ms,
   prepareImage,
   rootOf,
   rpc,
   rpcs,
   runTraced,
-  sleep,
-  startMs,
   settledLeftovers,
+  startMs,
   startTracedContainerd,
   waitForContainerTrace,
-  type TestImage,
-  type TracedContainerd,
+  waitShimGone,
 } from './helpers.js';
 
 let rx: OtlpReceiver;
 let img: TestImage;
-let env: TracedContainerd;
+let env: Suite;
 
 before(async () => {
   img = await prepareImage('lifecycle');
@@ -41,7 +38,7 @@ before(async () => {
 });
 
 after(async () => {
-  await env?.stop();
+  await env?.teardown();
   await rx?.close();
   img?.dispose();
 });
@@ -113,7 +110,11 @@ test(
     const others = rx.spans().filter((s) => s.name === 'wasmts.container' && s.attributes['container.id'] !== id);
     assert.ok(others.length > 0 || env.ids.length === 1, 'an earlier container left a trace');
     for (const o of others)
-      assert.notEqual(o.traceId, t.root.traceId, `container ${o.attributes['container.id']} shares a trace with ${id}`);
+      assert.notEqual(
+        o.traceId,
+        t.root.traceId,
+        `container ${String(o.attributes['container.id'])} shares a trace with ${id}`,
+      );
   }),
 );
 
@@ -139,7 +140,7 @@ test(
     const ev = create.events.find((e) => e.name === 'exception');
     assert.ok(
       ev,
-      `Create has an exception event: ${JSON.stringify(create.events, (_, v) => (typeof v === 'bigint' ? String(v) : v))}`,
+      `Create has an exception event: ${JSON.stringify(create.events, (_, v: unknown) => (typeof v === 'bigint' ? String(v) : v))}`,
     );
     assert.match(
       String(ev.attributes['exception.message']),
@@ -157,7 +158,7 @@ test(
     assert.equal(del.attributes['rpc.status_code'], 'NOT_FOUND', ctx);
     assert.equal(del.attributes['error.type'], undefined, ctx);
     for (const s of spans.filter((s) => s.name.startsWith('containerd.task.') && s.name !== create.name)) {
-      assert.equal(s.status.code, 0, `${s.name} ${s.attributes['rpc.status_code']} is not an error\n${ctx}`);
+      assert.equal(s.status.code, 0, `${s.name} ${String(s.attributes['rpc.status_code'])} is not an error\n${ctx}`);
     }
     assert.equal(spans.filter((s) => s.name === 'wasm.run').length, 0, ctx);
     assert.equal(rpcs(spans, 'Start').length, 0, ctx);
@@ -223,13 +224,7 @@ test(
     await env.c.ctrOk(['task', 'ls']); // State of the running task
     await env.c.ctrOk(['task', 'kill', '-s', 'SIGKILL', id]);
     // wait for STOPPED, then delete task and container (Delete, then Shutdown)
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      const ls = await env.c.ctr(['task', 'ls']);
-      if (ls.stdout.split('\n').some((l) => l.startsWith(id) && /STOPPED/.test(l))) break;
-      if (Date.now() > deadline) assert.fail(`task ${id} not STOPPED after SIGKILL: ${ls.stdout}`);
-      await sleep(50);
-    }
+    await env.waitStatus(id, 'STOPPED', 10_000);
     await env.c.ctrOk(['task', 'delete', id]);
     await env.c.ctrOk(['container', 'delete', id]);
     const { spans } = await waitForContainerTrace(
@@ -275,16 +270,7 @@ test(
   }),
 );
 
-/** Polls `ctr task ls` until id has status. */
-async function waitStatus(id: string, status: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const ls = await env.c.ctr(['task', 'ls']);
-    if (ls.stdout.split('\n').some((l) => l.startsWith(`${id} `) && l.includes(status))) return;
-    if (Date.now() > deadline) assert.fail(`task ${id} not ${status}: ${ls.stdout}`);
-    await sleep(50);
-  }
-}
+const waitStatus = (id: string, status: string) => env.waitStatus(id, status, 10_000);
 
 test(
   "a pod: its sandbox and two containers started at once in one daemon keep their own traces, exit codes and errors; container.image.name from CRI's annotation",
@@ -370,7 +356,7 @@ test(
       `spans arrived ${(at - startMs(root)).toFixed(0)} ms after the container's root span started: could be the batch timer`,
     );
     // The shim is gone (it exits after the flush) or about to go.
-    await env.waitShimGone(id, 3_000, r.endedAt);
+    await waitShimGone(env, id, 3_000, r.endedAt);
     // Nothing for this container arrives later: the flush carried the whole trace.
     const count = containerTrace(rx.spans(), id).length;
     await sleep(300);

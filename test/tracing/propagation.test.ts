@@ -10,20 +10,19 @@
 import { after, before, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { startOtlpReceiver, type OtlpReceiver } from '../../src/otlp/receiver.js';
+import { sleep, type Suite, type TestImage } from '../harness/index.js';
 import {
-  LIFECYCLE,
   checkLifecycleTrace,
   DEFAULT_SERVICE_NAME,
   describeSpans,
+  LIFECYCLE,
   prepareImage,
   rpc,
   runTraced,
   settledLeftovers,
-  sleep,
   startTracedContainerds,
+  waitShimGone,
   withContainers,
-  type TestImage,
-  type TracedContainerd,
 } from './helpers.js';
 
 const TRACE = {
@@ -40,7 +39,7 @@ let img: TestImage;
 let rx: OtlpReceiver;
 /** What off and noexport point at: must never get a request. */
 let rxOff: OtlpReceiver;
-const E: Record<keyof typeof TRACE, TracedContainerd> = {} as never;
+const E: Record<keyof typeof TRACE, Suite> = {} as never;
 
 before(async () => {
   img = await prepareImage('propagation');
@@ -94,12 +93,12 @@ before(async () => {
 });
 
 after(async () => {
-  await Promise.all(Object.values(E).map((e) => e.stop()));
+  await Promise.all(Object.values(E).map((e) => e.teardown()));
   await Promise.all([rx?.close(), rxOff?.close()]);
   img?.dispose();
 });
 
-function withLogs(e: () => TracedContainerd, body: (t: TestContext) => Promise<void>) {
+function withLogs(e: () => Suite, body: (t: TestContext) => Promise<void>) {
   return withContainers(
     e,
     (env, ids) => ids.map((id) => `\n--- ${env.name}: containerd log for ${id} ---\n${env.logFor(id)}\n`).join(''),
@@ -211,7 +210,7 @@ for (const [name, what, want] of [
         const r = await e.run(['/probe.wasm', 'env'], { id });
         assert.equal(r.code, 0, r.stderr);
         assert.deepEqual(carriersIn(r.stdout), want, r.stdout);
-        await e.waitShimGone(id, 3_000, r.endedAt);
+        await waitShimGone(e, id, 3_000, r.endedAt);
         await sleep(500);
         assert.deepEqual({ ...rxOff.requests }, { http: 0, grpc: 0 }, `${what}: the receiver got export requests`);
       },

@@ -12,18 +12,21 @@ import { after, before, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { startOtlpReceiver, type OtlpReceiver } from '../../src/otlp/receiver.js';
 import {
+  type BadEndpoints,
   median,
-  prepareImage,
+  type RunResult,
   sleep,
   startBadEndpoints,
+  type Suite,
+  type TestImage,
+} from '../harness/index.js';
+import {
+  LIVES_PAST_WARMUP,
+  prepareImage,
   settledLeftovers,
   startTracedContainerd,
-  LIVES_PAST_WARMUP,
   waitForContainerTrace,
-  type BadEndpoints,
-  type TestImage,
-  type TimedResult,
-  type TracedContainerd,
+  waitShimGone,
 } from './helpers.js';
 
 let img: TestImage;
@@ -31,7 +34,7 @@ let img: TestImage;
 let rxOff: OtlpReceiver;
 let rx: OtlpReceiver;
 let bad: BadEndpoints;
-const E: Record<'off' | 'none' | 'ok' | 'dead' | 'garbage' | 'hang', TracedContainerd> = {} as never;
+const E: Record<'off' | 'none' | 'ok' | 'dead' | 'garbage' | 'hang', Suite> = {} as never;
 
 before(async () => {
   img = await prepareImage('resilience');
@@ -57,12 +60,12 @@ before(async () => {
 });
 
 after(async () => {
-  await Promise.all(Object.values(E).map((e) => e.stop()));
+  await Promise.all(Object.values(E).map((e) => e.teardown()));
   await Promise.all([rxOff?.close(), rx?.close(), bad?.close()]);
   img?.dispose();
 });
 
-function withLogs(envs: () => TracedContainerd[], body: (t: TestContext) => Promise<void>) {
+function withLogs(envs: () => Suite[], body: (t: TestContext) => Promise<void>) {
   return async (t: TestContext) => {
     const firsts = envs().map((e) => [e, e.ids.length] as const);
     t.after(async () => {
@@ -80,7 +83,7 @@ function withLogs(envs: () => TracedContainerd[], body: (t: TestContext) => Prom
 }
 
 /** Lines the shims wrote to containerd's log that mean something went wrong inside a shim. */
-function shimTrouble(e: TracedContainerd): string[] {
+function shimTrouble(e: Suite): string[] {
   return (e.c.log() + e.daemonLog())
     .split('\n')
     .filter(
@@ -91,18 +94,18 @@ function shimTrouble(e: TracedContainerd): string[] {
 }
 
 async function runAndExpect(
-  e: TracedContainerd,
+  e: Suite,
   label: string,
   args: string[],
   code: number,
-): Promise<{ r: TimedResult; id: string }> {
+): Promise<{ r: RunResult; id: string }> {
   const id = e.id(label);
   const r = await e.run(args, { id });
   assert.equal(r.code, code, `${e.name}: ctr run ${args.join(' ')} exited ${r.code} (want ${code}): ${r.stderr}`);
   return { r, id };
 }
 
-async function checkOff(e: TracedContainerd, what: string): Promise<void> {
+async function checkOff(e: Suite, what: string): Promise<void> {
   const before = { ...rxOff.requests };
   const ids: string[] = [];
   // TRACECONTEXT is not in the module's env at all.
@@ -114,7 +117,7 @@ async function checkOff(e: TracedContainerd, what: string): Promise<void> {
   ids.push((await runAndExpect(e, 'hello', ['/hello.wasm'], 0)).id);
   ids.push((await runAndExpect(e, 'exit42', ['/probe.wasm', 'exit', '42'], 42)).id);
   // The shims exit right away (nothing to flush), and still nothing arrives after a wait.
-  for (const id of ids) await e.waitShimGone(id, 3_000);
+  for (const id of ids) await waitShimGone(e, id, 3_000);
   await sleep(1_500);
   assert.deepEqual({ ...rxOff.requests }, before, `${what}: the receiver got export requests`);
   assert.equal(rxOff.spans().length, 0, `${what}: spans arrived`);
@@ -184,13 +187,13 @@ async function checkBadEndpoint(name: 'dead' | 'garbage' | 'hang'): Promise<void
   const exits: number[] = [];
   const pair = async (c: (typeof CASES)[number], label: string): Promise<void> => {
     const o = await runAndExpect(E.off, `${name}-base`, c.args, c.code);
-    await E.off.waitShimGone(o.id, 3_000, o.r.endedAt);
+    await waitShimGone(E.off, o.id, 3_000, o.r.endedAt);
     offTimes.push(o.r.ms);
     const b = await runAndExpect(e, label, c.args, c.code);
     c.check?.(b.r.stdout);
     times.push(b.r.ms);
     // The daemon flushes for at most ~2 s, then exits by itself.
-    const gone = await e.waitShimGone(b.id, 10_000, b.r.endedAt);
+    const gone = await waitShimGone(e, b.id, 10_000, b.r.endedAt);
     exits.push(gone);
   };
   for (const [i, c] of CASES.entries()) await pair(c, `run${i}`);
@@ -254,7 +257,7 @@ test(
  * cannot tell for the never-answering endpoint: the long-lived daemon's exporter
  * sends one batch at a time, so its spans wait behind the earlier hung requests.
  */
-function createMsFromLog(e: TracedContainerd, id: string): number {
+function createMsFromLog(e: Suite, id: string): number {
   const at = (msg: string): number => {
     const re = new RegExp(
       `time="([^"]+)".* msg="?${msg}"? .*\\bid=${id.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(\\s|$)`,
@@ -285,10 +288,10 @@ test(
         // the working endpoint gets the trace (so tracing really ran on this path)
         await waitForContainerTrace(rx, o.id, ['wasmts.container', 'Create'], 10_000);
         okCreates.push(createMsFromLog(E.ok, o.id));
-        await E.ok.waitShimGone(o.id, 3_000, o.r.endedAt);
+        await waitShimGone(E.ok, o.id, 3_000, o.r.endedAt);
         const h = await runAndExpect(E.hang, `create${i}`, LIVES_PAST_WARMUP, 0);
         hangRuns.push(h.r.ms);
-        await E.hang.waitShimGone(h.id, 10_000, h.r.endedAt);
+        await waitShimGone(E.hang, h.id, 10_000, h.r.endedAt);
         hangCreates.push(createMsFromLog(E.hang, h.id));
       };
       const text = (): string =>

@@ -121,14 +121,10 @@ describe('fuzz', () => {
 
     before(async () => {
       env = await startServer((s) => {
-        s.register('test.Throw', 'Throw', async () => {
-          throw new Error('thrown');
-        });
+        s.register('test.Throw', 'Throw', () => Promise.reject(new Error('thrown')));
         const impl = {
-          create: async () => ({ pid: 1 }),
-          state: async () => {
-            throw new TtrpcError(Code.NotFound, 'nope');
-          },
+          create: () => Promise.resolve({ pid: 1 }),
+          state: () => Promise.reject(new TtrpcError(Code.NotFound, 'nope')),
           wait: (_req: unknown, ctx: { signal: AbortSignal }) =>
             new Promise<object>((resolve) => ctx.signal.addEventListener('abort', () => resolve({}))),
         };

@@ -9,6 +9,7 @@ import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { RequestSchema, ResponseSchema, type Response } from '../../src/gen/ttrpc/ttrpc_pb.js';
 import { encodeFrame, FrameDecoder, FrameType, type FrameHeader } from '../../src/ttrpc/frame.js';
 import { TtrpcServer, type ServerError } from '../../src/ttrpc/index.js';
+import { until } from '../harness/index.js';
 
 export function tempSocketPath(name = 'ttrpc.sock'): { path: string; cleanup(): void } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wasmts-ttrpc-'));
@@ -27,7 +28,7 @@ export async function startServer(setup?: (s: TtrpcServer) => void): Promise<{
   const tmp = tempSocketPath();
   const errors: ServerError[] = [];
   const server = new TtrpcServer({ onError: (e) => errors.push(e) });
-  server.register(ECHO.service, ECHO.method, async (p) => p);
+  server.register(ECHO.service, ECHO.method, (p) => Promise.resolve(p));
   setup?.(server);
   await server.listen({ path: tmp.path });
   return {
@@ -157,11 +158,7 @@ export class RawConn {
 
 /** Polls cond every few ms; for things with no event to await (e.g. server-side bookkeeping). */
 export async function waitFor(cond: () => boolean, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 5));
-  }
+  await until('a condition of the server', cond, timeoutMs, 5);
 }
 
 /** Seeded PRNG (mulberry32) so randomized tests are reproducible. */

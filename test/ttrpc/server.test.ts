@@ -52,26 +52,23 @@ describe('TtrpcServer: raw handlers', () => {
         await slow.promise;
         return enc('slow');
       });
-      s.register('test.Svc', 'Ctx', async (_p, ctx) => {
+      s.register('test.Svc', 'Ctx', (_p, ctx) => {
         seenCtx = ctx;
-        return enc('ok');
+        return Promise.resolve(enc('ok'));
       });
       s.register('test.Svc', 'Hang', async (_p, ctx) => {
         deadlineSignal = ctx.signal;
         await lateRelease.promise;
         return enc('too late');
       });
-      s.register('test.Svc', 'NotFound', async () => {
-        throw new TtrpcError(Code.NotFound, 'no such task');
-      });
-      s.register('test.Svc', 'Boom', async () => {
-        throw new Error('kaboom');
-      });
+      s.register('test.Svc', 'NotFound', () => Promise.reject(new TtrpcError(Code.NotFound, 'no such task')));
+      s.register('test.Svc', 'Boom', () => Promise.reject(new Error('kaboom')));
       s.register('test.Svc', 'SyncThrow', () => {
+        // eslint-disable-next-line @typescript-eslint/only-throw-error -- a handler throwing a non-Error is what this case tests
         throw 'plain string';
       });
-      s.register('test.Svc', 'Big', async () => new Uint8Array(MAX_PAYLOAD));
-      s.register('test.Svc', 'NotBytes', (async () => 'text') as never);
+      s.register('test.Svc', 'Big', () => Promise.resolve(new Uint8Array(MAX_PAYLOAD)));
+      s.register('test.Svc', 'NotBytes', (() => Promise.resolve('text')) as never);
     });
   });
   after(() => env.close());
@@ -338,14 +335,16 @@ describe('TtrpcServer: typed services', () => {
   class FakeTask {
     creates: CreateTaskRequest[] = [];
     readonly pid = 4242;
-    async create(req: CreateTaskRequest, ctx: CallContext) {
+    create(req: CreateTaskRequest, ctx: CallContext) {
       this.creates.push(req);
       // `this` must be the impl: methods are called as methods
-      return create(CreateTaskResponseSchema, { pid: this.pid + (ctx.service.endsWith('v3.Task') ? 1 : 0) });
+      return Promise.resolve(
+        create(CreateTaskResponseSchema, { pid: this.pid + (ctx.service.endsWith('v3.Task') ? 1 : 0) }),
+      );
     }
-    async state(req: StateRequest) {
-      if (req.id === 'missing') throw new TtrpcError(Code.NotFound, `task ${req.id} not found`);
-      return { id: req.id, bundle: '/b', pid: this.pid, execId: req.execId };
+    state(req: StateRequest) {
+      if (req.id === 'missing') return Promise.reject(new TtrpcError(Code.NotFound, `task ${req.id} not found`));
+      return Promise.resolve({ id: req.id, bundle: '/b', pid: this.pid, execId: req.execId });
     }
     kill() {
       return {}; // google.protobuf.Empty as an init object, synchronously
@@ -415,7 +414,7 @@ describe('TtrpcServer: typed services', () => {
   it('typed client surfaces a reply it cannot decode as Internal', async () => {
     const t2 = tempSocketPath();
     const s2 = new TtrpcServer();
-    s2.register('containerd.task.v2.Task', 'State', async () => new Uint8Array([0xff]));
+    s2.register('containerd.task.v2.Task', 'State', () => Promise.resolve(new Uint8Array([0xff])));
     await s2.listen({ path: t2.path });
     const c = await TtrpcClient.connect(t2.path);
     await rejectsWith(
@@ -487,7 +486,7 @@ describe('TtrpcServer: lifecycle', () => {
     const ns = net.createServer();
     await new Promise<void>((r) => ns.listen(tmp.path, r));
     const s = new TtrpcServer();
-    s.register(ECHO.service, ECHO.method, async (p) => p);
+    s.register(ECHO.service, ECHO.method, (p) => Promise.resolve(p));
     await s.listen({ server: ns });
     const c = await TtrpcClient.connect(tmp.path);
     assert.equal(dec(await c.call(ECHO.service, ECHO.method, enc('provided'))), 'provided');
@@ -510,7 +509,7 @@ describe('TtrpcServer: lifecycle', () => {
     const s = new TtrpcServer().onError(() => {
       throw new Error('logger broke');
     });
-    s.register(ECHO.service, ECHO.method, async (p) => p);
+    s.register(ECHO.service, ECHO.method, (p) => Promise.resolve(p));
     await s.listen({ path: tmp.path });
     const raw = await RawConn.connect(tmp.path);
     raw.write(requestFrame(2, ECHO));

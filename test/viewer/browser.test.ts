@@ -110,9 +110,9 @@ describe('web viewer in chromium', () => {
       [IDS.main, IDS.create, IDS.start, IDS.compile, IDS.instantiate, IDS.run, IDS.wait],
     );
     for (const r of rows) assert.ok(r.visible, `bar of ${r.name} is not drawn`);
-    const indent = Object.fromEntries(rows.map((r) => [r.name, r.indent]));
-    assert.ok(indent['task.start']! > indent['shim.main']!);
-    assert.ok(indent['wasm.run']! > indent['task.start']!);
+    const indent = Object.fromEntries(rows.map((r): [string, number] => [r.name ?? '', r.indent]));
+    assert.ok(indent['task.start'] > indent['shim.main']);
+    assert.ok(indent['wasm.run'] > indent['task.start']);
     assert.equal(indent['task.wait'], indent['task.start']);
     const shimRows = rows.filter((r) => r.name!.startsWith('shim') || r.name!.startsWith('task'));
     const childRows = rows.filter((r) => r.name!.startsWith('wasm'));

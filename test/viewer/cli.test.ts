@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import { tracesMain, parseTraceId, completeness, type TracesIo } from '../../src/viewer/cli.js';
 import { startOtlpReceiver } from '../../src/otlp/receiver.js';
 import { buildRequest, encode, postTraces, receivedSpans, syntheticTrace, TRACE_ID } from '../otlp/fixtures.js';
+import { settled, sleep } from '../harness/index.js';
 
 class Capture {
   text = '';
@@ -44,7 +45,7 @@ describe('wasmts traces (tracesMain)', () => {
     // The child's spans first (their parent is a shim span not yet sent): not complete yet.
     const [shim, child] = syntheticTrace();
     await postTraces(rx.httpUrl, encode(buildRequest([child])));
-    await new Promise((res) => setTimeout(res, 400));
+    await sleep(400);
     assert.equal(r.stdout.text, '', 'printed a partial trace');
     await postTraces(rx.httpUrl, encode(buildRequest([shim])));
     assert.equal(await r.code, 0);
@@ -57,7 +58,7 @@ describe('wasmts traces (tracesMain)', () => {
     const rx = await r.receiver;
     assert.match(r.stderr.text, new RegExp(`Waiting for trace ${TRACE2}`));
     await postTraces(rx.httpUrl, encode(buildRequest(syntheticTrace(TRACE_ID))));
-    await new Promise((res) => setTimeout(res, 300));
+    await sleep(300);
     assert.equal(r.stdout.text, '');
     await postTraces(rx.httpUrl, encode(buildRequest(syntheticTrace(TRACE2))));
     assert.equal(await r.code, 0);
@@ -82,10 +83,10 @@ describe('wasmts traces (tracesMain)', () => {
     assert.match(r.stdout.text, /Ctrl-C to stop/);
     const [shim, child] = syntheticTrace();
     await postTraces(rx.httpUrl, encode(buildRequest([shim])));
-    await new Promise((res) => setTimeout(res, 400));
+    await sleep(400);
     assert.match(r.stdout.text, /\ntrace 4bf92f3577b34da6a3ce929d0e0e4736 · 4 spans/);
     await postTraces(rx.httpUrl, encode(buildRequest([child])));
-    await new Promise((res) => setTimeout(res, 400));
+    await sleep(400);
     assert.match(r.stdout.text, /\n\(updated\) trace 4bf92f3577b34da6a3ce929d0e0e4736 · 7 spans/);
     ac.abort();
     assert.equal(await r.code, 0);
@@ -160,15 +161,23 @@ describe('wasmts traces (tracesMain)', () => {
       },
     );
     let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d));
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     const exited = new Promise<number | null>((res) => child.on('exit', (c) => res(c)));
-    const deadline = Date.now() + 15000;
-    while (!/Ctrl-C to stop/.test(out) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 50));
+    await settled(
+      () => out,
+      (o) => /Ctrl-C to stop/.test(o),
+      15_000,
+      50,
+    );
     const base = /viewer {5}(http:\/\/127\.0\.0\.1:\d+)\//.exec(out)?.[1];
     assert.ok(base, out);
     assert.equal((await postTraces(base, encode(buildRequest(syntheticTrace())))).status, 200);
-    const deadline2 = Date.now() + 5000;
-    while (!/7 spans/.test(out) && Date.now() < deadline2) await new Promise((res) => setTimeout(res, 50));
+    await settled(
+      () => out,
+      (o) => /7 spans/.test(o),
+      5_000,
+      50,
+    );
     assert.match(out, /trace 4bf92f3577b34da6a3ce929d0e0e4736 · 7 spans/);
     child.kill('SIGINT');
     assert.equal(await exited, 0);

@@ -2,6 +2,38 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startOtlpReceiver, type OtlpReceiver } from '../../src/otlp/receiver.js';
 import { buildRequest, encode, IDS, postTraces, syntheticTrace, TRACE_ID, T0 } from '../otlp/fixtures.js';
+import { isObject, parseJsonAs } from '../harness/index.js';
+
+/** A span as /api/traces/<id> serves it: what these tests read of it, checked. */
+interface ApiSpan {
+  name: string;
+  spanId: string;
+  depth: number;
+  process: string;
+  processLabel: string;
+  offsetMs: number;
+  durationMs: number;
+  startTimeUnixNano: string;
+  events: { offsetMs: number }[];
+  status: unknown;
+  outcome: unknown;
+  attributes: unknown;
+}
+
+function isApiSpan(v: unknown): v is ApiSpan {
+  return (
+    isObject(v) &&
+    ['name', 'spanId', 'process', 'processLabel', 'startTimeUnixNano'].every((k) => typeof v[k] === 'string') &&
+    ['depth', 'offsetMs', 'durationMs'].every((k) => typeof v[k] === 'number') &&
+    Array.isArray(v.events) &&
+    v.events.every((e) => isObject(e) && typeof e.offsetMs === 'number')
+  );
+}
+
+async function apiSpans(url: string): Promise<ApiSpan[]> {
+  const text = await (await fetch(url)).text();
+  return parseJsonAs(text, (v): v is ApiSpan[] => Array.isArray(v) && v.every(isApiSpan), url);
+}
 
 describe('viewer HTTP API', () => {
   let rx: OtlpReceiver;
@@ -65,10 +97,7 @@ describe('viewer HTTP API', () => {
   });
 
   test('GET /api/traces/<id> gives the spans in display order, JSON-safe', async () => {
-    const spans = (await (await fetch(`${rx.httpUrl}/api/traces/${TRACE_ID.toUpperCase()}`)).json()) as Record<
-      string,
-      any
-    >[];
+    const spans = await apiSpans(`${rx.httpUrl}/api/traces/${TRACE_ID.toUpperCase()}`);
     assert.deepEqual(
       spans.map((s) => [s.name, s.depth, s.process]),
       [
@@ -81,16 +110,17 @@ describe('viewer HTTP API', () => {
         ['task.wait', 1, 'shim'],
       ],
     );
-    const run = spans.find((s) => s.spanId === IDS.run)!;
+    const run = spans.find((s) => s.spanId === IDS.run);
+    assert.ok(run);
     assert.equal(run.offsetMs, 40);
     assert.equal(run.durationMs, 50);
     assert.equal(run.startTimeUnixNano, (T0 + 40_000_000n).toString());
     assert.equal(run.processLabel, 'wasm child');
-    assert.equal(run.events[0].offsetMs, 89);
+    assert.equal(run.events[0]?.offsetMs, 89);
     assert.deepEqual(run.status, { code: 2, codeName: 'error', message: 'exit code 3' });
     assert.deepEqual(run.outcome, { error: true, exitCode: 3, errorType: '3', text: '✗ exit 3 · exit code 3' });
 
-    const [odd] = (await (await fetch(`${rx.httpUrl}/api/traces/${'ab'.repeat(16)}`)).json()) as Record<string, any>[];
+    const [odd] = await apiSpans(`${rx.httpUrl}/api/traces/${'ab'.repeat(16)}`);
     assert.deepEqual(odd.attributes, { big: (2n ** 60n).toString(), raw: 'dead' });
   });
 
