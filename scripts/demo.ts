@@ -24,6 +24,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../src/otlp/receiver.js';
+import { handleViewerRequest } from '../src/viewer/web.js';
 import { packImage } from '../src/image/oci.js';
 import { renderWaterfall } from '../src/viewer/waterfall.js';
 import {
@@ -324,7 +325,7 @@ async function startReceiver(opts: Options): Promise<OtlpReceiver> {
   }
   for (let attempt = 0; ; attempt++) {
     try {
-      return await startOtlpReceiver({ host: opts.host, httpPort, grpcPort });
+      return await startOtlpReceiver({ host: opts.host, httpPort, grpcPort, routes: handleViewerRequest });
     } catch (err) {
       const e = err as Error & { code?: string };
       // Taken between the probe and the bind: fall back once more for a default port.

@@ -34,9 +34,19 @@ export interface OtlpReceiverOptions {
   grpcPort?: number | null;
   /** Keep at most this many spans; the oldest are dropped first. Default 10000. */
   maxSpans?: number;
-  /** Serve the web viewer on the HTTP port. Default true. */
-  ui?: boolean;
+  /**
+   * More routes on the HTTP port (the web viewer's, from src/viewer/web.ts): answers
+   * and returns true for a path it serves, false for any other. Default none.
+   */
+  routes?: HttpRoutes;
 }
+
+export type HttpRoutes = (
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  url: URL,
+  store: Pick<SpanStore, 'traces' | 'trace'>,
+) => boolean;
 
 export interface OtlpReceiver {
   /** e.g. http://127.0.0.1:4318 ('' when the HTTP server is disabled). Export to `${httpUrl}/v1/traces`. */
@@ -193,7 +203,6 @@ export async function startOtlpReceiver(opts: OtlpReceiverOptions = {}): Promise
 
   try {
     if (httpPort !== null) {
-      const viewer = opts.ui === false ? undefined : await import('../viewer/web.js');
       httpServer = http.createServer((req, res) => {
         handleHttp(req, res).catch((err: unknown) => {
           if (!res.headersSent) {
@@ -207,7 +216,7 @@ export async function startOtlpReceiver(opts: OtlpReceiverOptions = {}): Promise
       const handleHttp = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
         const url = new URL(req.url ?? '/', 'http://receiver');
         if (url.pathname === '/v1/traces') return handleExport(req, res);
-        if (viewer?.handleViewerRequest(req, res, url, store)) return;
+        if (opts.routes?.(req, res, url, store)) return;
         res.writeHead(404, { 'content-type': 'text/plain' });
         res.end(`not found: ${url.pathname} (OTLP traces go to POST /v1/traces)\n`);
       };

@@ -6,6 +6,7 @@
 //   wasmts traces --trace <id>    print that trace once it has arrived and exit
 import { parseArgs } from 'node:util';
 import { startOtlpReceiver, type OtlpReceiver } from '../otlp/receiver.js';
+import { handleViewerRequest } from './web.js';
 import type { ReceivedSpan } from '../otlp/convert.js';
 import { layoutTrace } from './tree.js';
 import { renderWaterfall } from './waterfall.js';
@@ -154,6 +155,7 @@ export async function tracesMain(argv: string[], io: TracesIo = {}): Promise<num
       httpPort: opts.httpPort,
       grpcPort: opts.grpcPort,
       maxSpans: opts.maxSpans,
+      routes: handleViewerRequest,
     });
   } catch (err) {
     errLine((err as Error).message);

@@ -94,7 +94,7 @@ before(
       dispose: () => fs.rmSync(dir, { recursive: true, force: true }),
     };
     cacheDir = path.join(dir, 'component-cache');
-    rx = await startOtlpReceiver({ httpPort: 0, grpcPort: null, ui: false });
+    rx = await startOtlpReceiver({ httpPort: 0, grpcPort: null });
     env = await startTracedContainerd(
       'component',
       { OTEL_EXPORTER_OTLP_ENDPOINT: rx.httpUrl, WASMTS_COMPONENT_CACHE: cacheDir },

@@ -234,7 +234,7 @@ test(
   { timeout: 90_000 },
   async () => {
     const DELAY_MS = 1_200;
-    const rx: OtlpReceiver = await startOtlpReceiver({ httpPort: 0, grpcPort: null, ui: false });
+    const rx: OtlpReceiver = await startOtlpReceiver({ httpPort: 0, grpcPort: null });
     const target = new URL(rx.httpUrl);
     let delayed = 0;
     // an HTTP proxy that holds every request DELAY_MS before passing it on

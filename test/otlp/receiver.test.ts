@@ -450,12 +450,26 @@ describe('OTLP receiver options', () => {
     }
   });
 
-  test('the web viewer can be turned off', async () => {
-    const rx = await startOtlpReceiver({ ui: false, grpcPort: null });
+  test('more HTTP routes answer only their own paths; without them only OTLP is served', async () => {
+    const bare = await startOtlpReceiver({ grpcPort: null });
     try {
-      assert.equal((await fetch(`${rx.httpUrl}/api/traces`)).status, 404);
+      assert.equal((await fetch(`${bare.httpUrl}/api/traces`)).status, 404);
+    } finally {
+      await bare.close();
+    }
+    const rx = await startOtlpReceiver({
+      grpcPort: null,
+      routes: (_req, res, url, store) => {
+        if (url.pathname !== '/count') return false;
+        res.end(String(store.traces().length));
+        return true;
+      },
+    });
+    try {
+      assert.equal((await fetch(`${rx.httpUrl}/elsewhere`)).status, 404);
       assert.equal((await postTraces(rx.httpUrl, encode(buildRequest(syntheticTrace())))).status, 200);
       assert.equal(rx.trace(TRACE_ID).length, 7);
+      assert.equal(await (await fetch(`${rx.httpUrl}/count`)).text(), '1');
     } finally {
       await rx.close();
     }

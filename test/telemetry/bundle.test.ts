@@ -17,7 +17,7 @@ const WORKER_BUNDLE_BANNER =
 
 test('bundled worker (esbuild, ESM + require banner) loads and exports; facade finds it as a sibling', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'wasmts-telemetry-bundle-'));
-  const rcv = await startOtlpReceiver({ httpPort: 0, grpcPort: 0, ui: false });
+  const rcv = await startOtlpReceiver({ httpPort: 0, grpcPort: 0 });
   try {
     const src = (f: string): string => fileURLToPath(new URL(`../../src/telemetry/${f}`, import.meta.url));
     await build({

@@ -12,7 +12,7 @@ import { collectLogs, startCaptureServer } from './helpers.js';
 let rcv: OtlpReceiver;
 let bad: BadEndpoints;
 before(async () => {
-  rcv = await startOtlpReceiver({ httpPort: 0, grpcPort: 0, ui: false });
+  rcv = await startOtlpReceiver({ httpPort: 0, grpcPort: 0 });
   bad = await startBadEndpoints();
 });
 after(async () => {

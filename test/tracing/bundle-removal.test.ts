@@ -30,7 +30,7 @@ const tmps: string[] = [];
 
 before(async () => {
   await ensureBuilt();
-  rx = await startOtlpReceiver({ httpPort: 0, grpcPort: null, ui: false });
+  rx = await startOtlpReceiver({ httpPort: 0, grpcPort: null });
 });
 after(async () => {
   await rx?.close();

@@ -32,8 +32,8 @@ const envs = (): Suite[] => [grpc, signalGrpc, signalHttp].filter(Boolean);
 before(async () => {
   img = await prepareImage('exporter-config');
   [rx, decoy] = await Promise.all([
-    startOtlpReceiver({ httpPort: 0, grpcPort: 0, ui: false }),
-    startOtlpReceiver({ httpPort: 0, grpcPort: 0, ui: false }),
+    startOtlpReceiver({ httpPort: 0, grpcPort: 0 }),
+    startOtlpReceiver({ httpPort: 0, grpcPort: 0 }),
   ]);
   const started = await Promise.allSettled([
     startTracedContainerd(

@@ -33,7 +33,7 @@ let env: Suite;
 
 before(async () => {
   img = await prepareImage('lifecycle');
-  rx = await startOtlpReceiver({ httpPort: 0, grpcPort: null, ui: false });
+  rx = await startOtlpReceiver({ httpPort: 0, grpcPort: null });
   env = await startTracedContainerd('lifecycle', { OTEL_EXPORTER_OTLP_ENDPOINT: rx.httpUrl }, img);
 });
 

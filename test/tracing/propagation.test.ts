@@ -44,8 +44,8 @@ const E: Record<keyof typeof TRACE, Suite> = {} as never;
 before(async () => {
   img = await prepareImage('propagation');
   [rx, rxOff] = await Promise.all([
-    startOtlpReceiver({ httpPort: 0, grpcPort: null, ui: false }),
-    startOtlpReceiver({ httpPort: 0, grpcPort: null, ui: false }),
+    startOtlpReceiver({ httpPort: 0, grpcPort: null }),
+    startOtlpReceiver({ httpPort: 0, grpcPort: null }),
   ]);
   const envs: [keyof typeof TRACE, Record<string, string>][] = [
     [

@@ -39,8 +39,8 @@ const E: Record<'off' | 'none' | 'ok' | 'dead' | 'garbage' | 'hang', Suite> = {}
 before(async () => {
   img = await prepareImage('resilience');
   [rxOff, rx, bad] = await Promise.all([
-    startOtlpReceiver({ httpPort: 0, grpcPort: 0, ui: false }),
-    startOtlpReceiver({ httpPort: 0, grpcPort: null, ui: false }),
+    startOtlpReceiver({ httpPort: 0, grpcPort: 0 }),
+    startOtlpReceiver({ httpPort: 0, grpcPort: null }),
     startBadEndpoints(),
   ]);
   const envs: [keyof typeof E, Record<string, string>][] = [

@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { startOtlpReceiver, type OtlpReceiver } from '../../src/otlp/receiver.js';
+import { handleViewerRequest } from '../../src/viewer/web.js';
 import { buildRequest, encode, IDS, postTraces, syntheticTrace, TRACE_ID } from '../otlp/fixtures.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -24,7 +25,7 @@ describe('web viewer in chromium', () => {
       stdio: ['ignore', 'inherit', 'inherit'],
       timeout: 10 * 60_000,
     });
-    rx = await startOtlpReceiver({ grpcPort: null });
+    rx = await startOtlpReceiver({ grpcPort: null, routes: handleViewerRequest });
     assert.equal((await postTraces(rx.httpUrl, encode(buildRequest(syntheticTrace())))).status, 200);
     profile = fs.mkdtempSync(path.join(os.tmpdir(), 'wasmts-chromium-'));
     ctx = await chromium.launchPersistentContext(profile, {

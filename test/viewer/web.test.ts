@@ -1,6 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startOtlpReceiver, type OtlpReceiver } from '../../src/otlp/receiver.js';
+import { handleViewerRequest } from '../../src/viewer/web.js';
 import { buildRequest, encode, IDS, postTraces, syntheticTrace, TRACE_ID, T0 } from '../otlp/fixtures.js';
 import { isObject, parseJsonAs } from '../harness/index.js';
 
@@ -38,7 +39,7 @@ async function apiSpans(url: string): Promise<ApiSpan[]> {
 describe('viewer HTTP API', () => {
   let rx: OtlpReceiver;
   before(async () => {
-    rx = await startOtlpReceiver({ grpcPort: null });
+    rx = await startOtlpReceiver({ grpcPort: null, routes: handleViewerRequest });
     await postTraces(rx.httpUrl, encode(buildRequest(syntheticTrace())));
     // bytes and a big int, to check the JSON encoding
     await postTraces(
