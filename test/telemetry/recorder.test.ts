@@ -52,6 +52,18 @@ test('time: hrNow tracks Date.now; inputs accepted as HrTime, ms, Date', () => {
   assert.ok(hrTimeToMillis(t1) >= hrTimeToMillis(t0));
 });
 
+test('time: hrNow follows the wall clock within 2 ms when the monotonic clock drifts from it (a long-lived daemon)', (t) => {
+  // The wall clock runs 30 ms ahead of, then 40 ms behind, the monotonic one.
+  for (const skewMs of [30, -40]) {
+    const realNow = Date.now.bind(Date);
+    t.mock.method(Date, 'now', () => realNow() + skewMs);
+    const ms = hrTimeToMillis(hrNow());
+    const wall = Date.now();
+    assert.ok(ms >= wall - 2 && ms <= wall + 2, `${skewMs} ms skew: hrNow ${ms} vs wall ${wall}`);
+    t.mock.restoreAll();
+  }
+});
+
 test('root span: new trace, sampled, record shape is plain JSON', () => {
   const { rec, out } = make({ process: 'shim', pid: 1234 });
   const s = rec.startSpan('root', {
