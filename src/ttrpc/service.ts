@@ -2,7 +2,15 @@
 // raw byte handlers, so the server core stays schema-agnostic. Interceptors run
 // here, between decoding and encoding, so they see typed messages.
 
-import { create, fromBinary, toBinary, type DescMethod, type DescService, type Message } from '@bufbuild/protobuf';
+import {
+  create,
+  fromBinary,
+  toBinary,
+  type DescMethod,
+  type DescService,
+  type Message,
+  type MessageShape,
+} from '@bufbuild/protobuf';
 import { Code, errorMessage, TtrpcError } from './status.js';
 import type { CallContext, Handler, Interceptor, UnaryNext } from './types.js';
 
@@ -53,9 +61,10 @@ function bindMethod(method: DescMethod, impl: object, interceptors: () => readon
       throw new TtrpcError(Code.InvalidArgument, `cannot decode ${method.input.typeName}: ${errorMessage(err)}`);
     }
     const chain = interceptors().reduceRight<UnaryNext>((next, interceptor) => interceptor(next), invoke);
+    // invoke made the response a message of method.output; interceptors pass it on.
     const out = await chain({ method, message, ctx });
     try {
-      return toBinary(method.output, create(method.output, out as never));
+      return toBinary(method.output, out as MessageShape<typeof method.output>);
     } catch (err) {
       throw new TtrpcError(Code.Internal, `cannot encode ${method.output.typeName}: ${errorMessage(err)}`);
     }
