@@ -59,6 +59,15 @@ export function rootfsPath(bundle: string, rootPath?: string): string {
   return path.resolve(bundle, rootPath || DEFAULT_ROOTFS);
 }
 
+/**
+ * The containerd namespace a bundle belongs to, from its path: containerd keeps
+ * bundles at <state>/io.containerd.runtime.v2.task/<namespace>/<id> (1.6 sends no
+ * namespace metadata with its calls).
+ */
+export function namespaceOfBundle(bundle: string): string {
+  return path.basename(path.dirname(bundle));
+}
+
 export function configPath(bundle: string): string {
   return path.join(bundle, CONFIG_FILE);
 }

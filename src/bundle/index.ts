@@ -24,6 +24,7 @@ export { decodeLinuxResources, parseLinuxResources, type LinuxResources } from '
 export {
   encodeDeleteResponse,
   logFifoPath,
+  namespaceOfBundle,
   readAddress,
   readDeleteResponse,
   removeAddress,

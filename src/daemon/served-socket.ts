@@ -5,7 +5,7 @@
 // without touching the daemon's other sockets.
 import * as fs from 'node:fs';
 import type * as net from 'node:net';
-import * as path from 'node:path';
+import { namespaceOfBundle } from '../bundle/index.js';
 import { Task } from '../gen/containerd/task/v2/shim_pb.js';
 import { TtrpcServer } from '../ttrpc/server.js';
 import type { Telemetry } from '../telemetry/index.js';
@@ -135,8 +135,7 @@ export class ServedSocket {
 
   /** The first Create tells a claimed socket which container it serves, where it lives and where to log. */
   private adopt(id: string, bundle: string): void {
-    // containerd 1.6 sends no namespace metadata; its bundles are <state>/io.containerd.runtime.v2.task/<namespace>/<id>.
-    if (!this.namespace) this.namespace = path.basename(path.dirname(bundle));
+    if (!this.namespace) this.namespace = namespaceOfBundle(bundle);
     if (!this.socketPath && this.namespace)
       this.socketPath = socketPathFor(this.parts.containerdAddress, this.namespace, id);
     this.openLog(bundle);

@@ -36,6 +36,7 @@ import {
   type OciProcess,
   type OciSpec,
   CONTAINER_TYPE_ANNOTATION,
+  namespaceOfBundle,
 } from '../../bundle/index.js';
 import { checkStdio, holdOutputs, openStdin, type StdioPaths } from './stdio.js';
 import type { ChildTraceContext } from '../../telemetry/propagation.js';
@@ -202,7 +203,7 @@ export class Container {
       fs.mkdirSync(USER_ROOTS, { recursive: true, mode: 0o711 });
       fs.chmodSync(USER_ROOTS, 0o711);
       fs.chmodSync(path.dirname(USER_ROOTS), 0o711); // a daemon may have created /run/wasmts 0700 (its key dirs below stay 0700)
-      const point = path.join(USER_ROOTS, `${path.basename(path.dirname(this.bundle))}-${this.id}`);
+      const point = path.join(USER_ROOTS, `${namespaceOfBundle(this.bundle)}-${this.id}`);
       fs.mkdirSync(point, { recursive: true, mode: 0o711 });
       await bindRootfs(this.bundle, this.rootfs, point);
       this.userRoot = point;
