@@ -82,7 +82,9 @@ export async function runDaemon(flags: DaemonFlags): Promise<void> {
   const paths = key ? daemonPaths(key) : undefined;
   // STATE_ROOT's own mode is the container's business (its non-root rootfs views live below it).
   if (paths) fs.mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
-  const log = createLogger(openDaemonLog(paths, flags.bundle || process.cwd()), flags.debug, { pid: process.pid });
+  // containerd 1.6 passes no -bundle: `start` runs in the bundle, and so does the daemon it spawns.
+  const bundle = flags.bundle || process.cwd();
+  const log = createLogger(openDaemonLog(paths, bundle), flags.debug, { pid: process.pid });
   // containerd removes bundles while we run; a thread started later (the telemetry worker) would fail on uv_cwd.
   process.chdir('/');
   // A bug in one RPC must never take the daemon (and every exit status) down.
@@ -127,9 +129,7 @@ export async function runDaemon(flags: DaemonFlags): Promise<void> {
   const first = await listenOn({ fd: LISTEN_FD });
   daemon.add(
     first,
-    flags.id
-      ? { namespace: flags.namespace, bundle: flags.bundle || process.cwd(), socketPath: flags.socket }
-      : undefined,
+    flags.id ? { namespace: flags.namespace, bundle, socketPath: flags.socket } : undefined,
     inodeOf(flags.socket),
   );
   engine.keepWarm();
