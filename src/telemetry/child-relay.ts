@@ -2,7 +2,7 @@
 // spans, and announces wasm.run when it starts; a child killed while running
 // never ends that span, so the daemon ends it for it, marked with how the
 // process died: a killed workload still shows as a failed wasm.run.
-import { hrNow, SpanStatusCode, type HrTime, type SpanRecord } from './recorder.js';
+import { hrLess, SpanStatusCode, toHrTime, type HrTime, type SpanRecord } from './recorder.js';
 import { ATTR_ERROR_TYPE, ATTR_PROCESS_EXIT_CODE } from './semconv.js';
 
 export interface ChildExit {
@@ -31,15 +31,15 @@ export class ChildSpanRelay {
   /** The child is gone (and its IPC drained): spans it never ended end now, as failed by how it exited. */
   childExited(exit: ChildExit): void {
     if (this.open.size === 0) return;
-    const endTime: HrTime = msToHr(exit.exitedAt.getTime());
+    const endTime: HrTime = toHrTime(exit.exitedAt);
+    const how = exit.signal
+      ? `was killed by ${exit.signal}`
+      : `exited with status ${exit.status} before ending the span`;
     const ended: SpanRecord[] = [];
     for (const span of this.open.values()) {
-      const how = exit.signal
-        ? `was killed by ${exit.signal}`
-        : `exited with status ${exit.status} before ending the span`;
       ended.push({
         ...span,
-        endTime: later(endTime, span.startTime),
+        endTime: hrLess(endTime, span.startTime) ? span.startTime : endTime,
         attributes: {
           ...span.attributes,
           [ATTR_PROCESS_EXIT_CODE]: exit.status,
@@ -51,14 +51,4 @@ export class ChildSpanRelay {
     this.open.clear();
     this.deliver(ended);
   }
-}
-
-function msToHr(ms: number): HrTime {
-  if (!Number.isFinite(ms)) return hrNow();
-  const s = Math.floor(ms / 1000);
-  return [s, Math.round((ms - s * 1000) * 1e6)];
-}
-
-function later(a: HrTime, b: HrTime): HrTime {
-  return a[0] > b[0] || (a[0] === b[0] && a[1] >= b[1]) ? a : b;
 }

@@ -113,8 +113,8 @@ export interface SpanRecorderOptions {
 }
 
 export const ATTRIBUTE_COUNT_LIMIT = 128;
-const EVENT_COUNT_LIMIT = 128;
-const LINK_COUNT_LIMIT = 128;
+export const EVENT_COUNT_LIMIT = 128;
+export const LINK_COUNT_LIMIT = 128;
 
 // ---------------------------------------------------------------------------
 // time
@@ -182,7 +182,7 @@ export function toHrTime(t: TimeInput | undefined): HrTime {
   return hrNow();
 }
 
-function hrLess(a: HrTime, b: HrTime): boolean {
+export function hrLess(a: HrTime, b: HrTime): boolean {
   return a[0] < b[0] || (a[0] === b[0] && a[1] < b[1]);
 }
 
@@ -493,7 +493,7 @@ class RecordingSpan implements ActiveSpan {
   }
 }
 
-const KINDS: readonly SpanKindName[] = ['internal', 'server', 'client', 'producer', 'consumer'];
+export const SPAN_KINDS: readonly SpanKindName[] = ['internal', 'server', 'client', 'producer', 'consumer'];
 
 export class SpanRecorder {
   readonly enabled: boolean;
@@ -529,7 +529,7 @@ export class SpanRecorder {
       ...(parent?.traceState ? { traceState: parent.traceState } : {}),
     };
     if (!sampled) return new NonRecordingSpan(context, String(name));
-    const kind = opts.kind && KINDS.includes(opts.kind) ? opts.kind : 'internal';
+    const kind = opts.kind && SPAN_KINDS.includes(opts.kind) ? opts.kind : 'internal';
     return new RecordingSpan(this, context, String(name), parent, kind, opts);
   }
 

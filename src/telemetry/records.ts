@@ -2,17 +2,24 @@
 // child's IPC messages, the export worker's input): a record is rebuilt from
 // checked fields, never cast, so a confused or hostile child cannot put
 // anything else into the daemon's pipeline.
-import type { AttributeValue, Attributes, HrTime, SpanKindName, SpanRecord, SpanStatusCodeValue } from './recorder.js';
-import { parseTracestate } from './traceparent.js';
+import {
+  ATTRIBUTE_COUNT_LIMIT,
+  EVENT_COUNT_LIMIT,
+  LINK_COUNT_LIMIT,
+  SPAN_KINDS,
+  type AttributeValue,
+  type Attributes,
+  type HrTime,
+  type SpanKindName,
+  type SpanRecord,
+  type SpanStatusCodeValue,
+} from './recorder.js';
+import { isValidSpanId, isValidTraceId, parseTracestate } from './traceparent.js';
 
 const HEX32 = /^[0-9a-f]{32}$/;
 const HEX16 = /^[0-9a-f]{16}$/;
-const KINDS: readonly SpanKindName[] = ['internal', 'server', 'client', 'producer', 'consumer'];
 const MAX_NAME = 256;
 const MAX_STRING = 8192;
-const MAX_ATTRIBUTES = 128;
-const MAX_EVENTS = 128;
-const MAX_LINKS = 128;
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -31,7 +38,7 @@ function hrTime(v: unknown): HrTime | undefined {
 function value(v: unknown): AttributeValue | undefined {
   if (typeof v === 'string') return v.length <= MAX_STRING ? v : v.slice(0, MAX_STRING);
   if (typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v))) return v;
-  if (Array.isArray(v) && v.length <= MAX_ATTRIBUTES) {
+  if (Array.isArray(v) && v.length <= ATTRIBUTE_COUNT_LIMIT) {
     if (v.every((x) => typeof x === 'string')) return v;
     if (v.every((x) => typeof x === 'number' && Number.isFinite(x))) return v as number[];
     if (v.every((x) => typeof x === 'boolean')) return v;
@@ -45,7 +52,7 @@ function attributes(v: unknown): Attributes | undefined {
   const out: Attributes = {};
   let n = 0;
   for (const [k, raw] of Object.entries(v)) {
-    if (++n > MAX_ATTRIBUTES) break;
+    if (++n > ATTRIBUTE_COUNT_LIMIT) break;
     const val = value(raw);
     if (val !== undefined && k !== '' && k.length <= MAX_NAME) out[k] = val;
   }
@@ -59,8 +66,8 @@ const count = (v: unknown): number | undefined =>
 export function parseSpanRecord(raw: unknown): SpanRecord | undefined {
   if (!isObj(raw)) return undefined;
   const { traceId, spanId, parentSpanId, name, kind, traceFlags, process: role, pid } = raw;
-  if (typeof traceId !== 'string' || !HEX32.test(traceId) || /^0+$/.test(traceId)) return undefined;
-  if (typeof spanId !== 'string' || !HEX16.test(spanId) || /^0+$/.test(spanId)) return undefined;
+  if (typeof traceId !== 'string' || !isValidTraceId(traceId)) return undefined;
+  if (typeof spanId !== 'string' || !isValidSpanId(spanId)) return undefined;
   if (parentSpanId !== undefined && (typeof parentSpanId !== 'string' || !HEX16.test(parentSpanId))) return undefined;
   if (typeof name !== 'string' || name === '' || name.length > MAX_NAME) return undefined;
   if (!Number.isInteger(traceFlags) || (traceFlags as number) < 0 || (traceFlags as number) > 0xff) return undefined;
@@ -77,7 +84,7 @@ export function parseSpanRecord(raw: unknown): SpanRecord | undefined {
     spanId,
     traceFlags: traceFlags as number,
     name,
-    kind: KINDS.includes(kind as SpanKindName) ? (kind as SpanKindName) : 'internal',
+    kind: SPAN_KINDS.includes(kind as SpanKindName) ? (kind as SpanKindName) : 'internal',
     startTime,
     endTime,
     attributes: attrs,
@@ -94,14 +101,14 @@ export function parseSpanRecord(raw: unknown): SpanRecord | undefined {
   if (raw.parentIsRemote === true) rec.parentIsRemote = true;
   const traceState = typeof raw.traceState === 'string' ? parseTracestate(raw.traceState) : undefined;
   if (traceState) rec.traceState = traceState;
-  for (const e of list(raw.events).slice(0, MAX_EVENTS)) {
+  for (const e of list(raw.events).slice(0, EVENT_COUNT_LIMIT)) {
     if (!isObj(e)) continue;
     const time = hrTime(e.time);
     const a = attributes(e.attributes);
     if (time && a && typeof e.name === 'string' && e.name !== '')
       rec.events.push({ name: e.name.slice(0, MAX_NAME), time, attributes: a });
   }
-  for (const l of list(raw.links).slice(0, MAX_LINKS)) {
+  for (const l of list(raw.links).slice(0, LINK_COUNT_LIMIT)) {
     const c = isObj(l) && isObj(l.context) ? l.context : undefined;
     const a = isObj(l) ? attributes(l.attributes) : undefined;
     if (

@@ -21,11 +21,11 @@ const SPAN_ID_RE = /^[0-9a-f]{16}$/;
 const INVALID_TRACE_ID = '0'.repeat(32);
 const INVALID_SPAN_ID = '0'.repeat(16);
 
-function isValidTraceId(id: string): boolean {
+export function isValidTraceId(id: string): boolean {
   return TRACE_ID_RE.test(id) && id !== INVALID_TRACE_ID;
 }
 
-function isValidSpanId(id: string): boolean {
+export function isValidSpanId(id: string): boolean {
   return SPAN_ID_RE.test(id) && id !== INVALID_SPAN_ID;
 }
 
