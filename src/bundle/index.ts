@@ -20,6 +20,9 @@ export {
 } from './spec.js';
 export { decodeLinuxResources, parseLinuxResources, type LinuxResources } from './resources.js';
 
+// field checks for JSON read across a process boundary
+export { isId, isObject, isStringList, type JsonObject } from './fields.js';
+
 // the shim's own files
 export {
   encodeDeleteResponse,

@@ -2,6 +2,7 @@
 // parsers: each side rebuilds what it receives from checked fields, never
 // trusting the other's JSON to have the declared shape.
 import * as path from 'node:path';
+import { isId, isObject, isStringList } from '../bundle/index.js';
 import type { ModuleJob, ModuleUser } from './job.js';
 import type { SpanRecord } from '../telemetry/recorder.js';
 import { parseSpanRecord } from '../telemetry/records.js';
@@ -22,10 +23,6 @@ export type FromChild =
   /** wasm.run as it starts: the daemon ends it should the child be killed first. */
   | { t: 'span-open'; span: SpanRecord };
 
-type Obj = Readonly<Record<string, unknown>>;
-const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
-const isStrings = (v: unknown): v is string[] => Array.isArray(v) && v.every((s) => typeof s === 'string');
-const isId = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < 2 ** 32;
 const isAbsolute = (v: unknown): v is string => typeof v === 'string' && path.isAbsolute(v);
 
 const MAX_RECORDS_PER_MESSAGE = 256;
@@ -33,7 +30,7 @@ const MAX_ERROR_MESSAGE = 4096;
 
 /** A message from a child, checked field by field; undefined for anything else. Invalid span records are left out. */
 export function parseFromChild(raw: unknown): FromChild | undefined {
-  if (!isObj(raw)) return undefined;
+  if (!isObject(raw)) return undefined;
   const m = raw;
   switch (m.t) {
     case 'ready':
@@ -69,13 +66,13 @@ function bad(field: string, want: string): ProtocolError {
 }
 
 function stringMap(v: unknown, field: string, valueOk: (s: string) => boolean = () => true): Record<string, string> {
-  if (!isObj(v) || !Object.values(v).every((x) => typeof x === 'string' && valueOk(x)))
+  if (!isObject(v) || !Object.values(v).every((x) => typeof x === 'string' && valueOk(x)))
     throw bad(field, 'an object of strings');
   return Object.fromEntries(Object.entries(v).filter((e): e is [string, string] => typeof e[1] === 'string'));
 }
 
 function user(v: unknown): ModuleUser {
-  if (!isObj(v) || !isId(v.uid) || !isId(v.gid)) throw bad('user', 'numeric uid and gid');
+  if (!isObject(v) || !isId(v.uid) || !isId(v.gid)) throw bad('user', 'numeric uid and gid');
   if (v.additionalGids === undefined) return { uid: v.uid, gid: v.gid };
   if (!Array.isArray(v.additionalGids) || !v.additionalGids.every(isId))
     throw bad('user.additionalGids', 'a list of ids');
@@ -83,12 +80,12 @@ function user(v: unknown): ModuleUser {
 }
 
 function trace(v: unknown): ChildTraceContext {
-  if (!isObj(v)) throw bad('trace', 'an object');
+  if (!isObject(v)) throw bad('trace', 'an object');
   const env = stringMap(v.env, 'trace.env');
   if (v.recordUnder === undefined) return { env };
   const r = v.recordUnder;
   if (
-    !isObj(r) ||
+    !isObject(r) ||
     typeof r.traceparent !== 'string' ||
     (r.tracestate !== undefined && typeof r.tracestate !== 'string')
   )
@@ -103,14 +100,14 @@ function trace(v: unknown): ChildTraceContext {
 }
 
 function componentCache(v: unknown): ComponentCacheConfig {
-  if (!isObj(v) || !isAbsolute(v.dir) || typeof v.maxBytes !== 'number' || !Number.isSafeInteger(v.maxBytes))
+  if (!isObject(v) || !isAbsolute(v.dir) || typeof v.maxBytes !== 'number' || !Number.isSafeInteger(v.maxBytes))
     throw bad('componentCache', 'an absolute dir and a whole maxBytes');
   if (v.maxBytes <= 0) throw bad('componentCache.maxBytes', 'positive');
   return { dir: v.dir, maxBytes: v.maxBytes };
 }
 
 function parseJob(j: unknown): ChildJob {
-  if (!isObj(j)) throw new ProtocolError('job must be an object');
+  if (!isObject(j)) throw new ProtocolError('job must be an object');
   const text = (field: string): string => {
     const v = j[field];
     if (typeof v !== 'string') throw bad(field, 'a string');
@@ -118,7 +115,7 @@ function parseJob(j: unknown): ChildJob {
   };
   const strings = (field: string): string[] => {
     const v = j[field];
-    if (!isStrings(v)) throw bad(field, 'a list of strings');
+    if (!isStringList(v)) throw bad(field, 'a list of strings');
     return v;
   };
   const modulePath = text('modulePath');
@@ -143,7 +140,7 @@ function parseJob(j: unknown): ChildJob {
 
 /** A message from the daemon, rebuilt from checked fields; throws a ProtocolError naming the bad one. */
 export function parseToChild(raw: unknown): ToChild {
-  if (!isObj(raw)) throw new ProtocolError('a message must be an object');
+  if (!isObject(raw)) throw new ProtocolError('a message must be an object');
   if (raw.t === 'run') return { t: 'run' };
   if (raw.t === 'job') return { t: 'job', job: parseJob(raw.job) };
   throw new ProtocolError(`unknown message type ${JSON.stringify(raw.t) ?? 'undefined'}`);
