@@ -1,9 +1,7 @@
 // The one seam between the shim plumbing and whatever runs a module. The shim
 // only ever sees these types; src/daemon/engine/node-engine.ts is the implementation.
 import type { Readable } from 'node:stream';
-import type { ModuleJob, ModuleUser } from '../../child/job.js';
-
-export type { ModuleUser };
+import type { ModuleJob } from '../../child/job.js';
 
 /** What to run (ModuleJob, as the Wasm child receives it), and its stdin, which stays in the daemon. */
 export interface ModuleSpec extends ModuleJob {
