@@ -9,6 +9,12 @@ import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import type { ActiveSpan } from '../telemetry/recorder.js';
+import {
+  ATTR_WASM_MODULE_SHA256,
+  ATTR_WASM_MODULE_SIZE,
+  ATTR_WASMTS_COMPONENT_CACHE,
+  ATTR_WASMTS_WASM_KIND,
+} from '../telemetry/semconv.js';
 import { loadOrTranspile, type ComponentCacheOptions, type TranspileOutput } from './component-cache.js';
 import type { ChildJob } from './protocol.js';
 
@@ -187,15 +193,15 @@ export async function prepareComponent(s: ComponentSetup): Promise<PreparedCompo
   const shimModule = importPackage(PREVIEW2_SHIM);
   shimModule.catch(() => undefined); // awaited (and reported) at instantiation
   const compileSpan = s.startSpan('wasm.compile');
-  compileSpan?.setAttribute('wasmts.wasm.kind', 'component');
+  compileSpan?.setAttribute(ATTR_WASMTS_WASM_KIND, 'component');
   let transpiled: Awaited<ReturnType<typeof loadOrTranspile>>;
   const cores = new Map<string, WebAssembly.Module>();
   try {
     transpiled = await loadOrTranspile(s.bytes, cacheOptions(s.job), transpile);
     compileSpan?.setAttributes({
-      'wasmts.component.cache': transpiled.cache,
-      'wasm.module.size': s.bytes.length,
-      'wasm.module.sha256': transpiled.digest,
+      [ATTR_WASMTS_COMPONENT_CACHE]: transpiled.cache,
+      [ATTR_WASM_MODULE_SIZE]: s.bytes.length,
+      [ATTR_WASM_MODULE_SHA256]: transpiled.digest,
     });
     for (const [file, data] of Object.entries(transpiled.files)) {
       if (file.endsWith('.wasm')) cores.set(file, await WebAssembly.compile(data));
@@ -212,7 +218,7 @@ export async function prepareComponent(s: ComponentSetup): Promise<PreparedCompo
     );
   }
   const instantiateSpan = s.startSpan('wasm.instantiate');
-  instantiateSpan?.setAttribute('wasmts.wasm.kind', 'component');
+  instantiateSpan?.setAttribute(ATTR_WASMTS_WASM_KIND, 'component');
   let runExport: () => unknown;
   try {
     const imports = await wasiImports(shimModule, s.job, s.env);

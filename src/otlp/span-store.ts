@@ -2,6 +2,7 @@
 // trace, with a summary per trace. Shared by the receiver (which fills it) and
 // the viewer (which reads it), so neither imports the other's module.
 import type { ReceivedSpan } from './convert.js';
+import { ATTR_PROCESS_EXIT_CODE } from '../telemetry/semconv.js';
 
 /** One line of the trace list. */
 export interface TraceSummary {
@@ -154,7 +155,7 @@ function summarize(traceId: string, list: ReceivedSpan[], lastReceivedAt: number
   }
   const head = root ?? top ?? list[0];
   const svc = head?.resource['service.name'];
-  const exitCode = head?.attributes['process.exit.code'];
+  const exitCode = head?.attributes[ATTR_PROCESS_EXIT_CODE];
   return {
     traceId,
     rootName: head?.name ?? '',

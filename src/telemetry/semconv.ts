@@ -33,6 +33,10 @@ export const ATTR_WASMTS_NAMESPACE = 'wasmts.namespace';
 export const ATTR_WASMTS_EXEC_ID = 'wasmts.exec_id';
 export const ATTR_WASMTS_TASK_PID = 'wasmts.task.pid';
 export const ATTR_WASMTS_PROCESS = 'wasmts.process';
+/** What the child compiled: 'module' or 'component'. */
+export const ATTR_WASMTS_WASM_KIND = 'wasmts.wasm.kind';
+/** Whether a component's transpiled form came from the cache ('hit') or was made now. */
+export const ATTR_WASMTS_COMPONENT_CACHE = 'wasmts.component.cache';
 export const ATTR_WASM_MODULE_PATH = 'wasm.module.path';
 export const ATTR_WASM_MODULE_SIZE = 'wasm.module.size';
 export const ATTR_WASM_MODULE_SHA256 = 'wasm.module.sha256';

@@ -2,7 +2,12 @@
 // display order (depth-first, children by start time), and which process
 // (the shim or its wasm child) each span came from.
 import type { ReceivedSpan } from '../otlp/convert.js';
-import { ATTR_PROCESS_PID, ATTR_WASMTS_PROCESS } from '../telemetry/semconv.js';
+import {
+  ATTR_ERROR_TYPE,
+  ATTR_PROCESS_EXIT_CODE,
+  ATTR_PROCESS_PID,
+  ATTR_WASMTS_PROCESS,
+} from '../telemetry/semconv.js';
 
 export interface Row {
   span: ReceivedSpan;
@@ -82,8 +87,8 @@ export interface Outcome {
 
 export function outcomeOf(span: ReceivedSpan): Outcome {
   const error = span.status.code === 2;
-  const code = span.attributes['process.exit.code'];
-  const type = span.attributes['error.type'];
+  const code = span.attributes[ATTR_PROCESS_EXIT_CODE];
+  const type = span.attributes[ATTR_ERROR_TYPE];
   const exitCode = typeof code === 'number' ? code : typeof code === 'bigint' ? Number(code) : undefined;
   const errorType = typeof type === 'string' && type !== '' ? type : undefined;
   const parts: string[] = [];
