@@ -29,7 +29,7 @@ import { packImage } from '../src/image/oci.js';
 import { renderWaterfall } from '../src/viewer/waterfall.js';
 import {
   BIN_DIR,
-  CARRIERS,
+  isOtelVariable,
   killTree,
   processAlive,
   processesUnder,
@@ -574,7 +574,7 @@ async function main(argv: string[]): Promise<number> {
   const baseTmp = tmpdir();
   workDir = fs.mkdtempSync(path.join(baseTmp, 'wasmts-demo-'));
   // The tracing env reaches the shims through containerd's environment, as in a real install.
-  const ignored = Object.keys(process.env).filter((k) => k.startsWith('OTEL_') || CARRIERS.includes(k));
+  const ignored = Object.keys(process.env).filter(isOtelVariable);
   for (const k of ignored) delete process.env[k];
   if (ignored.length) detail(dim(`(not passing your ${ignored.join(', ')} to it)`));
   const otelEnv = { OTEL_EXPORTER_OTLP_ENDPOINT: rx.httpUrl, OTEL_BSP_SCHEDULE_DELAY: '200' };

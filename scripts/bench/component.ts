@@ -14,7 +14,15 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { packImage } from '../../src/image/oci.js';
 import { sha256 } from '../../src/child/component-cache.js';
-import { startContainerd, type Containerd, BIN_DIR, MODULES, PLATFORM, RUNTIME } from '../../test/harness/index.js';
+import {
+  isolatedOtelEnv,
+  startContainerd,
+  type Containerd,
+  BIN_DIR,
+  MODULES,
+  PLATFORM,
+  RUNTIME,
+} from '../../test/harness/index.js';
 import { median, percentile } from './stats.js';
 
 const IMAGE = 'docker.io/wasmts-bench/component-hello:v1';
@@ -94,12 +102,10 @@ async function main(): Promise<void> {
   const rounds = Number(process.argv[2] ?? 5);
   const shimDir = BIN_DIR;
   const cacheDir = fs.mkdtempSync(path.join(os.tmpdir(), 'wasmts-cbench-cache-'));
-  const blankOtel: Record<string, string> = {};
-  for (const k of Object.keys(process.env)) if (k.startsWith('OTEL_')) blankOtel[k] = '';
   const ctd = await startContainerd({
     name: 'cbench',
     shimDir,
-    env: { ...blankOtel, WASMTS_COMPONENT_CACHE: cacheDir },
+    env: isolatedOtelEnv({ WASMTS_COMPONENT_CACHE: cacheDir }),
   });
   try {
     const r = await componentStart(ctd, { rounds, cacheDir });

@@ -3,7 +3,8 @@
 /** The environment carriers of trace context the shim reads. */
 export const CARRIERS = ['TRACECONTEXT', 'TRACEPARENT', 'TRACESTATE', 'BAGGAGE'];
 
-function isOtelVariable(name: string): boolean {
+/** An OTEL_* variable or a trace-context carrier: what a traced process reads. */
+export function isOtelVariable(name: string): boolean {
   return name.startsWith('OTEL_') || CARRIERS.includes(name);
 }
 
