@@ -3,7 +3,7 @@
 // bundle; the daemon (`serve`) is a separate bundle loaded only when needed.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { startReply } from '../frontend/bootstrap.js';
+import { parseStartInput, startReply } from '../frontend/bootstrap.js';
 import { FlagError, parseShimFlags } from '../frontend/flags.js';
 import { DAEMON_ACTION } from '../handoff/index.js';
 import { deleteShim, startShim } from '../frontend/manager.js';
@@ -42,14 +42,14 @@ async function main(argv: string[]): Promise<void> {
   }
   switch (flags.action) {
     case 'start': {
-      const stdin = readStdin();
+      const input = parseStartInput(readStdin());
       const address = await startShim(flags, {
         cwd: process.cwd(),
-        stdin,
+        input,
         daemonEntry: path.join(here, 'shim.cjs'),
         env: process.env,
       });
-      process.stdout.write(startReply(stdin, process.env, address));
+      process.stdout.write(startReply(input, process.env, address));
       // Exit without closing the listening handle: libuv would unlink the socket.
       return process.exit(0);
     }

@@ -225,7 +225,7 @@ export function encodeStartReply(reply: StartReply, address: string): Uint8Array
   }
 }
 
-/** What `start` prints, given its stdin, its environment and the daemon's address. */
-export function startReply(stdin: Uint8Array, env: StartReplyEnv, address: string): Uint8Array {
-  return encodeStartReply(chooseStartReply(parseStartInput(stdin), env), address);
+/** What `start` prints, given what it read on stdin, its environment and the daemon's address. */
+export function startReply(input: StartInput, env: StartReplyEnv, address: string): Uint8Array {
+  return encodeStartReply(chooseStartReply(input, env), address);
 }

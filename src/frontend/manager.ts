@@ -16,7 +16,7 @@ import {
   keyFrom,
   requestHandoff,
 } from '../handoff/index.js';
-import { parseStartInput } from './bootstrap.js';
+import type { StartInput } from './bootstrap.js';
 import {
   encodeDeleteResponse,
   readAddress,
@@ -32,7 +32,8 @@ import { killLeftoverChildren, removeCgroup, unmountRootfs } from '../host/index
 
 export interface StartEnv {
   cwd: string;
-  stdin: Uint8Array;
+  /** What containerd wrote on stdin (containerd 2.x's bootstrap params), parsed. */
+  input: StartInput;
   /** The script that runs the daemon (`serve` action). */
   daemonEntry: string;
   env: NodeJS.ProcessEnv;
@@ -45,7 +46,7 @@ export interface StartEnv {
  * binds the socket and starts a daemon on it.
  */
 export async function startShim(flags: ShimFlags, startEnv: StartEnv): Promise<string> {
-  const input = parseStartInput(startEnv.stdin);
+  const { input } = startEnv;
   const namespace = flags.namespace || input.namespace || '';
   const containerdAddress = flags.address || input.grpcAddress || '';
   if (!namespace) throw new Error('start: -namespace is required');

@@ -39,7 +39,7 @@ function call(version: ContainerdVersion, extra: Partial<StartCallOptions> = {})
 /** The whole exchange: containerd's inputs → our reply → containerd's reading of it. */
 function exchange(version: ContainerdVersion, extra: Partial<StartCallOptions> = {}) {
   const { env, stdin } = call(version, extra);
-  const reply = startReply(stdin, env, ADDRESS);
+  const reply = startReply(parseStartInput(stdin), env, ADDRESS);
   return { reply, accepted: acceptReply(version, reply) };
 }
 
@@ -104,7 +104,7 @@ describe('what each containerd version gets, and accepts', () => {
       version: 2,
       encoding: 'plain',
     });
-    const reply = startReply(stdin, { MAX_SHIM_VERSION: '3' }, ADDRESS);
+    const reply = startReply(parseStartInput(stdin), { MAX_SHIM_VERSION: '3' }, ADDRESS);
     assert.equal(acceptReply('2.0', reply).service, V3);
   });
 
@@ -259,7 +259,11 @@ describe('the rule a front end without stdin parsing may apply', () => {
           ...(max === undefined ? {} : { MAX_SHIM_VERSION: max }),
           ...(wanted === undefined ? {} : { WASMTS_SHIM_VERSION: wanted }),
         };
-        assert.equal(Buffer.from(startReply(new Uint8Array(), env, ADDRESS)).toString(), ADDRESS, JSON.stringify(env));
+        assert.equal(
+          Buffer.from(startReply(parseStartInput(new Uint8Array()), env, ADDRESS)).toString(),
+          ADDRESS,
+          JSON.stringify(env),
+        );
       }
     }
   });

@@ -549,7 +549,7 @@ export function bundleTargets(): FuzzTarget[] {
             const reply = Buffer.from(
               only(
                 'startReply',
-                () => startReply(bytes, env, address),
+                () => startReply(parseStartInput(bytes), env, address),
                 () => false,
               )!,
             );
