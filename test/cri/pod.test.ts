@@ -18,11 +18,18 @@ import {
   type ContainerConfigSchema,
   type PodSandboxConfig,
 } from '../../src/gen/cri/runtime/v1/api_pb.js';
-import { busyDaemonProblems, listMounts, listProcesses, processAlive, socketPathFor, until } from '../harness/index.js';
+import {
+  busyDaemonProblems,
+  listMounts,
+  listProcesses,
+  processAlive,
+  socketPathFor,
+  until,
+  E2E_TEST_TIMEOUT as T,
+} from '../harness/index.js';
 import { isShimDaemon } from '../../src/handoff/handoff.js';
 import { CRI_NAMESPACE, HANDLER, PAUSE_IMAGE, PROBE_IMAGE, RUNTIME_TYPE, startCriNode, type CriNode } from './setup.js';
 
-const T = { timeout: 60_000 };
 /** One CRI log line: RFC 3339 nano timestamp, stream, P(artial)/F(ull) tag, content. */
 const CRI_LOG_LINE = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)) (stdout|stderr) ([PF]) (.*)$/;
 

@@ -27,6 +27,7 @@ import {
   sleep,
   startContainerd,
   until,
+  E2E_TEST_TIMEOUT as T,
 } from '../harness/index.js';
 import { TtrpcClient, createClient } from '../../src/ttrpc/client.js';
 import { Task, DeleteResponseSchema } from '../../src/gen/containerd/task/v2/shim_pb.js';
@@ -35,7 +36,6 @@ import { daemonPaths, STATE_ROOT } from '../../src/handoff/handoff.js';
 
 const NS = 'default';
 const READY_SOCKETS = 4; // src/daemon/daemon.ts keeps this many
-const T = { timeout: 60_000 };
 
 let ctd: Containerd;
 let tmp: string;

@@ -4,10 +4,9 @@
 // statuses; entries that cannot run fail Create with the reason.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { e2e, GREETING, leftoversLogged, useSuite } from '../harness/index.js';
+import { e2e, GREETING, leftoversLogged, useSuite, E2E_TEST_TIMEOUT as T } from '../harness/index.js';
 
 const S = useSuite('entry');
-const T = { timeout: 60_000 };
 
 test(
   'a command module: an export runs instead of main, with stdio and the rootfs; exit status 0',

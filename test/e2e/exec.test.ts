@@ -4,10 +4,9 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { e2e, GREETING, leftoversLogged, until, useSuite } from '../harness/index.js';
+import { e2e, GREETING, leftoversLogged, until, useSuite, E2E_TEST_TIMEOUT as T } from '../harness/index.js';
 
 const S = useSuite('exec');
-const T = { timeout: 60_000 };
 
 test(
   'ctr task exec runs another module with its own output and exit code',

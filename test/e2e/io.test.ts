@@ -2,10 +2,9 @@
 // FIFOs ctr hands to the shim.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { e2e, leftoversLogged, useSuite } from '../harness/index.js';
+import { e2e, leftoversLogged, useSuite, E2E_TEST_TIMEOUT as T } from '../harness/index.js';
 
 const S = useSuite('io');
-const T = { timeout: 60_000 };
 
 test(
   'stdout and stderr arrive separately',

@@ -14,10 +14,10 @@ import {
   subscribeEvents,
   until,
   useSuite,
+  E2E_TEST_TIMEOUT as T,
 } from '../harness/index.js';
 
 const S = useSuite('life');
-const T = { timeout: 60_000 };
 
 test(
   'args reach the module, argv[0] is the module path',

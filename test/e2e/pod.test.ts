@@ -5,10 +5,9 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { e2e, leftoversLogged, useSuite } from '../harness/index.js';
+import { e2e, leftoversLogged, useSuite, E2E_TEST_TIMEOUT as T } from '../harness/index.js';
 
 const S = useSuite('pod');
-const T = { timeout: 60_000 };
 
 const shimPid = (id: string) => S().shimPid(id);
 

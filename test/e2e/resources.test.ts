@@ -4,10 +4,9 @@
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { test } from 'node:test';
-import { e2e, leftoversLogged, subscribeEvents, until, useSuite } from '../harness/index.js';
+import { e2e, leftoversLogged, subscribeEvents, until, useSuite, E2E_TEST_TIMEOUT as T } from '../harness/index.js';
 
 const S = useSuite('res');
-const T = { timeout: 60_000 };
 const MEMCG = '/sys/fs/cgroup/memory';
 const cgroupsUsable = fs.existsSync(MEMCG) || fs.existsSync('/sys/fs/cgroup/cgroup.controllers');
 

@@ -29,12 +29,12 @@ import {
   type Suite,
   until,
   wasmChildrenUnder,
+  E2E_TEST_TIMEOUT as T,
 } from '../harness/index.js';
 import { packImage } from '../../src/image/oci.js';
 import { startHandDaemon, tinyWasm, type HandDaemon } from './helpers.js';
 import { Code, codeName, TtrpcError } from '../../src/ttrpc/status.js';
 
-const T = { timeout: 60_000 };
 const PROBE = path.join(MODULES, 'probe.wasm');
 /** probe.wasm linked with a 64 MiB memory maximum: `oom` hits the limit in well under a second. */
 const PROBE_64M = 'probe-64m.wasm';

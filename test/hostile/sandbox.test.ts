@@ -35,10 +35,10 @@ import {
   sleep,
   type Suite,
   until,
+  E2E_TEST_TIMEOUT as T,
 } from '../harness/index.js';
 import { daemonPaths, isReadySocketName } from '../../src/handoff/handoff.js';
 
-const T = { timeout: 60_000 };
 const CANARY = 'WASMTS_CONTAINERD_CANARY';
 const CANARY_VALUE = 'containerd-env-must-not-reach-modules';
 const NOBODY = 65534;

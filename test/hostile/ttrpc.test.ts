@@ -25,6 +25,7 @@ import {
   sleep,
   type Suite,
   until,
+  E2E_TEST_TIMEOUT as T,
 } from '../harness/index.js';
 import type { ChildProcess } from 'node:child_process';
 import { RawConn, rawHeader, requestFrame, rng } from '../ttrpc/helpers.js';
@@ -42,7 +43,6 @@ import { Status } from '../../src/gen/containerd/types/task/task_pb.js';
 import { AnySchema } from '@bufbuild/protobuf/wkt';
 
 const TASK = 'containerd.task.v2.Task';
-const T = { timeout: 60_000 };
 
 let s: Suite;
 let id: string;
