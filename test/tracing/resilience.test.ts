@@ -24,7 +24,7 @@ import {
   LIVES_PAST_WARMUP,
   prepareImage,
   settledLeftovers,
-  startTracedContainerd,
+  startTracedContainerds,
   waitForContainerTrace,
   waitShimGone,
 } from './helpers.js';
@@ -51,12 +51,7 @@ before(async () => {
     ['garbage', { OTEL_EXPORTER_OTLP_ENDPOINT: bad.garbageUrl }],
     ['hang', { OTEL_EXPORTER_OTLP_ENDPOINT: bad.hangUrl }],
   ];
-  const started = await Promise.allSettled(envs.map(([name, env]) => startTracedContainerd(name, env, img)));
-  started.forEach((s, i) => {
-    if (s.status === 'fulfilled') E[envs[i][0]] = s.value;
-  });
-  const failed = started.find((s) => s.status === 'rejected');
-  if (failed) throw failed.reason;
+  await startTracedContainerds('res', envs, img, E);
 });
 
 after(async () => {
