@@ -5,7 +5,7 @@
 import { after, before, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { startOtlpReceiver, type OtlpReceiver } from '../../src/otlp/receiver.js';
-import { type Suite, type TestImage } from '../harness/index.js';
+import { e2e, type Suite, type TestImage } from '../harness/index.js';
 import {
   checkLifecycleTrace,
   expectedTraceparent,
@@ -79,22 +79,9 @@ after(async () => {
   img?.dispose();
 });
 
-function withLogs(env: () => Suite, body: (t: TestContext, e: Suite) => Promise<void>) {
-  return async (t: TestContext) => {
-    const e = env();
-    const first = e.ids.length;
-    t.after(async () => {
-      await Promise.all(e.ids.slice(first).map((id) => e.cleanup(id)));
-    });
-    try {
-      await body(t, e);
-    } catch (err) {
-      for (const id of e.ids.slice(first))
-        process.stderr.write(`\n--- containerd log for ${id} ---\n${e.logFor(id)}\n`);
-      throw err;
-    }
-  };
-}
+/** Runs body against env(); its containers are cleaned up after it, and on failure their containerd log lines are printed. */
+const withLogs = (env: () => Suite, body: (t: TestContext, e: Suite) => Promise<void>) =>
+  e2e(env, [], (t, e) => body(t, e));
 
 test(
   "grpc: OTEL_EXPORTER_OTLP_PROTOCOL=grpc to the receiver's gRPC port delivers the whole trace; OTEL_SERVICE_NAME is the service.name",

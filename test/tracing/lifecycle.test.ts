@@ -5,7 +5,7 @@
 import { after, before, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { startOtlpReceiver, type OtlpReceiver } from '../../src/otlp/receiver.js';
-import { PLATFORM, RUNTIME, sleep, type Suite, type TestImage } from '../harness/index.js';
+import { e2e, PLATFORM, RUNTIME, sleep, type Suite, type TestImage } from '../harness/index.js';
 import {
   checkLifecycleTrace,
   containerTrace,
@@ -43,22 +43,13 @@ after(async () => {
   img?.dispose();
 });
 
-/** Runs body; on failure prints the shim's log lines for the ids it used. */
-function withLogs(body: (t: TestContext) => Promise<void>) {
-  return async (t: TestContext) => {
-    const first = env.ids.length;
-    t.after(async () => {
-      await Promise.all(env.ids.slice(first).map((id) => env.cleanup(id)));
-    });
-    try {
-      await body(t);
-    } catch (err) {
-      for (const id of env.ids.slice(first))
-        process.stderr.write(`\n--- containerd log for ${id} ---\n${env.logFor(id)}\n`);
-      throw err;
-    }
-  };
-}
+/** Runs body; its containers are cleaned up after it, and on failure their containerd log lines are printed. */
+const withLogs = (body: (t: TestContext) => Promise<void>) =>
+  e2e(
+    () => env,
+    [],
+    (t) => body(t),
+  );
 
 test(
   "a container gives one trace: RPC spans under wasmts.container, child spans under Create, TRACECONTEXT is Create's traceparent",
