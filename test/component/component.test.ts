@@ -337,9 +337,7 @@ describe('the sandbox', () => {
       assert.equal(read.stdout, `${GREETING}\n`);
       const write = await exec('write', ['write', '/scratch/mine.txt', 'mine']);
       assert.equal(write.code, 0, write.stderr);
-      const st = fs.statSync(
-        path.join(env.c.state, 'io.containerd.runtime.v2.task', env.c.namespace, id, 'rootfs', 'scratch', 'mine.txt'),
-      );
+      const st = fs.statSync(path.join(env.c.bundleDir(id), 'rootfs', 'scratch', 'mine.txt'));
       assert.deepEqual([st.uid, st.gid], [NOBODY, NOBODY]);
       const deny = await exec('deny', ['write', '/data/greeting.txt', 'overwritten']);
       assert.notEqual(deny.code, 0);

@@ -260,7 +260,7 @@ test(
     // the pod's containers are served by the sandbox's shim (one socket per pod)
     const tasks = await ctrTasks();
     assert.equal(tasks.get(ids.worker)?.status, 'RUNNING');
-    const bundle = (id: string) => path.join(node.c.state, 'io.containerd.runtime.v2.task', CRI_NAMESPACE, id);
+    const bundle = (id: string) => node.c.bundleDir(id, CRI_NAMESPACE);
     assert.equal(
       fs.readFileSync(path.join(bundle(ids.worker), 'address'), 'utf8'),
       fs.readFileSync(path.join(bundle(podId), 'address'), 'utf8'),

@@ -231,10 +231,7 @@ test(
       PATH: coreutilsOnly,
     });
     assert.notEqual(needsNode.code, 0, 'the Node fallback must not be able to run with the coreutils-only PATH');
-    assert.equal(
-      fs.existsSync(path.join(ctd.state, 'io.containerd.runtime.v2.task', NS, 'dmn-control', 'address')),
-      false,
-    );
+    assert.equal(fs.existsSync(path.join(ctd.bundleDir('dmn-control', NS), 'address')), false);
 
     const before = readySockets(daemon.dir, daemon.pid);
     const fast = start(ctd, 'dmn-fast', { stdin: 'null', PATH: coreutilsOnly });

@@ -61,15 +61,7 @@ test(
     const r = await s.ctr(['task', 'exec', '--exec-id', 'r', id, '/probe.wasm', 'cat', '/scratch/from-exec.txt']);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, 'persisted');
-    const host = path.join(
-      s.c.state,
-      'io.containerd.runtime.v2.task',
-      s.c.namespace,
-      id,
-      'rootfs',
-      'scratch',
-      'from-exec.txt',
-    );
+    const host = path.join(s.c.bundleDir(id), 'rootfs', 'scratch', 'from-exec.txt');
     assert.equal(fs.readFileSync(host, 'utf8'), 'persisted');
   }),
 );

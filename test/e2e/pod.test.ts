@@ -32,18 +32,9 @@ test(
     }
     const daemon = shimPid(sandbox);
     // Later containers of the pod were handed to the live daemon: same socket.
-    const sock = fs.readFileSync(
-      path.join(s.c.state, 'io.containerd.runtime.v2.task', s.c.namespace, app1, 'address'),
-      'utf8',
-    );
-    assert.equal(
-      fs.readFileSync(path.join(s.c.state, 'io.containerd.runtime.v2.task', s.c.namespace, sandbox, 'address'), 'utf8'),
-      sock,
-    );
-    assert.equal(
-      fs.readFileSync(path.join(s.c.state, 'io.containerd.runtime.v2.task', s.c.namespace, app2, 'address'), 'utf8'),
-      sock,
-    );
+    const sock = fs.readFileSync(path.join(s.c.bundleDir(app1), 'address'), 'utf8');
+    assert.equal(fs.readFileSync(path.join(s.c.bundleDir(sandbox), 'address'), 'utf8'), sock);
+    assert.equal(fs.readFileSync(path.join(s.c.bundleDir(app2), 'address'), 'utf8'), sock);
     const ps = await s.ctrOk(['task', 'ps', sandbox]);
     assert.match(ps.stdout, /\d+/);
     for (const id of [...apps, sandbox]) {

@@ -19,6 +19,7 @@ import { after, before, describe, test } from 'node:test';
 import {
   credentials,
   daemonKey,
+  e2e,
   listMounts,
   makePlantedRootfs,
   MODULES,
@@ -112,13 +113,13 @@ function specFile(
   return file;
 }
 
-function withCleanup(labels: string[], body: (ids: string[]) => Promise<void>) {
-  return async (t: import('node:test').TestContext) => {
-    const list = labels.map((l) => h.id(l));
-    t.after(() => Promise.all(list.map((id) => h.cleanup(id))));
-    await body(list);
-  };
-}
+/** A test body with fresh ids for `labels`, cleaned up after it (the harness's e2e wrapper). */
+const withCleanup = (labels: string[], body: (ids: string[]) => Promise<void>) =>
+  e2e(
+    () => h,
+    labels,
+    (_t, _s, ids) => body(ids),
+  );
 
 describe('files outside the rootfs', () => {
   test(
