@@ -72,7 +72,7 @@ after(async () => {
 
 /** A bundle where containerd 1.6 puts it, with probe.wasm in its rootfs and `args` as the process. */
 function bundleFor(c: Containerd, id: string, args: string[] = ['/probe.wasm', 'exit', '0']): string {
-  const dir = path.join(c.state, 'io.containerd.runtime.v2.task', NS, id);
+  const dir = c.bundleDir(id, NS);
   fs.mkdirSync(path.join(dir, 'rootfs'), { recursive: true });
   fs.copyFileSync(path.join(MODULES, 'probe.wasm'), path.join(dir, 'rootfs', 'probe.wasm'));
   fs.writeFileSync(
