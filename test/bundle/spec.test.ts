@@ -7,6 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, describe, test } from 'node:test';
 import {
+  checkProcess,
   parseSpec,
   readAnnotations,
   readAnnotationsAsync,
@@ -109,6 +110,30 @@ describe('reading config.json', () => {
     fs.writeFileSync(path.join(dir, 'config.json'), typeof config === 'string' ? config : JSON.stringify(config));
     return dir;
   };
+  const noConfig = () => fs.mkdtempSync(path.join(tmp, 'b-'));
+
+  test('each bad bundle gets a sentence naming the cause', () => {
+    assert.throws(
+      () => readSpec(noConfig()),
+      (e: Error) => e instanceof SpecError && /cannot read .*config\.json: ENOENT/.test(e.message),
+    );
+    assert.throws(() => readSpec(bundle('{oops')), /is not valid JSON/);
+    assert.throws(() => readSpec(bundle('[1]')), /must hold a JSON object/);
+    assert.throws(() => checkProcess(undefined, 'c'), /has no "process" object/);
+    assert.throws(() => checkProcess({ args: [] }, 'c'), /process.args must be a non-empty list/);
+    assert.throws(() => checkProcess({ args: ['a'], env: 'x' }, 'c'), /process.env/);
+    assert.throws(() => checkProcess({ args: ['a'], cwd: 'rel' }, 'c'), /cwd must be an absolute path/);
+    assert.throws(() => checkProcess({ args: ['a'], user: { uid: -1, gid: 0 } }, 'c'), /numeric uid and gid/);
+    assert.doesNotThrow(() => checkProcess({ args: ['a'], user: { uid: 1000, gid: 1000, additionalGids: [5] } }, 'c'));
+  });
+
+  test('a huge config.json is refused before parsing', () => {
+    const dir = noConfig();
+    const fd = fs.openSync(path.join(dir, 'config.json'), 'w');
+    fs.ftruncateSync(fd, 17 << 20);
+    fs.closeSync(fd);
+    assert.throws(() => readSpec(dir), /over the \d+-byte limit/);
+  });
 
   test('readSpec names the file in each refusal', () => {
     const dir = bundle({ process: { args: [] } });

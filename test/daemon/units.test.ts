@@ -10,7 +10,6 @@ import { create, toBinary, fromBinary } from '@bufbuild/protobuf';
 import { parseShimFlags, FlagError } from '../../src/frontend/flags.js';
 import { groupingFor, socketPathFor } from '../../src/handoff/socket-address.js';
 import { parseStartInput } from '../../src/frontend/bootstrap.js';
-import { checkProcess, readSpec, SpecError } from '../../src/bundle/spec.js';
 import { resolveEntrypoint } from '../../src/daemon/container/entrypoint.js';
 import { inRootfs } from '../../src/bundle/index.js';
 import {
@@ -117,36 +116,6 @@ describe('DeleteResponse encoding', () => {
     assert.equal(r.exitStatus, 137);
     assert.equal(r.exitedAt?.seconds, 1_700_000_000n);
     assert.equal(r.exitedAt?.nanos, 123_000_000);
-  });
-});
-
-function tmpBundle(config: string | undefined): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wasmts-unit-'));
-  if (config !== undefined) fs.writeFileSync(path.join(dir, 'config.json'), config);
-  return dir;
-}
-
-describe('spec checks', () => {
-  test('each bad bundle gets a sentence naming the cause', () => {
-    assert.throws(
-      () => readSpec(tmpBundle(undefined)),
-      (e: Error) => e instanceof SpecError && /cannot read .*config\.json: ENOENT/.test(e.message),
-    );
-    assert.throws(() => readSpec(tmpBundle('{oops')), /is not valid JSON/);
-    assert.throws(() => readSpec(tmpBundle('[1]')), /must hold a JSON object/);
-    assert.throws(() => checkProcess(undefined, 'c'), /has no "process" object/);
-    assert.throws(() => checkProcess({ args: [] }, 'c'), /process.args must be a non-empty list/);
-    assert.throws(() => checkProcess({ args: ['a'], env: 'x' }, 'c'), /process.env/);
-    assert.throws(() => checkProcess({ args: ['a'], cwd: 'rel' }, 'c'), /cwd must be an absolute path/);
-    assert.throws(() => checkProcess({ args: ['a'], user: { uid: -1, gid: 0 } }, 'c'), /numeric uid and gid/);
-    assert.doesNotThrow(() => checkProcess({ args: ['a'], user: { uid: 1000, gid: 1000, additionalGids: [5] } }, 'c'));
-  });
-  test('a huge config.json is refused before parsing', () => {
-    const dir = tmpBundle(undefined);
-    const fd = fs.openSync(path.join(dir, 'config.json'), 'w');
-    fs.ftruncateSync(fd, 17 << 20);
-    fs.closeSync(fd);
-    assert.throws(() => readSpec(dir), /over the \d+-byte limit/);
   });
 });
 
