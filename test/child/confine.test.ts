@@ -1,21 +1,22 @@
 // The WASI path confinement: symlinks planted in an image (absolute, relative,
 // in any component) never lead a module outside its rootfs.
-import { before, test } from 'node:test';
+import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { WASI } from 'node:wasi';
 import { confinePaths } from '../../src/child/confine.js';
+import { ensureBuilt, MODULES } from '../harness/index.js';
 
-const PROBE = path.resolve('build/modules/probe.wasm');
+const PROBE = path.join(MODULES, 'probe.wasm');
+let tmp: string;
 let root: string;
 let outside: string;
 
-before(() => {
-  execFileSync('bash', ['scripts/build-modules.sh'], { stdio: 'ignore' });
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wasmts-confine-'));
+before(async () => {
+  await ensureBuilt();
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wasmts-confine-'));
   root = path.join(tmp, 'rootfs');
   outside = path.join(tmp, 'host-secret');
   fs.mkdirSync(path.join(root, 'd/sub'), { recursive: true });
@@ -28,6 +29,7 @@ before(() => {
   fs.symlinkSync('/d/sub', path.join(root, 'absin')); // absolute, meant inside the image
   fs.symlinkSync(path.join(outside, 'secret.txt'), path.join(root, 'file-link')); // last component
 });
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 async function probe(args: string[]): Promise<string> {
   const outFile = path.join(os.tmpdir(), `wasmts-confine-out-${process.pid}-${Math.random()}`);

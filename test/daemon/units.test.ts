@@ -1,6 +1,6 @@
 // Unit tests of the shim's small pure pieces: flags, socket address, start's
 // stdin, spec checks, entrypoint resolution and the process state machine.
-import { describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -121,6 +121,7 @@ describe('DeleteResponse encoding', () => {
 
 describe('entrypoint', () => {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'wasmts-rootfs-'));
+  after(() => fs.rmSync(root, { recursive: true, force: true }));
   fs.mkdirSync(path.join(root, 'app'));
   fs.writeFileSync(path.join(root, 'app/m.wasm'), Buffer.from([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0]));
   fs.writeFileSync(path.join(root, 'elf'), Buffer.from('\x7fELF\x02\x01', 'latin1'));
