@@ -128,7 +128,8 @@ export class NodeEngine implements Engine {
 class ChildInstance implements WasmInstance {
   readonly pid: number;
   readonly exited: Promise<ExitInfo>;
-  private setupError: string | undefined;
+  /** While prepare waits: takes the child's answer to its job (ready or error). */
+  private answerJob: ((message: FromChild) => void) | undefined;
 
   constructor(
     private readonly child: ChildProcess,
@@ -163,7 +164,7 @@ class ChildInstance implements WasmInstance {
       const message = parseFromChild(raw);
       if (message?.t === 'spans') spans.finished(message.records);
       else if (message?.t === 'span-open') spans.opened(message.span);
-      else if (message?.t === 'error') this.setupError = message.message;
+      else if (message) this.answerJob?.(message);
     });
     if (child.stdin) {
       child.stdin.on('error', () => undefined); // EPIPE once the module stops reading
@@ -178,25 +179,17 @@ class ChildInstance implements WasmInstance {
 
   prepare(job: ChildJob): Promise<WasmInstance> {
     return new Promise((resolve, reject) => {
-      const onMessage = (raw: unknown) => {
-        const message: FromChild | undefined = parseFromChild(raw);
-        if (message?.t === 'ready') {
-          cleanup();
-          resolve(this);
-        } else if (message?.t === 'error') {
-          cleanup();
-          reject(new ModuleError(message.message));
-        }
-      };
       const onExit = () => {
-        cleanup();
-        reject(new ModuleError(this.setupError ?? `the Wasm child for ${this.spec.containerId} exited during setup`));
+        this.answerJob = undefined;
+        reject(new ModuleError(`the Wasm child for ${this.spec.containerId} exited during setup`));
       };
-      const cleanup = () => {
-        this.child.removeListener('message', onMessage);
+      this.answerJob = (message) => {
+        if (message.t !== 'ready' && message.t !== 'error') return;
+        this.answerJob = undefined;
         this.child.removeListener('exit', onExit);
+        if (message.t === 'ready') resolve(this);
+        else reject(new ModuleError(message.message));
       };
-      this.child.on('message', onMessage);
       this.child.once('exit', onExit);
       this.post({ t: 'job', job });
     });
