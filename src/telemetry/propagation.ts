@@ -62,14 +62,10 @@ function cleanBaggage(value: string | undefined): string | undefined {
  * map, tracestate included); BAGGAGE.
  */
 export function extractFromEnv(env: Record<string, string | undefined>, p: Propagators): IncomingContext {
-  const out: IncomingContext = {};
-  if (p.traceContext) {
-    const parent = parseTraceContext(env.TRACEPARENT, env.TRACESTATE) ?? parseTraceContextEnv(env.TRACECONTEXT);
+  const out = extractFromMetadata((key) => env[key.toUpperCase()], p);
+  if (p.traceContext && !out.parent) {
+    const parent = parseTraceContextEnv(env.TRACECONTEXT);
     if (parent) out.parent = parent;
-  }
-  if (p.baggage) {
-    const baggage = cleanBaggage(env.BAGGAGE);
-    if (baggage) out.baggage = baggage;
   }
   return out;
 }
