@@ -261,7 +261,6 @@ export function startTelemetry(opts: StartTelemetryOptions): Telemetry {
     spawnedAt = performance.now();
     const init: WorkerInit = {
       config,
-      shimPid: pid,
       ...(opts.scopeVersion ? { scopeVersion: opts.scopeVersion } : {}),
     };
     let w: Worker;

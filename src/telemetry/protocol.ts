@@ -5,7 +5,6 @@ import type { SpanRecord } from './recorder.js';
 
 export interface WorkerInit {
   config: EnabledTelemetryConfig;
-  shimPid: number;
   scopeVersion?: string;
 }
 

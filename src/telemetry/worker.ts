@@ -207,7 +207,8 @@ async function main(): Promise<void> {
         {
           ...shared,
           [ATTR_PROCESS_PID]: pid,
-          [ATTR_PROCESS_PARENT_PID]: init.shimPid,
+          // the worker is a thread of the daemon: its pid is the daemon's
+          [ATTR_PROCESS_PARENT_PID]: process.pid,
           [ATTR_PROCESS_EXECUTABLE_NAME]: 'node',
           [ATTR_WASMTS_PROCESS]: 'child',
         },
