@@ -175,6 +175,8 @@ export function startTelemetry(opts: StartTelemetryOptions): Telemetry {
   const where = `${config.endpoint} (${config.protocol})`;
   let sent = 0;
   let settled = 0;
+  /** Records handed to the worker that no export has accounted for yet. */
+  const inFlight = (): number => Math.max(0, sent - settled);
   let exportFailing = false;
   let unreported = 0;
   let unreportedWhy = '';
@@ -224,7 +226,7 @@ export function startTelemetry(opts: StartTelemetryOptions): Telemetry {
 
   const markDead = (why: string): void => {
     if (state === 'dead' || state === 'closed') return;
-    const lost = pending.length + Math.max(0, sent - settled);
+    const lost = pending.length + inFlight();
     state = 'dead';
     pending = [];
     log('error', `telemetry: export worker ${why}; tracing stopped`);
@@ -437,17 +439,17 @@ export function startTelemetry(opts: StartTelemetryOptions): Telemetry {
         }
         if (!(timeoutMs > 0)) {
           // Immediate shutdown: no export attempt.
-          dropped(pending.length + Math.max(0, sent - settled), 'immediate shutdown (no time to export)');
+          dropped(pending.length + inFlight(), 'immediate shutdown (no time to export)');
           return;
         }
         if (await whenReady(exportDeadline)) {
           postPending();
           const reply = await request('shutdown', exportDeadline);
           if (reply === undefined && state === 'ready') {
-            dropped(Math.max(0, sent - settled), `the export did not finish within ${timeoutMs} ms at exit`);
+            dropped(inFlight(), `the export did not finish within ${timeoutMs} ms at exit`);
           } else if (reply !== undefined) {
             // Exported or reported as failed: anything else never left the SDK's queue.
-            dropped(Math.max(0, sent - settled), 'not exported by exit (the export queue was full)');
+            dropped(inFlight(), 'not exported by exit (the export queue was full)');
           }
         } else if (state !== 'dead') {
           dropped(pending.length, `the exporter was not ready within ${timeoutMs} ms at exit`);
