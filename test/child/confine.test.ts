@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { WASI } from 'node:wasi';
 import { confinePaths } from '../../src/child/confine.js';
-import { ensureBuilt, MODULES } from '../harness/index.js';
+import { ensureBuilt, makeLinkedRootfs, MODULES } from '../harness/index.js';
 
 const PROBE = path.join(MODULES, 'probe.wasm');
 let tmp: string;
@@ -16,18 +16,7 @@ let outside: string;
 
 before(async () => {
   await ensureBuilt();
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wasmts-confine-'));
-  root = path.join(tmp, 'rootfs');
-  outside = path.join(tmp, 'host-secret');
-  fs.mkdirSync(path.join(root, 'd/sub'), { recursive: true });
-  fs.mkdirSync(outside);
-  fs.writeFileSync(path.join(outside, 'secret.txt'), 'host secret\n');
-  fs.writeFileSync(path.join(root, 'd/sub/inside.txt'), 'inside\n');
-  fs.symlinkSync(outside, path.join(root, 'abs')); // absolute link to a host dir
-  fs.symlinkSync('../../../../../../../../' + outside.slice(1), path.join(root, 'd/rel')); // relative, climbing out
-  fs.symlinkSync('sub', path.join(root, 'd/ok')); // relative, staying inside
-  fs.symlinkSync('/d/sub', path.join(root, 'absin')); // absolute, meant inside the image
-  fs.symlinkSync(path.join(outside, 'secret.txt'), path.join(root, 'file-link')); // last component
+  ({ tmp, root, outside } = makeLinkedRootfs('wasmts-confine-'));
 });
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 

@@ -5,11 +5,10 @@
 // these tests hold it to the guarantees the shim gives preview 1 modules.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 import { NodeEngine } from '../../src/daemon/engine/node-engine.js';
-import { DIST, ensureBuilt, MODULES } from '../harness/index.js';
+import { DIST, ensureBuilt, makeLinkedRootfs, MODULES } from '../harness/index.js';
 
 const CHILD = path.join(DIST, 'wasm-child.cjs');
 let tmp: string;
@@ -19,19 +18,8 @@ let engine: NodeEngine;
 
 before(async () => {
   await ensureBuilt();
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wasmts-cconfine-'));
-  root = path.join(tmp, 'rootfs');
-  outside = path.join(tmp, 'host-secret');
-  fs.mkdirSync(path.join(root, 'd/sub'), { recursive: true });
-  fs.mkdirSync(outside);
-  fs.writeFileSync(path.join(outside, 'secret.txt'), 'host secret\n');
-  fs.writeFileSync(path.join(root, 'd/sub/inside.txt'), 'inside\n');
+  ({ tmp, root, outside } = makeLinkedRootfs('wasmts-cconfine-'));
   fs.copyFileSync(path.join(MODULES, 'probe.component.wasm'), path.join(root, 'probe.wasm'));
-  fs.symlinkSync(outside, path.join(root, 'abs')); // absolute link to a host dir
-  fs.symlinkSync('../../../../../../../../' + outside.slice(1), path.join(root, 'd/rel')); // relative, climbing out
-  fs.symlinkSync('sub', path.join(root, 'd/ok')); // relative, staying inside
-  fs.symlinkSync('/d/sub', path.join(root, 'absin')); // absolute, meant inside the image
-  fs.symlinkSync(path.join(outside, 'secret.txt'), path.join(root, 'file-link')); // last component
   engine = new NodeEngine({ childEntry: CHILD, componentCache: { dir: path.join(tmp, 'cache'), maxBytes: 64 << 20 } });
 });
 

@@ -2,6 +2,7 @@
 // tests of modules (test/hostile/sandbox.test.ts) and components
 // (test/component/component.test.ts), run with `ctr run --rootfs`.
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 
 /**
@@ -59,4 +60,34 @@ export const PLANTED_OPEN_ARGS = [
 /** probe's `open` line for path p ("open <p>: ok <text>" or "open <p>: fail <error>"). */
 export function openLine(stdout: string, p: string): string {
   return stdout.split('\n').find((l) => l.startsWith(`open ${p}: `)) ?? `(no line for ${p})`;
+}
+
+/** A temp dir holding `rootfs/` with links planted in it and `host-secret/` beside it, for confinement unit tests. */
+export interface LinkedRootfs {
+  /** Remove it all with fs.rmSync(tmp, { recursive: true }). */
+  tmp: string;
+  root: string;
+  /** The host directory the outward links point at; it holds secret.txt. */
+  outside: string;
+}
+
+/**
+ * Inside: /d/sub/inside.txt, /d/ok -> sub, /absin -> /d/sub. Pointing out:
+ * /abs -> <outside>, /d/rel climbing out with "..", /file-link ->
+ * <outside>/secret.txt. Nothing rerooted: a link out finds nothing inside.
+ */
+export function makeLinkedRootfs(prefix: string): LinkedRootfs {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const root = path.join(tmp, 'rootfs');
+  const outside = path.join(tmp, 'host-secret');
+  fs.mkdirSync(path.join(root, 'd/sub'), { recursive: true });
+  fs.mkdirSync(outside);
+  fs.writeFileSync(path.join(outside, 'secret.txt'), 'host secret\n');
+  fs.writeFileSync(path.join(root, 'd/sub/inside.txt'), 'inside\n');
+  fs.symlinkSync(outside, path.join(root, 'abs')); // absolute link to a host dir
+  fs.symlinkSync('../../../../../../../../' + outside.slice(1), path.join(root, 'd/rel')); // relative, climbing out
+  fs.symlinkSync('sub', path.join(root, 'd/ok')); // relative, staying inside
+  fs.symlinkSync('/d/sub', path.join(root, 'absin')); // absolute, meant inside the image
+  fs.symlinkSync(path.join(outside, 'secret.txt'), path.join(root, 'file-link')); // last component
+  return { tmp, root, outside };
 }
